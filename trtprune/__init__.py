@@ -1,0 +1,39 @@
+"""trtprune: deployment-aware structured pruning for convolutional networks.
+
+The public API is re-exported lazily so that ``import trtprune`` stays cheap
+(no torch, onnx or onnxruntime import until a function that needs them runs).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "TrtpruneError": "trtprune.errors",
+    "build_model": "trtprune.models",
+    "list_models": "trtprune.models",
+    "load_checkpoint": "trtprune.checkpoint",
+    "save_checkpoint": "trtprune.checkpoint",
+    "find_groups": "trtprune.groups",
+    "Plan": "trtprune.plan",
+    "apply_plan": "trtprune.surgery",
+    "apply_masks": "trtprune.surgery",
+    "keep_ratio_plan": "trtprune.plan",
+    "export_onnx": "trtprune.export",
+    "get_dataset": "trtprune.data",
+    "train": "trtprune.train",
+    "evaluate": "trtprune.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trtprune' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = sorted(_LAZY) + ["__version__"]

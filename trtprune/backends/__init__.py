@@ -1,0 +1,13 @@
+"""Inference engines behind one small interface, chosen by name.
+
+``prepare(onnx_path, config)`` builds an engine or session and returns a
+:class:`~trtprune.backends.base.Runner`; the shared harness in
+:mod:`trtprune.timing` times ``runner.run``. TensorRT and CUDA are imported only
+inside their own backend modules.
+"""
+
+from __future__ import annotations
+
+from trtprune.backends.base import BACKENDS, BackendConfig, Runner, get_backend
+
+__all__ = ["BACKENDS", "BackendConfig", "Runner", "get_backend"]

@@ -1,0 +1,262 @@
+"""The thin command-line interface: parse options, make one library call, print the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trtprune.errors import TrtpruneError, UsageError
+
+app = typer.Typer(
+    name="trtprune",
+    help="Deployment-aware structured pruning: prune CNNs to a latency budget measured in the real engine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("trtprune")
+
+InputOpt = Annotated[str | None, typer.Option("--input", help="input shape NxCxHxW, e.g. 1x3x224x224")]
+CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", help="trtprune checkpoint (.pt)")]
+DataRootOpt = Annotated[Path | None, typer.Option("--data-root", help="dataset folder (overrides the default)")]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the models trtprune can build."""
+    from trtprune.models import list_models
+    from trtprune.shapes import format_shape
+
+    specs = list_models()
+    if as_json:
+        rows = [{"name": s.name, "family": s.family, "input": list(s.default_input)} for s in specs]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("model", "family", "default input", "classes", "weights")
+    for s in specs:
+        weights = "real (bundled)" if s.pretrained_classes else "random / --checkpoint"
+        table.add_row(s.name, s.family, format_shape(s.default_input), str(s.default_num_classes), weights)
+    _console().print(table)
+
+
+@app.command()
+def groups(
+    model: Annotated[str | None, typer.Argument(help="model name (see 'trtprune models')")] = None,
+    input: InputOpt = None,
+    checkpoint: CheckpointOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """List the coupled channel groups of a model."""
+    from trtprune.groups import find_groups
+    from trtprune.loading import load_model
+
+    loaded = load_model(model, input, checkpoint)
+    found = find_groups(loaded.model, loaded.input_shape)
+    if as_json:
+        typer.echo(json.dumps([g.to_json() for g in found.groups], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("group", "channels", "blocks", "layers", title=f"{loaded.name}: {len(found.groups)} groups")
+    for g in found.groups:
+        table.add_row(g.name, str(g.channels), str(g.partitions), ", ".join(g.layers))
+    _console().print(table)
+
+
+@app.command()
+def train(
+    model: Annotated[str | None, typer.Argument(help="model name")] = None,
+    data: Annotated[str, typer.Option("--data", help="fashion-mnist, cifar10 or imagefolder")] = "fashion-mnist",
+    data_root: DataRootOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="checkpoint to write")] = Path("engines/model.pt"),
+    input: InputOpt = None,
+    checkpoint: CheckpointOpt = None,
+    plan: Annotated[Path | None, typer.Option("--plan", help="prune by this plan before training")] = None,
+    keep_ratio: Annotated[float | None, typer.Option("--keep-ratio", help="prune every group to this ratio")] = None,
+    epochs: Annotated[int, typer.Option("--epochs")] = 1,
+    lr: Annotated[float, typer.Option("--lr")] = 0.1,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 5e-4,
+    momentum: Annotated[float, typer.Option("--momentum")] = 0.9,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+    workers: Annotated[int, typer.Option("--workers")] = 0,
+    limit: Annotated[int | None, typer.Option("--limit", help="use only the first N training samples")] = None,
+) -> None:
+    """Train (or fine-tune a pruned) model; works under torchrun for data parallel."""
+    from trtprune.finetune import TrainJob, run_train_job
+    from trtprune.train import TrainConfig
+
+    config = TrainConfig(
+        epochs=epochs,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        workers=workers,
+        seed=seed,
+        device=device,
+        limit_train=limit,
+    )
+    job = TrainJob(
+        model=model,
+        data=data,
+        data_root=data_root,
+        out=out,
+        input_shape=input,
+        checkpoint=checkpoint,
+        plan=plan,
+        keep_ratio=keep_ratio,
+        config=config,
+    )
+    with _progress_bar("training") as progress:
+        result = run_train_job(job, progress)
+    if result is not None:
+        typer.echo(f"top-1 {result.top1:.4f} after {result.epochs} epoch(s); wrote {out}")
+
+
+@app.command()
+def export(
+    model: Annotated[str | None, typer.Argument(help="model name")] = None,
+    out: Annotated[Path, typer.Option("--out", help="ONNX file to write")] = Path("engines/model.onnx"),
+    checkpoint: CheckpointOpt = None,
+    plan: Annotated[Path | None, typer.Option("--plan", help="pruning plan (JSON)")] = None,
+    keep_ratio: Annotated[float | None, typer.Option("--keep-ratio", help="keep this ratio of every group")] = None,
+    input: InputOpt = None,
+    opset: Annotated[int, typer.Option("--opset")] = 17,
+) -> None:
+    """Export a (pruned) model to ONNX, checked and written atomically."""
+    from trtprune.export import export_onnx
+    from trtprune.loading import load_model, prune_loaded
+
+    if opset < 17:
+        raise UsageError(f"opset {opset} is too old: use --opset 17 or newer")
+    loaded = prune_loaded(load_model(model, input, checkpoint), plan, keep_ratio)
+    params = sum(p.numel() for p in loaded.model.parameters())
+    export_onnx(loaded.model, loaded.input_shape, out, opset, metadata=_metadata(loaded))
+    typer.echo(f"wrote {out} ({loaded.name}, {params:,} parameters)")
+
+
+def _metadata(loaded) -> dict[str, str]:
+    meta = {"trtprune.model": loaded.name, "trtprune.input_shape": json.dumps(list(loaded.input_shape))}
+    if loaded.preprocessing:
+        meta["trtprune.preprocessing"] = json.dumps(loaded.preprocessing)
+    if loaded.plan is not None:
+        meta["trtprune.plan"] = json.dumps(loaded.plan.to_json())
+    return meta
+
+
+@app.command("eval")
+def eval_(
+    onnx_files: Annotated[list[Path], typer.Argument(help="ONNX models to compare")],
+    data: Annotated[str, typer.Option("--data")] = "fashion-mnist",
+    data_root: DataRootOpt = None,
+    threads: Annotated[int, typer.Option("--threads", help="ONNX Runtime intra-op threads")] = 1,
+    limit: Annotated[int | None, typer.Option("--limit", help="evaluate the first N test samples")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Top-1 on the test split and latency in ONNX Runtime (CPU), side by side."""
+    from trtprune.report import compare_onnx
+
+    rows = compare_onnx(onnx_files, data, data_root, threads, limit)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("model", "params", "top-1", "median ms", "p90 ms", "speed-up", title=f"{data} test split, ORT CPU")
+    base = rows[0]["median_ms"]
+    for r in rows:
+        table.add_row(
+            r["onnx"],
+            f"{r['params']:,}",
+            f"{r['top1']:.4f}",
+            f"{r['median_ms']:.3f}",
+            f"{r['p90_ms']:.3f}",
+            f"{base / r['median_ms']:.2f}x",
+        )
+    _console().print(table)
+
+
+class _progress_bar:
+    """A rich progress bar fed by the library's per-step callback."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def __enter__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            transient=True,
+            disable=not sys.stderr.isatty(),
+        )
+        self._progress.__enter__()
+        self._task = self._progress.add_task(self.label, total=None, info="")
+        return self
+
+    def __call__(self, event: dict) -> None:
+        total = event.get("steps")
+        desc = f"{self.label} epoch {event['epoch']}" if "epoch" in event else self.label
+        self._progress.update(
+            self._task,
+            description=desc,
+            total=total,
+            completed=event.get("step", 0),
+            info=f"loss {event['loss']:.3f}" if "loss" in event else "",
+        )
+
+    def __exit__(self, *exc) -> None:
+        self._progress.__exit__(*exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and a non-zero exit code."""
+    try:  # typer >= 0.25 vendors click as typer._click; older ones use click itself
+        from typer._click import exceptions as click_exc
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click_exc
+
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="trtprune", standalone_mode=False)
+    except TrtpruneError as exc:
+        typer.echo(f"trtprune: error: {exc}", err=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except click_exc.ClickException as exc:
+        typer.echo(f"trtprune: error: {exc.format_message()}", err=True)
+        return 2
+    except typer.Abort:
+        typer.echo("trtprune: aborted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Dataset registry: each entry knows its files, its preprocessing and its augmentation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trtprune.data.preprocessing import Preprocessing
+from trtprune.registry import Registry
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to find and load one dataset, and how its inputs are preprocessed."""
+
+    name: str
+    default_root: str | None
+    num_classes: int | None
+    preprocessing: Preprocessing
+    loader: Callable[..., Dataset]
+    missing_hint: str
+
+    def root(self, root: str | os.PathLike[str] | None) -> Path | None:
+        chosen = root or os.environ.get(f"TRTPRUNE_{self.name.upper().replace('-', '_')}_ROOT")
+        chosen = chosen or self.default_root
+        return Path(chosen) if chosen else None
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def get_spec(name: str) -> DatasetSpec:
+    _ensure_registered()
+    return DATASETS.get(name)
+
+
+def get_dataset(
+    name: str,
+    split: str,
+    root: str | os.PathLike[str] | None = None,
+    augment: bool = False,
+    limit: int | None = None,
+) -> Dataset:
+    """Load ``split`` ('train' or 'test') of a registered dataset as a torch Dataset.
+
+    ``augment`` applies the dataset's training augmentation (the paper's CIFAR
+    recipe: random crop with 4-pixel padding and horizontal flip) to the train split.
+    ``limit`` keeps only the first N samples (for quick runs and tests).
+    """
+    from trtprune.errors import UsageError
+
+    if split not in ("train", "test"):
+        raise UsageError(f"unknown split {split!r}; use 'train' or 'test'")
+    spec = get_spec(name)
+    ds = spec.loader(spec, spec.root(root), split, augment and split == "train")
+    if limit is not None and limit < len(ds):
+        import torch.utils.data
+
+        ds = torch.utils.data.Subset(ds, range(limit))
+    return ds
+
+
+def _ensure_registered() -> None:
+    # Importing the modules registers their datasets.
+    from trtprune.data import fashion_mnist, folders  # noqa: F401

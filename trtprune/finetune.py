@@ -1,0 +1,58 @@
+"""A training job as data: load or build, optionally prune, train, save (rank 0 only)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtprune.train import TrainConfig, TrainResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainJob:
+    model: str | None
+    data: str
+    out: Path
+    data_root: Path | None = None
+    input_shape: str | None = None
+    checkpoint: Path | None = None
+    plan: Path | None = None
+    keep_ratio: float | None = None
+    config: TrainConfig = TrainConfig()
+
+
+def run_train_job(job: TrainJob, progress=None) -> TrainResult | None:
+    """Run ``job``; returns the result on the main process (None on other ranks)."""
+    from trtprune.checkpoint import save_checkpoint
+    from trtprune.data import get_dataset, get_spec
+    from trtprune.loading import load_model, prune_loaded
+    from trtprune.train import is_main_process, train
+
+    spec = get_spec(job.data)
+    shape = job.input_shape
+    if shape is None and job.checkpoint is None:
+        shape = (1, *spec.preprocessing.input_size)
+    train_set = get_dataset(job.data, "train", job.data_root, augment=True)
+    test_set = get_dataset(job.data, "test", job.data_root)
+    classes = spec.num_classes or len(getattr(train_set, "classes", [])) or None
+    loaded = load_model(job.model, shape, job.checkpoint, num_classes=classes)
+    loaded = prune_loaded(loaded, job.plan, job.keep_ratio)
+    result = train(loaded.model, train_set, test_set, job.config, progress=progress)
+    if not is_main_process():
+        return None
+    save_checkpoint(
+        job.out,
+        loaded.model,
+        model_name=loaded.name,
+        input_shape=loaded.input_shape,
+        num_classes=loaded.num_classes,
+        preprocessing=spec.preprocessing.to_json(),
+        plan=loaded.plan.to_json() if loaded.plan else None,
+        metrics={"top1": result.top1, "data": job.data, "train": job.config.to_json()},
+    )
+    log.info("wrote %s", os.fspath(job.out))
+    return result

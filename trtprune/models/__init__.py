@@ -1,0 +1,7 @@
+"""The model zoo: a registry of builders, each a :class:`ModelSpec`."""
+
+from __future__ import annotations
+
+from trtprune.models.registry import MODELS, ModelSpec, build_model, get_model_spec, list_models
+
+__all__ = ["MODELS", "ModelSpec", "build_model", "get_model_spec", "list_models"]

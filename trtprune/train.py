@@ -1,0 +1,308 @@
+"""Training and fine-tuning engine: SGD with momentum, a per-step cosine schedule, cross-entropy.
+
+The same loop trains models from scratch and fine-tunes pruned ones (``mask_hook``
+keeps soft-pruned channels at zero after every optimizer step). Launched by
+``torchrun`` (``WORLD_SIZE`` > 1) it trains with DistributedDataParallel; every
+rank returns the same top-1 and the same weights, and callers write their
+outputs only where :func:`is_main_process` is true.
+
+The library only logs; a CLI drives its progress bar through the ``progress`` callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from trtprune.errors import DataError, TrtpruneError, UsageError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, Any]], None]
+MaskHook = Callable[[nn.Module], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training or fine-tuning run.
+
+    ``batch_size`` is per process: under ``torchrun`` the global batch is
+    ``batch_size * WORLD_SIZE``. ``limit_train``/``limit_test`` keep the first N samples.
+    """
+
+    epochs: int = 1
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    workers: int = 0
+    seed: int = 0
+    device: str = "cpu"
+    limit_train: int | None = None
+    limit_test: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.workers < 0:
+            raise UsageError(
+                f"bad training config: epochs ({self.epochs}) and batch size ({self.batch_size}) must be >= 1, "
+                f"workers ({self.workers}) >= 0"
+            )
+        if not self.lr > 0 or self.momentum < 0 or self.weight_decay < 0:
+            raise UsageError(f"bad training config: lr ({self.lr}) must be > 0, momentum and weight decay >= 0")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TrainConfig:
+        unknown = sorted(set(obj) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UsageError(f"unknown training option(s) {', '.join(unknown)}")
+        return cls(**obj)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`: final mean train loss, final test top-1, one history row per epoch."""
+
+    epochs: int
+    train_loss: float
+    top1: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TrainResult:
+        return cls(
+            epochs=int(obj["epochs"]),
+            train_loss=float(obj["train_loss"]),
+            top1=float(obj["top1"]),
+            history=[dict(row) for row in obj.get("history", [])],
+        )
+
+
+@dataclass
+class _Loop:
+    """Everything one training epoch needs."""
+
+    model: nn.Module  # possibly the DDP wrapper
+    module: nn.Module  # the plain module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loader: DataLoader
+    sampler: DistributedSampler | None
+    device: torch.device
+    progress: Progress | None
+    mask_hook: MaskHook | None
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0, or when not launched distributed: the process that writes outputs."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return _env_int("RANK", 0) == 0
+
+
+def _rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def _resolve_device(name: str | torch.device) -> torch.device:
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"unknown device {name!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrtpruneError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+        if device.index is None:
+            device = torch.device("cuda", _env_int("LOCAL_RANK", 0))
+        torch.cuda.set_device(device)
+    return device
+
+
+@contextlib.contextmanager
+def _process_group(device: torch.device) -> Iterator[bool]:
+    """Join the torchrun process group when WORLD_SIZE > 1; yields whether training is distributed."""
+    if _env_int("WORLD_SIZE", 1) <= 1:
+        yield False
+        return
+    if not dist.is_available():
+        raise TrtpruneError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed support")
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://")
+        log.info("joined process group: rank %d of %d", dist.get_rank(), dist.get_world_size())
+    try:
+        yield True
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def _limit(dataset: Dataset, limit: int | None) -> Dataset:
+    if limit is not None and limit < len(dataset):
+        return Subset(dataset, range(limit))
+    return dataset
+
+
+def _logits(out: Any) -> torch.Tensor:
+    """Models such as GoogLeNet return (logits, aux...) tuples in training mode."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str | torch.device = "cpu") -> float:
+    """Top-1 accuracy of ``model`` on ``dataset``, in [0, 1]; leaves the model in eval mode on ``device``."""
+    if len(dataset) == 0:
+        raise DataError("cannot evaluate on an empty dataset")
+    device = _resolve_device(device)
+    model = _unwrap(model).to(device).eval()
+    correct = total = 0
+    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        x, y = x.to(device), y.to(device)
+        correct += int((_logits(model(x)).argmax(1) == y).sum())
+        total += int(y.numel())
+    return correct / total
+
+
+def _make_loop(
+    model: nn.Module,
+    train_set: Dataset,
+    config: TrainConfig,
+    device: torch.device,
+    distributed: bool,
+    progress: Progress | None,
+    mask_hook: MaskHook | None,
+) -> _Loop:
+    sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed) if distributed else None
+    loader = DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=False
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(loader))
+    wrapped = model
+    if distributed:
+        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return _Loop(wrapped, model, optimizer, scheduler, loader, sampler, device, progress, mask_hook)
+
+
+def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x, y = x.to(loop.device, non_blocking=True), y.to(loop.device, non_blocking=True)
+    loop.optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(_logits(loop.model(x)), y)
+    loss.backward()
+    loop.optimizer.step()
+    if loop.mask_hook is not None:
+        loop.mask_hook(loop.module)
+    loop.scheduler.step()
+    return loss.detach()
+
+
+def _train_epoch(loop: _Loop, epoch: int) -> float:
+    """One pass over the (sharded) train set; returns the mean loss over all ranks."""
+    if loop.sampler is not None:
+        loop.sampler.set_epoch(epoch)
+    loop.model.train()
+    totals = torch.zeros(2, dtype=torch.float64, device=loop.device)  # loss sum, sample count
+    steps = len(loop.loader)
+    for step, (x, y) in enumerate(loop.loader, 1):
+        loss = _step(loop, x, y)
+        totals[0] += loss * y.shape[0]
+        totals[1] += y.shape[0]
+        if loop.progress is not None:
+            loop.progress({"epoch": epoch, "step": step, "steps": steps, "loss": float(loss)})
+    if loop.sampler is not None:
+        dist.all_reduce(totals)
+    return float(totals[0] / totals[1])
+
+
+def _sync_buffers(module: nn.Module) -> None:
+    """BatchNorm statistics drift apart on each rank's last batch: take rank 0's, as DDP does."""
+    for buf in module.buffers():
+        dist.broadcast(buf, src=0)
+
+
+def train(
+    model: nn.Module,
+    train_set: Dataset,
+    test_set: Dataset,
+    config: TrainConfig | None = None,
+    progress: Progress | None = None,
+    mask_hook: MaskHook | None = None,
+) -> TrainResult:
+    """Train ``model`` in place and return its loss and top-1 after every epoch.
+
+    Reproducible for a given ``config.seed`` (the global RNG is seeded inside and
+    restored afterwards). ``progress`` is called after every batch with
+    ``{"epoch", "step", "steps", "loss"}``; ``mask_hook(model)`` after every
+    optimizer step. Under ``torchrun`` the train set is sharded across ranks;
+    the test set is evaluated in full on every rank, so all ranks agree on top-1.
+    The model is returned unwrapped, in eval mode, on ``config.device``.
+    """
+    config = config or TrainConfig()
+    device = _resolve_device(config.device)
+    train_set, test_set = _limit(train_set, config.limit_train), _limit(test_set, config.limit_test)
+    if len(train_set) == 0:
+        raise DataError("cannot train on an empty dataset")
+    rng_devices = [device.index] if device.type == "cuda" else []
+    with _process_group(device) as distributed, torch.random.fork_rng(devices=rng_devices):
+        torch.manual_seed(config.seed + _rank())  # per-rank augmentation; DDP broadcasts rank 0's weights
+        model.to(device)
+        loop = _make_loop(model, train_set, config, device, distributed, progress, mask_hook)
+        history = [_run_epoch(loop, epoch, config, test_set, distributed) for epoch in range(1, config.epochs + 1)]
+    model.eval()
+    last = history[-1]
+    return TrainResult(epochs=config.epochs, train_loss=last["loss"], top1=last["top1"], history=history)
+
+
+def _run_epoch(loop: _Loop, epoch: int, config: TrainConfig, test_set: Dataset, distributed: bool) -> dict[str, Any]:
+    loss = _train_epoch(loop, epoch)
+    if not math.isfinite(loss):
+        raise TrtpruneError(
+            f"training diverged at epoch {epoch} (loss {loss}); lower the learning rate (now {config.lr})"
+        )
+    if distributed:
+        _sync_buffers(loop.module)
+    top1 = evaluate(loop.module, test_set, batch_size=max(256, config.batch_size), device=loop.device)
+    lr = float(loop.optimizer.param_groups[0]["lr"])
+    log.info("epoch %d/%d: train loss %.4f, test top-1 %.4f, lr %.4g", epoch, config.epochs, loss, top1, lr)
+    return {"epoch": epoch, "loss": loss, "top1": top1, "lr": lr}
