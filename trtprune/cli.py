@@ -198,6 +198,162 @@ def eval_(
     _console().print(table)
 
 
+BackendOpt = Annotated[str, typer.Option("--backend", help="ort (default), trt or torch")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (recorded with every number)")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32, fp16 or int8 (carried by the ONNX)")]
+
+
+class _LutGroup(typer.core.TyperGroup):
+    """``trtprune lut MODEL ...`` builds; ``trtprune lut predict|verify|plot ...`` use a table."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+lut_app = typer.Typer(cls=_LutGroup, no_args_is_help=True, help="Latency lookup tables measured in the real engine.")
+app.add_typer(lut_app, name="lut")
+
+
+@lut_app.command("build")
+def lut_build(
+    model: Annotated[str | None, typer.Argument(help="model name (or taken from --checkpoint)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="table file (default engines/<model>/lut.db)")] = None,
+    input: InputOpt = None,
+    checkpoint: CheckpointOpt = None,
+    backend: BackendOpt = "ort",
+    batch: Annotated[int | None, typer.Option("--batch", help="batch size (overrides --input's N)")] = None,
+    precision: PrecisionOpt = "fp32",
+    step: Annotated[int, typer.Option("--step", help="grid step in channels")] = 8,
+    mode: Annotated[str, typer.Option("--mode", help="network or block")] = "network",
+    threads: ThreadsOpt = 1,
+    device: DeviceOpt = "cpu",
+    no_refine: Annotated[bool, typer.Option("--no-refine", help="measure the grid only")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite a table made for something else")] = False,
+    export_json: Annotated[Path | None, typer.Option("--export-json", help="also write the table as JSON")] = None,
+) -> None:
+    """Measure (or resume measuring) a latency table: every group at a grid of widths."""
+    from trtprune.backends import BackendConfig
+    from trtprune.lut.build import LutConfig, build_lut
+
+    config = LutConfig(
+        model=model,
+        input_shape=input,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        backend=backend,
+        backend_config=BackendConfig(threads=threads, device=device, precision=precision),
+        batch=batch,
+        mode=mode,
+        step=step,
+        refine=not no_refine,
+    )
+    out = out or Path("engines") / (model or Path(str(checkpoint)).stem) / "lut.db"
+    with _progress_bar("measuring") as progress:
+        result = build_lut(config, out, progress=progress.lut, force=force)
+    typer.echo(
+        f"{result.path}: base {result.base_ms:.3f} ms; {result.measured} rows measured, {result.skipped} already stored, "
+        f"{result.engines_built} engines built in {result.wall_s:.0f} s"
+        + (f"; {len(result.noisy)} noisy" if result.noisy else "")
+    )
+    if export_json:
+        _write_lut_json(out, export_json)
+
+
+def _write_lut_json(lut: Path, dest: Path) -> None:
+    from trtprune.atomic import write_json
+    from trtprune.lut.store import LutStore
+
+    with LutStore(lut) as store:
+        write_json(dest, store.export_json())
+    typer.echo(f"wrote {dest}")
+
+
+@lut_app.command("export-json")
+def lut_export_json(lut: Annotated[Path, typer.Argument()], out: Annotated[Path, typer.Option("--out")]) -> None:
+    """Write a table as JSON, with its environment."""
+    _write_lut_json(lut, out)
+
+
+@lut_app.command("predict")
+def lut_predict(
+    lut: Annotated[Path, typer.Argument(help="table (lut.db)")],
+    plan: Annotated[Path, typer.Option("--plan", help="plan JSON")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Predicted latency of a plan."""
+    from trtprune.lut.predict import LatencyModel
+    from trtprune.lut.store import LutStore
+    from trtprune.plan import Plan
+
+    with LutStore(lut) as store:
+        model = LatencyModel(store)
+    predicted = model.predict(Plan.load(plan))
+    if as_json:
+        typer.echo(json.dumps({"predicted_ms": predicted, "base_ms": model.base_ms, "model": model.meta.model}))
+    else:
+        typer.echo(
+            f"predicted {predicted:.4f} ms ({100 * predicted / model.base_ms:.1f}% of base {model.base_ms:.4f} ms)"
+        )
+
+
+@lut_app.command("verify")
+def lut_verify(
+    lut: Annotated[Path, typer.Argument(help="table (lut.db)")],
+    samples: Annotated[int, typer.Option("--samples")] = 20,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Measure random plans (30-100% of base latency) and compare with the table's predictions."""
+    from trtprune.lut.verify import verify
+
+    with _progress_bar("verifying") as progress:
+        result = verify(str(lut), samples=samples, seed=seed, progress=progress.lut)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("#", "predicted ms", "measured ms", "error %", title=f"{lut}: base {result.base_ms:.3f} ms")
+    for i, r in enumerate(result.rows):
+        table.add_row(str(i), f"{r.predicted_ms:.4f}", f"{r.measured_ms:.4f}", f"{r.error_pct:.2f}")
+    _console().print(table)
+    typer.echo(f"median error {result.median_error_pct:.2f}%, p90 {result.p90_error_pct:.2f}%")
+
+
+@lut_app.command("plot")
+def lut_plot(lut: Annotated[Path, typer.Argument()], out: Annotated[Path, typer.Option("--out")]) -> None:
+    """One PNG per group (latency against kept channels) and an overview."""
+    from trtprune.lut.plot import plot_lut
+
+    paths = plot_lut(lut, out)
+    typer.echo(f"wrote {len(paths)} plots to {out}")
+
+
+@app.command()
+def bench(
+    path: Annotated[Path, typer.Argument(help="model.onnx, engine.plan (trt) or checkpoint.pt (torch)")],
+    backend: BackendOpt = "ort",
+    threads: ThreadsOpt = 1,
+    device: DeviceOpt = "cpu",
+    precision: PrecisionOpt = "fp32",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Measure any model with the shared timing harness."""
+    from trtprune.bench import bench_path
+
+    result = bench_path(path, backend, threads=threads, device=device, precision=precision)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        t = result["timing"]
+        flag = " (NOISY)" if t["noisy"] else ""
+        typer.echo(
+            f"{path}: median {t['median_ms']:.4f} ms, p90 {t['p90_ms']:.4f} ms, spread {100 * t['spread']:.1f}%{flag} [{backend}]"
+        )
+
+
 class _progress_bar:
     """A rich progress bar fed by the library's per-step callback."""
 
@@ -218,6 +374,18 @@ class _progress_bar:
         self._progress.__enter__()
         self._task = self._progress.add_task(self.label, total=None, info="")
         return self
+
+    def lut(self, event: dict) -> None:
+        if "groups" in event:
+            self._progress.update(
+                self._task,
+                total=event["groups"],
+                completed=event["index"] + 1,
+                description=f"{self.label} {event['group']}",
+                info=f"{event['measured']} rows",
+            )
+        else:
+            self._progress.update(self._task, total=event["total"], completed=event["measured"], info="")
 
     def __call__(self, event: dict) -> None:
         total = event.get("steps")

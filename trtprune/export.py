@@ -27,6 +27,8 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = False,
     metadata: dict[str, str] | None = None,
+    dtype: str = "float32",
+    example_inputs: tuple | None = None,
 ) -> Path:
     """Export ``model`` (eval mode) for ``input_shape`` to ``out``; the file is complete or absent.
 
@@ -40,7 +42,12 @@ def export_onnx(
 
     out = Path(out)
     model.eval()
-    example = torch.randn(*input_shape)
+    if example_inputs is None:
+        example_inputs = (torch.randn(*input_shape, dtype=getattr(torch, dtype)),)
+        input_names, output_names = [INPUT_NAME], [OUTPUT_NAME]
+    else:  # a sub-graph with several inputs and outputs
+        input_names = [f"input{i}" for i in range(len(example_inputs))]
+        output_names = None
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
     with atomic_path(out) as tmp:
         try:
@@ -48,12 +55,12 @@ def export_onnx(
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
                     model,
-                    (example,),
+                    tuple(example_inputs),
                     str(tmp),
                     opset_version=opset,
                     dynamo=False,
-                    input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME],
+                    input_names=input_names,
+                    output_names=output_names,
                     dynamic_axes=axes,
                     do_constant_folding=True,
                 )
@@ -68,7 +75,7 @@ def export_onnx(
         except (RuntimeError, TypeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UnsupportedModelError(f"cannot export {type(model).__name__} to ONNX: {first}") from None
-    log.info("exported %s (opset %d)", out, opset)
+    log.debug("exported %s (opset %d)", out, opset)
     return out
 
 

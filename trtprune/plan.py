@@ -145,3 +145,16 @@ def random_plan(groups: ModelGroups, model: str, rng: np.random.Generator, min_r
         if n < size:
             plan.groups[g.name] = _expand_local(g, rng.choice(size, n, replace=False))
     return plan
+
+
+def width_plan(groups: ModelGroups, widths: dict[str, int], model: str) -> Plan:
+    """Keep the first ``widths[g]`` channels of each listed group (per block for grouped convs).
+
+    Which channels survive does not change dense latency, so latency candidates use this.
+    """
+    plan = Plan(model=model, input_shape=tuple(groups.example_input.shape))
+    for name, width in widths.items():
+        g = groups.by_name[name]
+        if width < g.channels:
+            plan.groups[name] = _expand_local(g, np.arange(max(1, width // g.partitions)))
+    return plan

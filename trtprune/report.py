@@ -31,8 +31,8 @@ def compare_onnx(
             raise TrtpruneError(f"{p} was trained with other preprocessing than {data}'s; evaluate it on its own data")
     test_set = get_dataset(data, "test", data_root, limit=limit)
     backend, config = get_backend("ort"), BackendConfig(threads=threads)
-    runners = {str(p): backend.prepare(p, config) for p in paths}
-    timings = measure_interleaved({k: r.run for k, r in runners.items()})
+    runners = {str(p): backend.prepare(p, (), config) for p in paths}
+    timings = measure_interleaved({k: r.timed for k, r in runners.items()})
     rows = []
     for p in paths:
         proto = onnx.load(str(p))

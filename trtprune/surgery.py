@@ -154,3 +154,40 @@ class SoftMask:
 def apply_masks(groups: ModelGroups, plan: Plan, model_name: str) -> SoftMask:
     """Zero the channels ``plan`` drops, keeping every layer's shape (for staged pruning)."""
     return SoftMask(groups, plan, model_name)
+
+
+def prune_copy(model: nn.Module, groups: ModelGroups, widths: dict[str, int]) -> nn.Module:
+    """A copy of ``model`` (the unpruned model ``groups`` was traced on, or a sub-graph of it
+    keeping its layer names) with each listed group cut to its first ``widths[g]`` channels.
+
+    Replays Torch-Pruning's per-layer pruning functions on the group's recorded members
+    instead of re-tracing a dependency graph per copy: the cheap path for latency candidates.
+    """
+    import copy
+
+    import numpy as np
+    import torch_pruning as tp
+
+    from trtprune.plan import _expand_local
+
+    pruners = tp.DependencyGraph()  # unbuilt: only its registry of per-layer pruners is used
+    out = copy.deepcopy(model)
+    names = {n for n, _ in out.named_modules()}
+    for name, width in widths.items():
+        group = groups.by_name[name]
+        if width >= group.channels:
+            continue
+        kept = set(_expand_local(group, np.arange(max(1, width // group.partitions))))
+        done: set[tuple[str, str]] = set()
+        for m in group.members:
+            if m.layer not in names or (m.layer, m.role) in done:
+                continue
+            done.add((m.layer, m.role))
+            idxs = sorted({i for i, r in zip(m.idxs, m.root_idxs, strict=True) if r not in kept})
+            module = out.get_submodule(m.layer)
+            pruner = pruners.get_pruner_of_module(module)
+            if pruner is None or not idxs:
+                continue
+            fn = pruner.prune_out_channels if m.role == "out" else pruner.prune_in_channels
+            fn(module, idxs)
+    return out

@@ -10,7 +10,6 @@ spread (IQR / median) over the rounds, after rejecting outliers beyond
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
@@ -60,62 +59,50 @@ def summarize(samples_ms: np.ndarray, max_spread: float) -> Timing:
     return Timing(med, float(np.percentile(kept, 90)), spread, int(len(kept)), spread > max_spread)
 
 
-def _calibrate(fn: Callable[[], object], config: TimingConfig, clock: Callable[[], float]) -> int:
+Timed = Callable[[int], float]  # runs k inferences back to back, returns elapsed ms
+
+
+def _calibrate(timed: Timed, config: TimingConfig) -> int:
     if config.inner > 0:
         return config.inner
-    t0 = clock()
-    fn()
-    one_ms = max((clock() - t0) * 1e3, 1e-3)
+    one_ms = max(timed(1), 1e-3)
     return max(1, int(np.ceil(config.min_sample_ms / one_ms)))
 
 
-def measure_interleaved(
-    candidates: Mapping[str, Callable[[], object]],
-    config: TimingConfig = TimingConfig(),
-    sync: Callable[[], None] | None = None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, Timing]:
-    """Time every callable; returns per-candidate :class:`Timing` of one call, in ms.
+def measure_interleaved(candidates: Mapping[str, Timed], config: TimingConfig = TimingConfig()) -> dict[str, Timing]:
+    """Time every candidate; returns per-candidate :class:`Timing` of one inference, in ms.
 
-    ``sync`` (e.g. ``torch.cuda.synchronize``) is called before reading the clock.
-    Noisy candidates are re-measured up to ``config.retries`` times; the calmest
-    measurement is kept and still flagged if it stays noisy.
+    A candidate is a ``timed(k)`` callable (a runner's ``timed``). Noisy candidates
+    are re-measured up to ``config.retries`` times; the calmest measurement is kept
+    and still flagged if it stays noisy.
     """
-    sync = sync or (lambda: None)
     inner = {}
-    for name, fn in candidates.items():
-        for _ in range(config.warmup):
-            fn()
-        sync()
-        inner[name] = _calibrate(fn, config, clock)
-    results = _rounds(candidates, inner, config, sync, clock)
+    for name, timed in candidates.items():
+        timed(config.warmup)
+        inner[name] = _calibrate(timed, config)
+    results = _rounds(candidates, inner, config)
     for attempt in range(config.retries):
         noisy = [n for n, t in results.items() if t.noisy]
         if not noisy:
             break
         log.info("re-measuring %d noisy candidate(s), attempt %d", len(noisy), attempt + 1)
-        again = _rounds({n: candidates[n] for n in noisy}, inner, config, sync, clock)
+        again = _rounds({n: candidates[n] for n in noisy}, inner, config)
         for n in noisy:
             if again[n].spread < results[n].spread:
                 results[n] = again[n]
     return results
 
 
-def _rounds(candidates, inner, config, sync, clock) -> dict[str, Timing]:
+def _rounds(candidates: Mapping[str, Timed], inner: dict[str, int], config: TimingConfig) -> dict[str, Timing]:
     samples: dict[str, list[float]] = {n: [] for n in candidates}
     names = list(candidates)
     for r in range(config.rounds):
-        order = names if r % 2 == 0 else names[::-1]
+        order = names if r % 2 == 0 else names[::-1]  # alternate the order so no candidate always runs first
         for name in order:
-            fn, k = candidates[name], inner[name]
-            sync()
-            t0 = clock()
-            for _ in range(k):
-                fn()
-            sync()
-            samples[name].append((clock() - t0) * 1e3 / k)
+            k = inner[name]
+            samples[name].append(candidates[name](k) / k)
     return {n: summarize(np.asarray(s), config.max_spread) for n, s in samples.items()}
 
 
-def measure(fn: Callable[[], object], config: TimingConfig = TimingConfig(), **kw) -> Timing:
-    return measure_interleaved({"_": fn}, config, **kw)["_"]
+def measure(timed: Timed, config: TimingConfig = TimingConfig()) -> Timing:
+    return measure_interleaved({"_": timed}, config)["_"]

@@ -191,6 +191,8 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: 
     correct = total = 0
     for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         x, y = x.to(device), y.to(device)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         correct += int((_logits(model(x)).argmax(1) == y).sum())
         total += int(y.numel())
     return correct / total
@@ -205,6 +207,7 @@ def _make_loop(
     progress: Progress | None,
     mask_hook: MaskHook | None,
 ) -> _Loop:
+    model.to(memory_format=torch.channels_last)  # about 2x faster convolutions on CPU (oneDNN), same on GPU
     sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed) if distributed else None
     loader = DataLoader(
         train_set,
@@ -227,6 +230,8 @@ def _make_loop(
 
 def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     x, y = x.to(loop.device, non_blocking=True), y.to(loop.device, non_blocking=True)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
     loop.optimizer.zero_grad(set_to_none=True)
     loss = F.cross_entropy(_logits(loop.model(x)), y)
     loss.backward()

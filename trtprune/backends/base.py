@@ -1,45 +1,117 @@
-"""The backend interface and registry."""
+"""The backend interface and registry.
+
+A backend turns a network into a :class:`Runner` (``prepare``) and describes the
+environment its numbers come from (``environment``). ONNX-consuming backends
+(``ort``, ``trt``) take an ONNX file; the ``torch`` backend takes the module.
+Timing is never done here: the shared harness in :mod:`trtprune.timing` calls
+``runner.timed(k)``, which runs ``k`` inferences back to back and returns the
+elapsed milliseconds by the engine's own clock (wall clock on CPU, CUDA events
+around a CUDA-graph replay on GPU).
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from trtprune.errors import UsageError
 from trtprune.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
 class BackendConfig:
+    """How to build and run: threads (CPU), device, precision, workspace and optimisation level (TensorRT)."""
+
     threads: int = 1
     device: str = "cpu"  # "cpu" or "cuda"
     precision: str = "fp32"
+    workspace_mb: int = 1024
+    opt_level: int = 3
+    timing_cache: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.device not in ("cpu", "cuda"):
+            raise UsageError(f"unknown device {self.device!r}; use cpu or cuda")
+        if self.threads < 1:
+            raise UsageError(f"threads must be >= 1, not {self.threads}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> BackendConfig:
+        return cls(**obj)
+
 
 class Runner(Protocol):
-    """A prepared engine: ``infer`` validates and runs; ``run`` is the timed hot path."""
+    """A prepared engine or session (a context manager)."""
 
-    def infer(self, x: np.ndarray) -> np.ndarray: ...
+    input_shape: tuple[int, ...]
 
-    def run(self) -> None: ...
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Validate ``x`` against the engine's input and return the first output."""
+        ...
 
-    def sync(self) -> None: ...
+    def timed(self, iterations: int) -> float:
+        """Run ``iterations`` inferences back to back on the bound input; elapsed milliseconds."""
+        ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Runner: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class Backend(Protocol):
     name: str
+    consumes: str  # "onnx" or "module"
 
-    def prepare(self, onnx_path: str | os.PathLike[str], config: BackendConfig) -> Runner: ...
+    def check_available(self, config: BackendConfig) -> None:
+        """Raise a one-line TrtpruneError naming the install command if the engine is missing."""
+        ...
+
+    def prepare(
+        self, source: str | os.PathLike[str] | nn.Module, input_shape: tuple[int, ...], config: BackendConfig
+    ) -> Runner: ...
 
     def environment(self, config: BackendConfig) -> dict[str, Any]: ...
+
+
+class RunnerBase:
+    """Shared context-manager and validation plumbing; subclasses implement ``infer_impl`` and ``timed``."""
+
+    input_shape: tuple[int, ...] = ()
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        from trtprune.errors import TrtpruneError
+
+        if tuple(x.shape) != tuple(self.input_shape):
+            raise TrtpruneError(f"input shape {tuple(x.shape)} does not match the engine's {tuple(self.input_shape)}")
+        return self.infer_impl(np.ascontiguousarray(x))
+
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 BACKENDS: Registry[str] = Registry("backend")

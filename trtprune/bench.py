@@ -1,0 +1,42 @@
+"""Measuring any model file with the shared harness."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from trtprune.backends import BackendConfig, get_backend
+from trtprune.errors import TrtpruneError
+from trtprune.timing import TimingConfig, measure
+
+
+def bench_path(
+    path: str | os.PathLike[str], backend_name: str, timing: TimingConfig = TimingConfig(), **backend_kwargs: Any
+) -> dict[str, Any]:
+    """Median, p90 and spread of one inference of ``path`` (ONNX, TensorRT plan or trtprune checkpoint)."""
+    path = Path(path)
+    if not path.exists():
+        raise TrtpruneError(f"{path} not found")
+    config = BackendConfig(**backend_kwargs)
+    backend = get_backend(backend_name)
+    backend.check_available(config)
+    if backend.consumes == "module":
+        if path.suffix != ".pt":
+            raise TrtpruneError(f"the torch backend measures trtprune checkpoints (.pt), not {path.suffix} files")
+        from trtprune.loading import load_model
+
+        loaded = load_model(None, checkpoint=path)
+        runner = backend.prepare(loaded.model, loaded.input_shape, config)
+    else:
+        if path.suffix not in (".onnx", ".plan", ".engine"):
+            raise TrtpruneError(f"{path} is not an ONNX model (.onnx) or a TensorRT engine (.plan)")
+        runner = backend.prepare(path, (), config)
+    with runner:
+        t = measure(runner.timed, timing)
+    return {
+        "path": str(path),
+        "backend": backend_name,
+        "timing": t.to_json(),
+        "environment": backend.environment(config),
+    }

@@ -1,0 +1,44 @@
+"""Which widths to measure, where to refine, and the staircase between measured widths.
+
+Engines pad channel counts to hardware-friendly multiples (8 for FP16 tensor
+cores, 32 for INT8), so latency against width is a staircase. The default grid
+is every multiple of ``step`` (every count for groups of at most ``small``
+channels); where two neighbouring grid points differ by more than the jump
+threshold, the interval is bisected to find the step's edge. A width between
+measured points costs what the next measured width up costs (a 50-channel
+tensor runs like 56): the staircase, not a straight line.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+
+
+def grid_widths(channels: int, step: int = 8, small: int = 16, partitions: int = 1) -> list[int]:
+    """Initial grid for a group of ``channels`` (ascending, always ending at ``channels``)."""
+    if channels <= small or step <= 1:
+        widths = list(range(1, channels + 1))
+    else:
+        widths = list(range(step, channels, step)) + [channels]
+    if partitions > 1:
+        widths = sorted({max(partitions, (w // partitions) * partitions) for w in widths})
+    return widths
+
+
+def refine_candidates(deltas: Mapping[int, float], threshold_ms: float, partitions: int = 1) -> list[int]:
+    """Midpoints of neighbouring measured widths whose latencies differ by more than ``threshold_ms``."""
+    widths = sorted(deltas)
+    out = []
+    for a, b in zip(widths, widths[1:], strict=False):
+        mid = ((a + b) // 2 // partitions) * partitions
+        if b - a > partitions and a < mid < b and abs(deltas[b] - deltas[a]) > threshold_ms:
+            out.append(mid)
+    return out
+
+
+def staircase(deltas: Mapping[int, float], width: int) -> float:
+    """The measured value at the smallest measured width >= ``width`` (the widest if none)."""
+    widths = sorted(deltas)
+    i = bisect.bisect_left(widths, width)
+    return deltas[widths[min(i, len(widths) - 1)]]

@@ -1,0 +1,201 @@
+"""The table's storage: one SQLite file, one committed row per measurement.
+
+Every row is committed as soon as it is measured (WAL journal), so a job killed
+at any moment (even ``kill -9``) loses at most the batch in flight, and a rerun
+of the same command skips every stored row. The ``meta`` table records the
+environment fingerprint, the model fingerprint, precision, batch, input shape,
+mode and grid: a table is refused when any of them differs from what is asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trtprune.errors import TrtpruneError
+
+FORMAT = 1
+
+# Environment keys whose difference makes a table invalid (timings from another engine or machine).
+_ENV_KEYS = ("engine", "version", "device", "processor", "gpu", "threads", "machine")
+
+
+class LutMismatch(TrtpruneError):
+    """A table built for another model, engine, device or setting."""
+
+
+@dataclass
+class LutMeta:
+    """Everything a table's numbers depend on."""
+
+    model: str
+    input_shape: list[int]
+    backend: str
+    precision: str
+    mode: str
+    environment: dict[str, Any]
+    widths: dict[str, int]  # the model fingerprint: every group's current width
+    channels: dict[str, int]  # every group's full width (grid upper bound)
+    checkpoint: str | None = None
+    step: int = 8
+    config: dict[str, Any] = field(default_factory=dict)
+    format: int = FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> LutMeta:
+        return cls(**obj)
+
+    @property
+    def batch(self) -> int:
+        return int(self.input_shape[0])
+
+    def mismatch(self, other: LutMeta) -> str | None:
+        """Why ``other`` (what is asked) cannot use this table, or None."""
+        if self.model != other.model:
+            return f"it was built for model {self.model!r}, not {other.model!r}"
+        if self.widths != other.widths:
+            diff = next(
+                k for k in sorted(set(self.widths) | set(other.widths)) if self.widths.get(k) != other.widths.get(k)
+            )
+            return f"the model's widths differ (group {diff!r}: table {self.widths.get(diff)}, model {other.widths.get(diff)})"
+        for key in ("input_shape", "backend", "precision", "mode"):
+            if getattr(self, key) != getattr(other, key):
+                return f"its {key} is {getattr(self, key)!r}, not {getattr(other, key)!r}"
+        for key in _ENV_KEYS:
+            a, b = self.environment.get(key), other.environment.get(key)
+            if a != b:
+                return f"it was measured with {key}={a!r}, this machine has {key}={b!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class Row:
+    group: str
+    width: int
+    median_ms: float
+    p90_ms: float
+    spread: float
+    noisy: bool
+    ref_ms: float  # the reference (unpruned network or block) measured in the same interleaved batch
+
+    @property
+    def delta_ms(self) -> float:
+        """Latency change against the reference measured beside it (Eq. 7's difference)."""
+        return self.median_ms - self.ref_ms
+
+
+BASE = "__base__"  # the row holding the whole unpruned network's latency
+
+
+class LutStore:
+    """An open table. Use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str], create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise TrtpruneError(
+                f"latency table {self.path} not found; build it with 'trtprune lut MODEL --out {self.path}'"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS rows (
+                    grp TEXT NOT NULL, width INTEGER NOT NULL, median_ms REAL NOT NULL, p90_ms REAL NOT NULL,
+                    spread REAL NOT NULL, noisy INTEGER NOT NULL, ref_ms REAL NOT NULL,
+                    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (grp, width));
+                """
+            )
+        except sqlite3.DatabaseError as exc:
+            raise TrtpruneError(f"{self.path} is not a trtprune latency table ({exc})") from None
+
+    def __enter__(self) -> LutStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # metadata -----------------------------------------------------------------
+    def meta(self) -> LutMeta | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='meta'").fetchone()
+        if row is None:
+            return None
+        obj = json.loads(row[0])
+        if int(obj.get("format", FORMAT)) > FORMAT:
+            raise TrtpruneError(f"{self.path} has table format {obj['format']}; upgrade trtprune to read it")
+        return LutMeta.from_json(obj)
+
+    def require_meta(self) -> LutMeta:
+        meta = self.meta()
+        if meta is None:
+            raise TrtpruneError(f"{self.path} holds no table yet; build it with 'trtprune lut'")
+        return meta
+
+    def init_meta(self, meta: LutMeta, force: bool = False) -> None:
+        """Record ``meta`` in a new table, or check an existing table matches it."""
+        old = self.meta()
+        if old is not None:
+            reason = old.mismatch(meta)
+            if reason and not force:
+                raise LutMismatch(
+                    f"table {self.path} cannot be reused: {reason}; use another --out or pass --force to overwrite"
+                )
+            if reason:
+                with self.db:
+                    self.db.execute("DELETE FROM rows")
+            elif old.step != meta.step:
+                meta.config = {**old.config, **meta.config}
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('meta', ?)", (json.dumps(meta.to_json()),))
+
+    # rows ---------------------------------------------------------------------
+    def add(self, rows: list[Row]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO rows (grp, width, median_ms, p90_ms, spread, noisy, ref_ms) VALUES (?,?,?,?,?,?,?)",
+                [(r.group, r.width, r.median_ms, r.p90_ms, r.spread, int(r.noisy), r.ref_ms) for r in rows],
+            )
+
+    def rows(self, group: str | None = None) -> list[Row]:
+        sql = "SELECT grp, width, median_ms, p90_ms, spread, noisy, ref_ms FROM rows"
+        args: tuple = ()
+        if group is not None:
+            sql += " WHERE grp=?"
+            args = (group,)
+        return [
+            Row(g, int(w), m, p, s, bool(n), r)
+            for g, w, m, p, s, n, r in self.db.execute(sql + " ORDER BY grp, width", args)
+        ]
+
+    def done(self, group: str) -> set[int]:
+        return {int(w) for (w,) in self.db.execute("SELECT width FROM rows WHERE grp=?", (group,))}
+
+    def base_ms(self) -> float:
+        rows = self.rows(BASE)
+        if not rows:
+            raise TrtpruneError(f"table {self.path} is incomplete (no base latency); rerun 'trtprune lut' to finish it")
+        return rows[0].median_ms
+
+    def export_json(self) -> dict[str, Any]:
+        meta = self.require_meta()
+        return {
+            "format": FORMAT,
+            "meta": {k: v for k, v in meta.to_json().items() if k != "environment"},
+            "environment": meta.environment,
+            "base_ms": self.base_ms(),
+            "rows": [{**asdict(r), "delta_ms": r.delta_ms} for r in self.rows() if r.group != BASE],
+        }

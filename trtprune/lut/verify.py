@@ -1,0 +1,117 @@
+"""Does the table predict real latency? Random plans, predicted vs measured in the same engine."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from trtprune.backends import BackendConfig
+from trtprune.lut.predict import LatencyModel
+from trtprune.lut.store import LutStore
+from trtprune.timing import TimingConfig, measure_interleaved
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VerifyRow:
+    widths: dict[str, int]
+    predicted_ms: float
+    measured_ms: float
+    base_now_ms: float
+    error_pct: float  # |predicted - measured| / measured
+    drift_corrected_error_pct: float  # the same after scaling by today's base / the table's base
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    rows: list[VerifyRow]
+    base_ms: float
+
+    @property
+    def median_error_pct(self) -> float:
+        return float(np.median([r.error_pct for r in self.rows]))
+
+    @property
+    def p90_error_pct(self) -> float:
+        return float(np.percentile([r.error_pct for r in self.rows], 90))
+
+    def to_json(self) -> dict[str, Any]:
+        errs = [r.drift_corrected_error_pct for r in self.rows]
+        return {
+            "base_ms": self.base_ms,
+            "samples": len(self.rows),
+            "median_error_pct": self.median_error_pct,
+            "p90_error_pct": self.p90_error_pct,
+            "drift_corrected_median_error_pct": float(np.median(errs)),
+            "drift_corrected_p90_error_pct": float(np.percentile(errs, 90)),
+            "rows": [r.to_json() for r in self.rows],
+        }
+
+
+def random_widths(
+    model: LatencyModel, partitions: dict[str, int], rng: np.random.Generator, lo: float = 0.3
+) -> dict[str, int]:
+    """Random per-group widths whose predicted latency falls in [lo, 1] x base."""
+    for _ in range(200):
+        ratio = rng.uniform(0.1, 1.0)
+        widths = {}
+        for g, channels in model.meta.widths.items():
+            p = partitions.get(g, 1)
+            r = float(np.clip(ratio * rng.uniform(0.6, 1.4), 0.02, 1.0))
+            widths[g] = max(p, int(round(r * channels / p)) * p)
+        if lo * model.base_ms <= model.predict_widths(widths) <= model.base_ms:
+            return widths
+    return widths
+
+
+def verify(
+    lut_path: str,
+    samples: int = 20,
+    seed: int = 0,
+    timing: TimingConfig = TimingConfig(),
+    per_batch: int = 4,
+    progress=None,
+) -> VerifyResult:
+    """Measure ``samples`` random plans (whole pruned networks, exported and built) against the table."""
+    from trtprune.candidates import prepare
+    from trtprune.groups import find_groups
+    from trtprune.lut.build import LutConfig, load_for_lut
+    from trtprune.surgery import prune_copy
+
+    with LutStore(lut_path) as store:
+        model = LatencyModel(store)
+    meta = model.meta
+    cfg = meta.config
+    bcfg = BackendConfig.from_json(cfg["backend_config"])
+    loaded = load_for_lut(LutConfig(model=meta.model, input_shape=tuple(meta.input_shape), checkpoint=meta.checkpoint))
+    groups = find_groups(loaded.model, loaded.input_shape)
+    rng = np.random.default_rng(seed)
+    partitions = {g.name: g.partitions for g in groups.groups}
+    plans = [random_widths(model, partitions, rng) for _ in range(samples)]
+    base_runner = prepare(loaded.model, loaded.input_shape, meta.backend, bcfg)
+    rows: list[VerifyRow] = []
+    for start in range(0, samples, per_batch):
+        chunk = plans[start : start + per_batch]
+        runners = {
+            str(i): prepare(prune_copy(loaded.model, groups, w), loaded.input_shape, meta.backend, bcfg)
+            for i, w in enumerate(chunk)
+        }
+        t = measure_interleaved({"base": base_runner.timed, **{k: r.timed for k, r in runners.items()}}, timing)
+        for i, widths in enumerate(chunk):
+            pred, meas, base_now = model.predict_widths(widths), t[str(i)].median_ms, t["base"].median_ms
+            corrected = pred * base_now / model.base_ms
+            rows.append(
+                VerifyRow(
+                    widths, pred, meas, base_now, 100 * abs(pred - meas) / meas, 100 * abs(corrected - meas) / meas
+                )
+            )
+        if progress:
+            progress({"measured": len(rows), "total": samples})
+    return VerifyResult(rows, model.base_ms)
