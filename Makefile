@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 MODEL ?= resnet50
 BACKEND ?= ort
 DEMO := engines/demo
-DEMO_EPOCHS ?= 3
+DEMO_EPOCHS ?= 2
 TRTPRUNE := $(PYTHON) -m trtprune.cli
 PYTEST_ARGS ?=
 

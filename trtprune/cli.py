@@ -233,10 +233,13 @@ def lut_build(
     no_refine: Annotated[bool, typer.Option("--no-refine", help="measure the grid only")] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite a table made for something else")] = False,
     export_json: Annotated[Path | None, typer.Option("--export-json", help="also write the table as JSON")] = None,
+    small: Annotated[int, typer.Option("--small", help="groups up to this width are measured at every count")] = 16,
+    rounds: Annotated[int, typer.Option("--rounds", help="timed rounds per candidate")] = 30,
 ) -> None:
     """Measure (or resume measuring) a latency table: every group at a grid of widths."""
     from trtprune.backends import BackendConfig
     from trtprune.lut.build import LutConfig, build_lut
+    from trtprune.timing import TimingConfig
 
     config = LutConfig(
         model=model,
@@ -247,7 +250,9 @@ def lut_build(
         batch=batch,
         mode=mode,
         step=step,
+        small=small,
         refine=not no_refine,
+        timing=TimingConfig(rounds=rounds),
     )
     out = out or Path("engines") / (model or Path(str(checkpoint)).stem) / "lut.db"
     with _progress_bar("measuring") as progress:

@@ -1,6 +1,8 @@
 """One timing harness for every backend.
 
-Warm-up, then timed rounds in which the candidates run interleaved (so drift on
+Warm-up (a count, then until ``warmup_ms`` have passed: shared cloud CPUs run
+short bursts faster than sustained load, so every number is taken in the
+sustained state), then timed rounds in which the candidates run interleaved (so drift on
 a shared, noisy machine hits them all alike); per candidate the median, p90 and
 spread (IQR / median) over the rounds, after rejecting outliers beyond
 3 x MAD. A candidate whose spread stays above ``max_spread`` after
@@ -21,9 +23,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TimingConfig:
     warmup: int = 10
-    rounds: int = 30
+    warmup_ms: float = 300.0  # then keep running until the machine is in its sustained state
+    rounds: int = 20
     inner: int = 0  # runs per timed sample; 0 = auto so that one sample lasts >= min_sample_ms
-    min_sample_ms: float = 2.0
+    min_sample_ms: float = 10.0
     max_spread: float = 0.05
     retries: int = 2
 
@@ -50,7 +53,7 @@ class Timing:
 def summarize(samples_ms: np.ndarray, max_spread: float) -> Timing:
     s = np.asarray(samples_ms, dtype=np.float64)
     med = float(np.median(s))
-    mad = float(np.median(np.abs(s - med))) or 1e-12
+    mad = max(float(np.median(np.abs(s - med))), 0.01 * med, 1e-9)  # floor: 1% of the median
     kept = s[np.abs(s - med) <= 3 * 1.4826 * mad]
     kept = kept if len(kept) >= max(3, len(s) // 2) else s
     med = float(np.median(kept))
@@ -80,6 +83,10 @@ def measure_interleaved(candidates: Mapping[str, Timed], config: TimingConfig = 
     for name, timed in candidates.items():
         timed(config.warmup)
         inner[name] = _calibrate(timed, config)
+    spent = 0.0
+    while spent < config.warmup_ms:
+        for name, timed in candidates.items():
+            spent += timed(inner[name])
     results = _rounds(candidates, inner, config)
     for attempt in range(config.retries):
         noisy = [n for n, t in results.items() if t.noisy]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from trtprune.backends import BackendConfig, get_backend
 from trtprune.errors import UsageError
 from trtprune.lut.grid import grid_widths, refine_candidates
-from trtprune.lut.store import BASE, LutMeta, LutStore, Row
+from trtprune.lut.store import BASE, LutMeta, LutStore, Pair, Row
 from trtprune.timing import TimingConfig, measure_interleaved
 
 if TYPE_CHECKING:
@@ -193,12 +193,77 @@ class _Builder:
         if block is not None:
             reference.close()
 
+    def pair(self, a: ChannelGroup, b: ChannelGroup) -> None:
+        from trtprune.surgery import prune_copy
+
+        wa, wb = self._half(a), self._half(b)
+        widths = {"a": {a.name: wa}, "b": {b.name: wb}, "ab": {a.name: wa, b.name: wb}}
+        if self.config.mode == "block":
+            block = self._block(merge_groups(a, b))
+            source, inputs = block.module, block.inputs
+            reference = self._prepare(source, inputs)
+        else:
+            source, inputs, reference = self.loaded.model, None, self._base_runner
+        runners = {k: self._prepare(prune_copy(source, self.groups, w), inputs) for k, w in widths.items()}
+        t = measure_interleaved(
+            {"ref": reference.timed, **{k: r.timed for k, r in runners.items()}}, self.config.timing
+        )
+        self.store.add_pair(
+            Pair(a.name, b.name, wa, wb, t["ab"].median_ms, t["a"].median_ms, t["b"].median_ms, t["ref"].median_ms)
+        )
+        self.measured += 1
+        for r in runners.values():
+            r.close()
+        if reference is not self._base_runner:
+            reference.close()
+
+    def _half(self, group: ChannelGroup) -> int:
+        """The grid width nearest half the group (where the pair's interaction is measured)."""
+        grid = grid_widths(group.channels, self.config.step, self.config.small, group.partitions)
+        return min(grid, key=lambda w: abs(w - group.channels / 2))
+
     def run(self) -> float:
         base_ms = self.base()
         self._base_runner = self._prepare(self.loaded.model) if self.config.mode == "network" else None
         for i, group in enumerate(self.groups.groups):
             self.group(i, group, base_ms)
+        done = {(p.a, p.b) for p in self.store.pairs()}
+        edges = joined_pairs(self.groups)
+        for i, (a, b) in enumerate(edges):
+            if (a, b) in done:
+                self.skipped += 1
+                continue
+            self.pair(self.groups.by_name[a], self.groups.by_name[b])
+            self.progress({"group": f"{a} x {b}", "index": i, "groups": len(edges), "measured": self.measured})
         return base_ms
+
+
+def joined_pairs(groups: ModelGroups) -> list[tuple[str, str]]:
+    """Unordered pairs of groups joined by a layer that consumes one and produces the other.
+
+    One measurement per pair covers every layer between them (a basic block's conv1 and
+    conv2 join the same two groups in both directions).
+    """
+    consumes: dict[str, list[str]] = {}
+    produces: dict[str, list[str]] = {}
+    for g in groups.groups:
+        for layer in g.consumers:
+            consumes.setdefault(layer, []).append(g.name)
+        for layer in g.producers:
+            produces.setdefault(layer, []).append(g.name)
+    edges = {
+        tuple(sorted((a, b))) for layer, ins in consumes.items() for a in ins for b in produces.get(layer, []) if a != b
+    }
+    return sorted(edges)
+
+
+def merge_groups(a: ChannelGroup, b: ChannelGroup) -> ChannelGroup:
+    """A pseudo-group spanning both groups' layers (to cut the pair's joint sub-graph)."""
+    from dataclasses import replace
+
+    return replace(
+        a, producers=a.producers + b.producers, consumers=a.consumers + b.consumers, layers=a.layers + b.layers
+    )
 
 
 def _chunks(items: list[int], n: int) -> Iterator[list[int]]:

@@ -1,7 +1,9 @@
 """Predicting a plan's latency from a table (paper Eq. 6-7).
 
 predicted = base + sum over groups of (L_g(w_g) - L_g(current)), each term read
-off the group's staircase. In ``network`` mode L_g is the whole network's
+off the group's staircase, + sum over joined pairs (a, b) of k_ab (A - w_a)(B - w_b):
+a layer between two groups costs about c_in x c_out, so two cuts save less than
+their sum; k_ab comes from one measurement of both cut together. In ``network`` mode L_g is the whole network's
 latency with only g changed; in ``block`` mode it is the latency of the
 sub-graph g touches. Both are stored as differences against a reference
 measured in the same interleaved batch, which cancels slow machine drift.
@@ -27,12 +29,27 @@ class LatencyModel:
         self.meta = store.require_meta()
         self.base_ms = store.base_ms()
         curves: dict[str, dict[int, float]] = defaultdict(dict)
+        network = self.meta.mode == "network"
         for row in store.rows():
             if row.group != BASE:
-                curves[row.group][row.width] = row.delta_ms
+                curves[row.group][row.width] = self._scaled(row.median_ms - row.ref_ms, row.ref_ms, network)
         for name, width in self.meta.widths.items():
             curves[name].setdefault(width, 0.0)  # the current width costs nothing extra
         self.curves = dict(curves)
+        self.pairs = {}
+        for p in store.pairs():
+            cut = (self.meta.widths[p.a] - p.wa) * (self.meta.widths[p.b] - p.wb)
+            if cut > 0:
+                self.pairs[(p.a, p.b)] = self._scaled(p.interaction_ms, p.ref_ms, network) / cut
+
+    def _scaled(self, change_ms: float, ref_ms: float, network: bool) -> float:
+        """A change measured beside a reference, in the table's base milliseconds.
+
+        In network mode the reference is the whole network, so the change is kept as a
+        share of it: shared machines drift between sustained and burst speed, and shares
+        measured side by side are repeatable where absolute milliseconds are not.
+        """
+        return change_ms / ref_ms * self.base_ms if network else change_ms
 
     def delta_ms(self, group: str, width: int) -> float:
         return staircase(self.curves[group], width)
@@ -41,7 +58,15 @@ class LatencyModel:
         unknown = sorted(set(widths) - set(self.curves))
         if unknown:
             raise PlanError(f"group {unknown[0]!r} is not in the latency table built for {self.meta.model}")
-        return self.base_ms + sum(self.delta_ms(g, w) for g, w in widths.items() if w != self.meta.widths.get(g))
+        singles = sum(self.delta_ms(g, w) for g, w in widths.items() if w != self.meta.widths.get(g))
+        return self.base_ms + singles + self.interaction_ms(widths)
+
+    def interaction_ms(self, widths: dict[str, int]) -> float:
+        full = self.meta.widths
+        total = 0.0
+        for (a, b), k in self.pairs.items():
+            total += k * (full[a] - widths.get(a, full[a])) * (full[b] - widths.get(b, full[b]))
+        return total
 
     def predict(self, plan: Plan) -> float:
         if plan.model != self.meta.model:

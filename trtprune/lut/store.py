@@ -91,6 +91,29 @@ class Row:
         return self.median_ms - self.ref_ms
 
 
+@dataclass(frozen=True)
+class Pair:
+    """Two groups joined by a layer (one feeds it, the other leaves it), cut together and alone.
+
+    A conv's cost grows with c_in x c_out, so cutting both groups saves less than the
+    two cuts alone: ``interaction_ms`` (joint - a - b + ref, all measured in one
+    interleaved batch) corrects the sum of single-group changes.
+    """
+
+    a: str
+    b: str
+    wa: int
+    wb: int
+    joint_ms: float
+    a_ms: float
+    b_ms: float
+    ref_ms: float
+
+    @property
+    def interaction_ms(self) -> float:
+        return self.joint_ms - self.a_ms - self.b_ms + self.ref_ms
+
+
 BASE = "__base__"  # the row holding the whole unpruned network's latency
 
 
@@ -115,6 +138,10 @@ class LutStore:
                     grp TEXT NOT NULL, width INTEGER NOT NULL, median_ms REAL NOT NULL, p90_ms REAL NOT NULL,
                     spread REAL NOT NULL, noisy INTEGER NOT NULL, ref_ms REAL NOT NULL,
                     measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (grp, width));
+                CREATE TABLE IF NOT EXISTS pairs (
+                    a TEXT NOT NULL, b TEXT NOT NULL, wa INTEGER NOT NULL, wb INTEGER NOT NULL,
+                    joint_ms REAL NOT NULL, a_ms REAL NOT NULL, b_ms REAL NOT NULL, ref_ms REAL NOT NULL,
+                    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (a, b));
                 """
             )
         except sqlite3.DatabaseError as exc:
@@ -184,6 +211,17 @@ class LutStore:
     def done(self, group: str) -> set[int]:
         return {int(w) for (w,) in self.db.execute("SELECT width FROM rows WHERE grp=?", (group,))}
 
+    def add_pair(self, pair: Pair) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO pairs (a, b, wa, wb, joint_ms, a_ms, b_ms, ref_ms) VALUES (?,?,?,?,?,?,?,?)",
+                (pair.a, pair.b, pair.wa, pair.wb, pair.joint_ms, pair.a_ms, pair.b_ms, pair.ref_ms),
+            )
+
+    def pairs(self) -> list[Pair]:
+        sql = "SELECT a, b, wa, wb, joint_ms, a_ms, b_ms, ref_ms FROM pairs ORDER BY a, b"
+        return [Pair(a, b, int(wa), int(wb), j, x, y, r) for a, b, wa, wb, j, x, y, r in self.db.execute(sql)]
+
     def base_ms(self) -> float:
         rows = self.rows(BASE)
         if not rows:
@@ -198,4 +236,5 @@ class LutStore:
             "environment": meta.environment,
             "base_ms": self.base_ms(),
             "rows": [{**asdict(r), "delta_ms": r.delta_ms} for r in self.rows() if r.group != BASE],
+            "pairs": [{**asdict(p), "interaction_ms": p.interaction_ms} for p in self.pairs()],
         }

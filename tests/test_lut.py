@@ -1,0 +1,171 @@
+"""Latency tables measured in ONNX Runtime: grid, staircase, resume after kill -9, fingerprints, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trtprune.backends import BackendConfig
+from trtprune.errors import PlanError, TrtpruneError
+from trtprune.lut.build import LutConfig, build_lut
+from trtprune.lut.grid import grid_widths, refine_candidates, staircase
+from trtprune.lut.predict import LatencyModel
+from trtprune.lut.store import LutMismatch, LutStore
+from trtprune.plan import Plan
+from trtprune.timing import TimingConfig
+
+SHAPE = "1x1x12x12"
+FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.2, retries=0)
+# resnet20 at 12x12: 12 groups of 16/32/64 channels; step 16 with small=4 keeps the table tiny
+CONFIG = LutConfig(model="resnet20", input_shape=SHAPE, step=16, small=4, refine=False, timing=FAST)
+CLI_ARGS = ["lut", "resnet20", "--input", SHAPE, "--step", "16", "--small", "4", "--no-refine", "--rounds", "5"]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("lut") / "lut.db"
+    build_lut(CONFIG, path)
+    return path
+
+
+def test_grid_is_hardware_aware():
+    assert grid_widths(64, step=8) == [8, 16, 24, 32, 40, 48, 56, 64]
+    assert grid_widths(12, step=8) == list(range(1, 13))  # small groups: every count
+    assert grid_widths(128, step=32, partitions=32) == [32, 64, 96, 128]
+
+
+def test_staircase_not_interpolation():
+    deltas = {8: -0.3, 16: -0.1, 24: 0.0}
+    assert staircase(deltas, 9) == -0.1  # 9 channels cost what 16 do
+    assert staircase(deltas, 16) == -0.1
+    assert staircase(deltas, 3) == -0.3
+    assert refine_candidates({8: -0.3, 16: -0.1, 24: 0.0}, threshold_ms=0.15) == [12]
+
+
+def test_table_rows_and_prediction(table):
+    with LutStore(table) as store:
+        meta, rows = store.require_meta(), store.rows()
+        model = LatencyModel(store)
+    assert meta.model == "resnet20" and meta.backend == "ort" and meta.input_shape == [1, 1, 12, 12]
+    assert meta.environment["engine"] == "onnxruntime" and meta.environment["threads"] == 1
+    widths = {(r.group, r.width) for r in rows}
+    assert ("layer3.1.conv1", 16) in widths and ("layer3.1.conv1", 48) in widths
+    assert all(r.median_ms > 0 and r.ref_ms > 0 for r in rows)
+    row = next(r for r in rows if r.group == "layer3.1.conv1" and r.width == 16)
+    plan = Plan("resnet20", (1, 1, 12, 12), {"layer3.1.conv1": list(range(16))})
+    assert model.predict(plan) == pytest.approx(model.base_ms + row.delta_ms)
+    assert model.predict(Plan("resnet20", (1, 1, 12, 12), {})) == model.base_ms
+
+
+def test_predict_cli_json(table, tmp_path, run_cli):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(Plan("resnet20", (1, 1, 12, 12), {"layer2.1.conv1": list(range(10))}).to_json()))
+    code, out, err = run_cli("lut", "predict", table, "--plan", plan, "--json")
+    assert code == 0, err
+    assert json.loads(out)["predicted_ms"] > 0
+
+
+def test_table_refuses_another_model(table, tmp_path, run_cli):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(Plan("resnet32", (1, 1, 12, 12), {}).to_json()))
+    code, _, err = run_cli("lut", "predict", table, "--plan", plan)
+    assert code == 1 and "table for 'resnet20'" in err
+    with LutStore(table) as store, pytest.raises(PlanError, match="not in the latency table"):
+        LatencyModel(store).predict_widths({"nope": 3})
+
+
+def test_fingerprint_mismatch_is_refused_with_reason(table, run_cli):
+    code, _, err = run_cli(*CLI_ARGS, "--threads", "2", "--out", table)
+    assert code == 1
+    assert "it was measured with threads=1, this machine has threads=2" in err
+    code, _, err = run_cli(*[a if a != "resnet20" else "resnet32" for a in CLI_ARGS], "--out", table)
+    assert code == 1 and "built for model 'resnet20', not 'resnet32'" in err
+    with LutStore(table) as store:
+        meta = store.require_meta()
+        meta.environment = {**meta.environment, "processor": "another CPU"}
+        with pytest.raises(LutMismatch, match="processor"):
+            store.init_meta(meta)
+
+
+def test_missing_backend_is_one_line(run_cli, tmp_path):
+    code, _, err = run_cli(*CLI_ARGS, "--backend", "trt", "--device", "cuda", "--out", tmp_path / "t.db")
+    assert code == 1
+    assert "pip install 'trtprune[trt]'" in err
+    assert not (tmp_path / "t.db").exists()
+
+
+def test_kill_and_resume(tmp_path):
+    out = tmp_path / "lut.db"
+    cmd = [sys.executable, "-m", "trtprune.cli", *CLI_ARGS, "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 240
+    before: dict = {}
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        if out.exists():
+            try:
+                before = _rows(out)
+            except sqlite3.Error:
+                continue
+            if len(before) >= 6:
+                break
+    assert proc.poll() is None, "the table finished before it could be killed; make it bigger"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _rows(out)
+    assert len(before) >= 6
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    after = _rows(out)
+    assert set(before) <= set(after)
+    assert all(after[k] == v for k, v in before.items())  # kept, not re-measured
+    assert f"{len(before)} already stored" in res.stdout or f"{len(before) - 1} already stored" in res.stdout
+    with LutStore(out) as store:
+        fresh = {(r.group, r.width) for r in store.rows()}
+    with LutStore(out) as store:
+        assert store.base_ms() > 0
+    assert len(fresh) == len(after)
+
+
+def _rows(path: Path) -> dict:
+    con = sqlite3.connect(path, timeout=10)
+    try:
+        return {(g, w): (m, t) for g, w, m, t in con.execute("SELECT grp, width, median_ms, measured_at FROM rows")}
+    finally:
+        con.close()
+
+
+def test_block_mode_and_verify_and_plot(tmp_path):
+    from trtprune.lut.plot import plot_lut
+    from trtprune.lut.verify import verify
+
+    path = tmp_path / "block.db"
+    cfg = LutConfig(**{**CONFIG.__dict__, "mode": "block"})
+    result = build_lut(cfg, path)
+    assert result.measured > 0
+    res = verify(str(path), samples=3, timing=FAST)
+    assert len(res.rows) == 3
+    for r in res.rows:
+        assert 0.3 * res.base_ms <= r.predicted_ms <= res.base_ms
+        assert r.measured_ms > 0 and r.error_pct >= 0
+    pngs = plot_lut(path, tmp_path / "plots")
+    assert (tmp_path / "plots" / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(pngs) == 13
+
+
+def test_missing_table_is_a_user_error(tmp_path):
+    with pytest.raises(TrtpruneError, match="not found"):
+        LutStore(tmp_path / "none.db")
+
+
+def test_backend_config_validates():
+    with pytest.raises(TrtpruneError, match="unknown precision"):
+        BackendConfig(precision="int4")
