@@ -3,6 +3,10 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 MODEL ?= resnet50
 BACKEND ?= ort
+MODE ?= block
+STEP ?= 8
+INPUT ?=
+CHECKPOINT ?=
 DEMO := engines/demo
 DEMO_EPOCHS ?= 2
 TRTPRUNE := $(PYTHON) -m trtprune.cli
@@ -40,6 +44,12 @@ demo: install
 	$(TRTPRUNE) train --checkpoint $(DEMO)/base.pt --keep-ratio 0.5 --epochs 1 --lr 0.01 --data fashion-mnist --out $(DEMO)/pruned.pt
 	$(TRTPRUNE) export --checkpoint $(DEMO)/pruned.pt --out $(DEMO)/pruned.onnx
 	$(TRTPRUNE) eval $(DEMO)/base.onnx $(DEMO)/pruned.onnx --data fashion-mnist
+
+# Latency table for MODEL at its default input (override INPUT=1x3x224x224, CHECKPOINT=..., MODE=network).
+# Resumable: rerun after an interruption and it continues where it stopped.
+lut: install
+	$(TRTPRUNE) lut $(MODEL) --backend $(BACKEND) --mode $(MODE) --step $(STEP) \
+		$(if $(INPUT),--input $(INPUT)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --out engines/$(MODEL)/lut.db
 
 clean:
 	rm -rf engines/demo .pytest_cache .ruff_cache

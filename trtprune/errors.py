@@ -34,3 +34,7 @@ class DataError(TrtpruneError):
 
 class CheckpointError(TrtpruneError):
     """A checkpoint that is missing, corrupt or made for another model."""
+
+
+class InfeasibleBudget(TrtpruneError):
+    """No pruning choice meets the latency budget; the message gives the smallest achievable."""

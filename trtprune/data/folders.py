@@ -95,7 +95,7 @@ DATASETS.register(
         default_root=None,
         num_classes=10,
         preprocessing=Preprocessing(
-            mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), input_size=(3, 32, 32)
+            mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010), input_size=(3, 32, 32)
         ),
         loader=_load_cifar10,
         missing_hint="pass --data-root DIR (or set TRTPRUNE_CIFAR10_ROOT) to the extracted 'cifar-10-batches-py' folder",

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class LatencyModel:
     """A table loaded in memory: per-group staircases of latency change."""
 
-    def __init__(self, store: LutStore) -> None:
+    def __init__(self, store: LutStore, interactions: bool = True) -> None:
         self.meta = store.require_meta()
         self.base_ms = store.base_ms()
         curves: dict[str, dict[int, float]] = defaultdict(dict)
@@ -37,7 +37,7 @@ class LatencyModel:
             curves[name].setdefault(width, 0.0)  # the current width costs nothing extra
         self.curves = dict(curves)
         self.pairs = {}
-        for p in store.pairs():
+        for p in store.pairs() if interactions else []:
             cut = (self.meta.widths[p.a] - p.wa) * (self.meta.widths[p.b] - p.wb)
             if cut > 0:
                 self.pairs[(p.a, p.b)] = self._scaled(p.interaction_ms, p.ref_ms, network) / cut

@@ -24,6 +24,7 @@ class VerifyRow:
     base_now_ms: float
     error_pct: float  # |predicted/base - measured/base_now| / (measured/base_now): shares of the base network
     absolute_error_pct: float  # |predicted - measured| / measured, in raw milliseconds
+    no_pairs_error_pct: float  # error_pct of the prediction without pair interactions (sum of single-group changes)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,6 +45,7 @@ class VerifyResult:
 
     def to_json(self) -> dict[str, Any]:
         errs = [r.absolute_error_pct for r in self.rows]
+        singles = [r.no_pairs_error_pct for r in self.rows]
         return {
             "base_ms": self.base_ms,
             "samples": len(self.rows),
@@ -51,6 +53,8 @@ class VerifyResult:
             "p90_error_pct": self.p90_error_pct,
             "absolute_median_error_pct": float(np.median(errs)),
             "absolute_p90_error_pct": float(np.percentile(errs, 90)),
+            "no_pairs_median_error_pct": float(np.median(singles)),
+            "no_pairs_p90_error_pct": float(np.percentile(singles, 90)),
             "rows": [r.to_json() for r in self.rows],
         }
 
@@ -90,6 +94,7 @@ def verify(
 
     with LutStore(lut_path) as store:
         model = LatencyModel(store)
+        singles = LatencyModel(store, interactions=False)
     meta = model.meta
     cfg = meta.config
     bcfg = BackendConfig.from_json(cfg["backend_config"])
@@ -108,12 +113,10 @@ def verify(
         t = measure_interleaved({"base": base_runner.timed, **{k: r.timed for k, r in runners.items()}}, timing)
         for i, widths in enumerate(chunk):
             pred, meas, base_now = model.predict_widths(widths), t[str(i)].median_ms, t["base"].median_ms
-            corrected = pred * base_now / model.base_ms
-            rows.append(
-                VerifyRow(
-                    widths, pred, meas, base_now, 100 * abs(pred - meas) / meas, 100 * abs(corrected - meas) / meas
-                )
-            )
+            share = meas / base_now
+            err = 100 * abs(pred / model.base_ms - share) / share
+            err_singles = 100 * abs(singles.predict_widths(widths) / model.base_ms - share) / share
+            rows.append(VerifyRow(widths, pred, meas, base_now, err, 100 * abs(pred - meas) / meas, err_singles))
         if progress:
             progress({"measured": len(rows), "total": samples})
     return VerifyResult(rows, model.base_ms)

@@ -1,0 +1,81 @@
+"""The pruning decision: SP-LAMP-ranked prefix sets per group, chosen by the exact group knapsack.
+
+Each group's options are the prefix sets of its channels sorted by descending score
+(paper Eq. 9): keep the top k, for every allowed k (multiples of ``round_to`` and of
+the group's conv blocks; never 0, never more than the current width). An option's
+value is the sum of its scores; its cost is the latency change the table predicts
+for that width (Eq. 7, read off the staircase).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from trtprune.errors import InfeasibleBudget
+from trtprune.groups import ChannelGroup, ModelGroups
+from trtprune.lut.predict import LatencyModel
+from trtprune.plan import Plan, _expand_local
+from trtprune.solver import group_knapsack
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    plan: Plan
+    widths: dict[str, int]
+    predicted_ms: float
+    value: float
+
+
+def allowed_widths(group: ChannelGroup, current: int, round_to: int | None) -> np.ndarray:
+    step = group.partitions
+    if round_to and round_to > 1 and group.channels > round_to:
+        step = int(np.lcm(step, round_to))
+    ks = np.arange(step, current + 1, step)
+    if len(ks) == 0 or ks[-1] != current:
+        ks = np.append(ks, current)
+    return ks
+
+
+def decide(
+    groups: ModelGroups,
+    scores: dict[str, np.ndarray],
+    latency: LatencyModel,
+    budget_ms: float,
+    model_name: str,
+    current: dict[str, int] | None = None,
+    round_to: int | None = None,
+) -> Decision:
+    """Widths (and the channels kept) maximising total score with predicted latency <= ``budget_ms``."""
+    current = current or {g.name: g.channels for g in groups.groups}
+    values, costs, options, orders = [], [], [], []
+    for g in groups.groups:
+        ks = allowed_widths(g, current[g.name], round_to)
+        per_block = scores[g.name].reshape(g.partitions, -1).sum(0)
+        order = np.lexsort((np.arange(len(per_block)), -per_block))  # descending, ties by index
+        prefix = np.concatenate([[0.0], np.cumsum(per_block[order])])
+        values.append(prefix[ks // g.partitions])
+        costs.append(np.array([latency.delta_ms(g.name, int(k)) for k in ks]))
+        options.append(ks)
+        orders.append(order)
+    try:
+        picked = group_knapsack(values, costs, budget_ms - latency.base_ms)
+    except InfeasibleBudget:
+        smallest = latency.base_ms + sum(float(c.min()) for c in costs)
+        raise InfeasibleBudget(
+            f"budget {budget_ms:.4f} ms is below the smallest latency this table predicts for "
+            f"{model_name} ({smallest:.4f} ms, base {latency.base_ms:.4f} ms): raise --budget-ms/--budget-ratio"
+        ) from None
+    plan = Plan(model=model_name, input_shape=tuple(groups.example_input.shape))
+    widths, value = {}, 0.0
+    for g, ks, order, vals, i in zip(groups.groups, options, orders, values, picked, strict=True):
+        k = int(ks[i])
+        widths[g.name] = k
+        value += float(vals[i])
+        if k < g.channels:
+            plan.groups[g.name] = _expand_local(g, order[: k // g.partitions])
+    return Decision(plan, widths, latency.predict_widths(widths), value)

@@ -1,0 +1,316 @@
+"""``trtprune prune``: the k-stage SP-LAMP pipeline against a latency budget (paper Sec. 3.3).
+
+Each stage re-scores the channels, solves the group knapsack for its intermediate
+budget (base - (base - budget) * s / k), checks the choice by building and timing
+it in the table's engine (tightening the budget when the measurement says it is
+over), applies it as soft masks and fine-tunes. Then the model is pruned
+physically, fine-tuned once more, exported, built into the deployable engine and
+measured beside the unpruned model in the same process. The run directory is
+written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trtprune.errors import TrtpruneError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    lut: str
+    budget_ms: float | None = None
+    budget_ratio: float | None = None
+    model: str | None = None
+    checkpoint: str | None = None
+    input_shape: str | None = None
+    data: str = "fashion-mnist"
+    data_root: str | None = None
+    importance: str = "sp-lamp"
+    stages: int = 1
+    finetune_epochs: int = 1
+    lr: float = 0.01
+    batch_size: int = 128
+    round_to: int | None = None  # default: the table's grid step
+    remeasure: bool = False
+    out: str | None = None
+    calib: str | None = None
+    seed: int = 0
+    limit_train: int | None = None
+    force_table: bool = False
+    repair_rounds: int = 3
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StageRecord:
+    stage: int
+    target_ms: float
+    predicted_ms: float
+    measured_share: float  # measured latency / unpruned latency measured beside it
+    measured_ms: float  # in table milliseconds (share x table base)
+    top1: float | None
+    params: int
+    widths: dict[str, int] = field(default_factory=dict)
+
+
+def _budget(config: PruneConfig, base_ms: float) -> float:
+    if (config.budget_ms is None) == (config.budget_ratio is None):
+        raise UsageError("give exactly one of --budget-ms or --budget-ratio")
+    budget = config.budget_ms if config.budget_ms is not None else config.budget_ratio * base_ms
+    if budget >= base_ms:
+        raise UsageError(
+            f"budget {budget:.4f} ms is not below the base latency {base_ms:.4f} ms: nothing to prune; lower the budget"
+        )
+    if budget <= 0:
+        raise UsageError(f"budget must be positive, not {budget}")
+    return budget
+
+
+class _Engine:
+    """Builds and times candidates in the table's backend, beside the unpruned model."""
+
+    def __init__(self, meta, base_model, shape) -> None:
+        from trtprune.backends import BackendConfig
+        from trtprune.candidates import prepare
+
+        self.meta, self.shape = meta, shape
+        self.config = BackendConfig.from_json(meta.config["backend_config"])
+        self.base_runner = prepare(base_model, shape, meta.backend, self.config)
+
+    def share(self, model) -> float:
+        from trtprune.candidates import prepare
+        from trtprune.timing import measure_interleaved
+
+        with prepare(model, self.shape, self.meta.backend, self.config) as runner:
+            t = measure_interleaved({"base": self.base_runner.timed, "cand": runner.timed})
+        return t["cand"].median_ms / t["base"].median_ms
+
+
+def run_prune(config: PruneConfig, progress=None) -> Path:
+    """Run the pipeline; returns the run directory."""
+    from trtprune.atomic import atomic_dir
+    from trtprune.lut.predict import LatencyModel
+    from trtprune.lut.store import LutStore
+
+    start = time.perf_counter()
+    with LutStore(config.lut) as store:
+        latency = LatencyModel(store)
+    meta = latency.meta
+    budget = _budget(config, latency.base_ms)
+    name = config.model or meta.model
+    if name != meta.model:
+        raise TrtpruneError(f"table {config.lut} was built for {meta.model!r}, not {name!r}: build one with 'trtprune lut {name}'")
+    ckpt = config.checkpoint or meta.checkpoint
+    run_dir = Path(config.out or Path("engines") / name / f"prune-{time.strftime('%Y%m%d-%H%M%S')}")
+    job = _Job(config, latency, budget, name, ckpt, progress)
+    job.check_inputs()
+    with atomic_dir(run_dir) as tmp:
+        job.run(tmp)
+        job.write(tmp, time.perf_counter() - start)
+    return run_dir
+
+
+class _Job:
+    def __init__(self, config: PruneConfig, latency, budget: float, name: str, ckpt: str | None, progress) -> None:
+        self.config, self.latency, self.budget, self.name, self.ckpt = config, latency, budget, name, ckpt
+        self.progress = progress or (lambda e: None)
+        self.stages: list[StageRecord] = []
+
+    def check_inputs(self) -> None:
+        """Everything that can fail fast, before any run directory exists."""
+        from trtprune.data import get_dataset, get_spec
+        from trtprune.loading import load_model
+        from trtprune.shapes import parse_shape
+
+        meta = self.latency.meta
+        shape = parse_shape(self.config.input_shape or tuple(meta.input_shape))
+        if list(shape) != list(meta.input_shape):
+            raise TrtpruneError(f"table {self.config.lut} was measured at input {meta.input_shape}, not {list(shape)}")
+        self.spec = get_spec(self.config.data)
+        self.train_set = get_dataset(self.config.data, "train", self.config.data_root, augment=True)
+        self.test_set = get_dataset(self.config.data, "test", self.config.data_root)
+        self.loaded = load_model(self.name, shape, self.ckpt, num_classes=self.spec.num_classes)
+        if self.loaded.plan is not None:
+            raise TrtpruneError("the checkpoint is already pruned: start from the base checkpoint the table was built for")
+        widths = {}
+        from trtprune.groups import find_groups
+
+        groups = find_groups(self.loaded.model, self.loaded.input_shape)
+        widths = {g.name: g.channels for g in groups.groups}
+        if widths != meta.widths:
+            raise TrtpruneError(f"table {self.config.lut} was built for other widths of {self.name}; rebuild it")
+
+    # the pipeline -------------------------------------------------------------
+    def run(self, out: Path) -> None:
+        from trtprune.groups import find_groups
+        from trtprune.importance import ScoreContext, accumulate_grads, score_groups
+        from trtprune.surgery import apply_masks
+        from trtprune.train import TrainConfig, evaluate, train
+
+        model = self.loaded.model
+        shape = tuple(self.loaded.input_shape)
+        base_model = copy.deepcopy(model)
+        self.engine = _Engine(self.latency.meta, base_model, shape)
+        self.base_top1 = evaluate(model, self.test_set)
+        round_to = self.config.round_to or self.latency.meta.step
+        k = max(1, self.config.stages)
+        base = self.latency.base_ms
+        tcfg = TrainConfig(epochs=self.config.finetune_epochs, lr=self.config.lr, batch_size=self.config.batch_size,
+                           seed=self.config.seed, limit_train=self.config.limit_train)
+        current = None
+        mask = None
+        for s in range(1, k + 1):
+            target = base - (base - self.budget) * s / k
+            groups = find_groups(model, shape)
+            context = ScoreContext(seed=self.config.seed)
+            if self.config.importance == "taylor-bn":
+                context.grads = accumulate_grads(model, _batches(self.train_set, 4, self.config.batch_size))
+            scores = score_groups(groups, self.config.importance, context)
+            decision, share = self._solve(groups, scores, target, current, round_to)
+            if mask is not None:
+                mask.remove()
+            mask = apply_masks(groups, decision.plan, self.name)
+            result = train(model, self.train_set, self.test_set, tcfg, mask_hook=lambda _m, m=mask: m.apply())
+            current = decision.widths
+            self.plan = decision.plan
+            self.stages.append(StageRecord(s, target, decision.predicted_ms, share, share * base, result.top1,
+                                           _params_after(groups, decision.plan), dict(decision.widths)))
+            self.progress({"stage": s, "stages": k, "target_ms": target, "top1": result.top1})
+            log.info("stage %d/%d: target %.4f ms, predicted %.4f, measured share %.3f, top-1 %.4f",
+                     s, k, target, decision.predicted_ms, share, result.top1)
+        mask.remove()
+        self._finish(model, shape, out)
+
+    def _solve(self, groups, scores, target, current, round_to):
+        """Solve, then build and time the choice; tighten the knapsack budget while it measures over."""
+        from trtprune.decision import decide
+        from trtprune.surgery import prune_copy
+
+        goal = target
+        for attempt in range(self.config.repair_rounds + 1):
+            decision = decide(groups, scores, self.latency, goal, self.name, current, round_to)
+            cand = prune_copy(self.loaded_base(), self._base_groups(), decision.widths)
+            share = self.engine.share(cand)
+            measured = share * self.latency.base_ms
+            if measured <= target * 1.01 or attempt == self.config.repair_rounds:
+                return decision, share
+            goal -= measured - target
+            log.info("measured %.4f ms > target %.4f ms: tightening the knapsack budget to %.4f", measured, target, goal)
+        raise AssertionError("unreachable")
+
+    def loaded_base(self):
+        return self.engine_base_model
+
+    def _base_groups(self):
+        return self.base_groups
+
+    def _finish(self, model, shape, out: Path) -> None:
+        from trtprune.checkpoint import save_checkpoint
+        from trtprune.evaluation import evaluate_onnx
+        from trtprune.export import export_onnx
+        from trtprune.groups import find_groups
+        from trtprune.surgery import apply_plan
+        from trtprune.train import TrainConfig, train
+
+        apply_plan(find_groups(model, shape), self.plan, self.name)
+        tcfg = TrainConfig(epochs=self.config.finetune_epochs, lr=self.config.lr, batch_size=self.config.batch_size,
+                           seed=self.config.seed + 1, limit_train=self.config.limit_train)
+        self.final = train(model, self.train_set, self.test_set, tcfg)
+        self.plan.save(out / "plan.json")
+        pre = self.spec.preprocessing.to_json()
+        save_checkpoint(out / "model.pt", model, model_name=self.name, input_shape=shape,
+                        num_classes=self.loaded.num_classes, preprocessing=pre, plan=self.plan.to_json(),
+                        metrics={"top1_torch": self.final.top1})
+        meta = {"trtprune.model": self.name, "trtprune.preprocessing": __import__("json").dumps(pre)}
+        export_onnx(model, shape, out / "model.onnx", metadata=meta)
+        export_onnx(self.loaded_base(), shape, out / "base.onnx", metadata=meta)
+        self.engine_files = _build_engine(self.latency.meta, out, self.config.calib, model, shape)
+        self.top1 = evaluate_onnx(out / "model.onnx", self.test_set)
+        self.base_top1_onnx = evaluate_onnx(out / "base.onnx", self.test_set)
+        self.measured = _measure_final(self.latency.meta, out / "base.onnx", out / "model.onnx")
+        self.params = sum(p.numel() for p in model.parameters())
+        self.base_params = sum(p.numel() for p in self.loaded_base().parameters())
+        self.model = model
+
+    def write(self, out: Path, wall_s: float) -> None:
+        from trtprune.report import write_prune_report
+
+        write_prune_report(self, out, wall_s)
+
+
+def _params_after(groups, plan) -> int:
+    from trtprune.surgery import expected_param_count
+
+    return expected_param_count(groups, plan)
+
+
+def _batches(dataset, n: int, batch_size: int):
+    import torch.utils.data
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                                         generator=__import__("torch").Generator().manual_seed(0))
+    for i, batch in enumerate(loader):
+        if i >= n:
+            break
+        yield batch
+
+
+def _build_engine(meta, out: Path, calib: str | None, model, shape) -> dict[str, str]:
+    """The deployable engine of the table's backend, at the table's precision."""
+    from trtprune.backends import BackendConfig
+    from trtprune.precision import export_with_precision
+
+    cfg = BackendConfig.from_json(meta.config["backend_config"])
+    files = {}
+    onnx_path = out / "model.onnx"
+    if cfg.precision != "fp32":
+        calibration = None
+        if cfg.precision == "int8" and calib:
+            from trtprune.calib import load_calibration_set
+
+            calibration = load_calibration_set(calib)
+        onnx_path = export_with_precision(model, shape, out / f"model.{cfg.precision}.onnx", cfg.precision, calibration)
+        files[cfg.precision] = onnx_path.name
+    if meta.backend == "trt":
+        from trtprune.backends.trt import build_engine_bytes, save_plan
+
+        save_plan(build_engine_bytes(onnx_path, cfg), out / "model.plan")
+        files["engine"] = "model.plan"
+    elif meta.backend == "ort":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.optimized_model_filepath = str(out / "model.ort.onnx")
+        opts.log_severity_level = 3
+        ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        files["engine"] = "model.ort.onnx"
+    return files
+
+
+def _measure_final(meta, base_onnx: Path, pruned_onnx: Path) -> dict[str, Any]:
+    from trtprune.backends import BackendConfig, get_backend
+    from trtprune.timing import measure_interleaved
+
+    if get_backend(meta.backend).consumes != "onnx":
+        return {}
+    cfg = BackendConfig.from_json({**meta.config["backend_config"], "precision": "fp32"})
+    backend = get_backend(meta.backend)
+    with backend.prepare(base_onnx, (), cfg) as b, backend.prepare(pruned_onnx, (), cfg) as p:
+        t = measure_interleaved({"base": b.timed, "pruned": p.timed})
+    return {"base": t["base"].to_json(), "pruned": t["pruned"].to_json(), "environment": backend.environment(cfg)}
+
+
+def default_out(model: str) -> str:
+    return os.path.join("engines", model, "prune")
