@@ -55,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet20,resnet18")
     parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--step", type=int, default=8, help="grid step (the same for both modes)")
     parser.add_argument(
         "--out", default=None, help="results path stem (default benchmarks/results/lut_fidelity-<models>)"
     )
@@ -70,7 +71,7 @@ def main() -> None:
             path.unlink(missing_ok=True)
             for extra in ("-wal", "-shm"):
                 Path(str(path) + extra).unlink(missing_ok=True)
-            result = build_lut(LutConfig(model=model, input_shape=shape, mode=mode), path)
+            result = build_lut(LutConfig(model=model, input_shape=shape, mode=mode, step=args.step), path)
             t0 = time.perf_counter()
             ver = verify(str(path), samples=args.samples)
             verify_s = time.perf_counter() - t0
@@ -108,7 +109,7 @@ def main() -> None:
     lines = [
         f"# LUT fidelity (ONNX Runtime CPU, 1 thread, {platform.processor() or platform.machine()})",
         "",
-        f"Command: `python benchmarks/lut_fidelity.py --models {args.models} --samples {args.samples}`",
+        f"Command: `python benchmarks/lut_fidelity.py --models {args.models} --samples {args.samples} --step {args.step}`",
         "",
         "| " + " | ".join(header) + " |",
         "| " + " | ".join("---" for _ in header) + " |",

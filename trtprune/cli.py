@@ -359,6 +359,79 @@ def bench(
         )
 
 
+@app.command()
+def prune(
+    budget_ms: Annotated[float | None, typer.Option("--budget-ms", help="latency budget in ms")] = None,
+    budget_ratio: Annotated[
+        float | None, typer.Option("--budget-ratio", help="budget as a share of base latency")
+    ] = None,
+    lut: Annotated[Path | None, typer.Option("--lut", help="latency table (default: engines/<model>/lut.db)")] = None,
+    model: Annotated[str | None, typer.Argument(help="model (default: the table's)")] = None,
+    checkpoint: CheckpointOpt = None,
+    input: InputOpt = None,
+    data: Annotated[str, typer.Option("--data")] = "fashion-mnist",
+    data_root: DataRootOpt = None,
+    importance: Annotated[
+        str, typer.Option("--importance", help="sp-lamp, lamp, l1, l2, taylor-bn, random")
+    ] = "sp-lamp",
+    stages: Annotated[int, typer.Option("--stages")] = 1,
+    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = 1,
+    lr: Annotated[float, typer.Option("--lr")] = 0.01,
+    round_to: Annotated[
+        int | None, typer.Option("--round-to", help="keep widths on multiples of N (default: table step)")
+    ] = None,
+    remeasure: Annotated[
+        bool, typer.Option("--remeasure", help="re-measure the table around the current widths each stage")
+    ] = False,
+    calib: Annotated[Path | None, typer.Option("--calib", help="INT8 calibration .npy (see calib/README.md)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="run directory (default under engines/)")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    limit: Annotated[int | None, typer.Option("--limit", help="fine-tune on the first N training samples")] = None,
+) -> None:
+    """Prune to a latency budget: SP-LAMP + group knapsack over k stages, fine-tune, export, engine, report."""
+    from trtprune.prune import PruneConfig, run_prune
+
+    if remeasure:
+        raise UsageError("--remeasure is not implemented yet: rebuild the table from the pruned checkpoint instead")
+    if lut is None:
+        lut = _default_lut(model)
+    config = PruneConfig(
+        lut=str(lut),
+        budget_ms=budget_ms,
+        budget_ratio=budget_ratio,
+        model=model,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        input_shape=input,
+        data=data,
+        data_root=str(data_root) if data_root else None,
+        importance=importance,
+        stages=stages,
+        finetune_epochs=finetune_epochs,
+        lr=lr,
+        round_to=round_to,
+        calib=str(calib) if calib else None,
+        out=str(out) if out else None,
+        seed=seed,
+        limit_train=limit,
+    )
+    run_dir = run_prune(config)
+    report = json.loads((run_dir / "report.json").read_text())
+    typer.echo(
+        f"{run_dir}: {report['model']} {report['measured']['base']['median_ms']:.4f} -> "
+        f"{report['measured']['pruned']['median_ms']:.4f} ms ({report['speedup']:.2f}x, budget "
+        f"{'met' if report['meets_budget'] else 'NOT met'}), top-1 {report['base_top1']:.4f} -> {report['top1']:.4f}"
+    )
+
+
+def _default_lut(model: str | None) -> Path:
+    if model:
+        return Path("engines") / model / "lut.db"
+    tables = sorted(Path("engines").glob("*/lut.db"), key=lambda p: p.stat().st_mtime)
+    if not tables:
+        raise UsageError("no latency table found under engines/: run 'make lut MODEL=...' or pass --lut")
+    return tables[-1]
+
+
 class _progress_bar:
     """A rich progress bar fed by the library's per-step callback."""
 

@@ -46,7 +46,7 @@ class PruneConfig:
     seed: int = 0
     limit_train: int | None = None
     force_table: bool = False
-    repair_rounds: int = 3
+    repair_rounds: int = 4
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,7 +110,9 @@ def run_prune(config: PruneConfig, progress=None) -> Path:
     budget = _budget(config, latency.base_ms)
     name = config.model or meta.model
     if name != meta.model:
-        raise TrtpruneError(f"table {config.lut} was built for {meta.model!r}, not {name!r}: build one with 'trtprune lut {name}'")
+        raise TrtpruneError(
+            f"table {config.lut} was built for {meta.model!r}, not {name!r}: build one with 'trtprune lut {name}'"
+        )
     ckpt = config.checkpoint or meta.checkpoint
     run_dir = Path(config.out or Path("engines") / name / f"prune-{time.strftime('%Y%m%d-%H%M%S')}")
     job = _Job(config, latency, budget, name, ckpt, progress)
@@ -142,8 +144,9 @@ class _Job:
         self.test_set = get_dataset(self.config.data, "test", self.config.data_root)
         self.loaded = load_model(self.name, shape, self.ckpt, num_classes=self.spec.num_classes)
         if self.loaded.plan is not None:
-            raise TrtpruneError("the checkpoint is already pruned: start from the base checkpoint the table was built for")
-        widths = {}
+            raise TrtpruneError(
+                "the checkpoint is already pruned: start from the base checkpoint the table was built for"
+            )
         from trtprune.groups import find_groups
 
         groups = find_groups(self.loaded.model, self.loaded.input_shape)
@@ -160,14 +163,20 @@ class _Job:
 
         model = self.loaded.model
         shape = tuple(self.loaded.input_shape)
-        base_model = copy.deepcopy(model)
-        self.engine = _Engine(self.latency.meta, base_model, shape)
+        self.base_model = copy.deepcopy(model)
+        self.base_groups = find_groups(self.base_model, shape)
+        self.engine = _Engine(self.latency.meta, self.base_model, shape)
         self.base_top1 = evaluate(model, self.test_set)
         round_to = self.config.round_to or self.latency.meta.step
         k = max(1, self.config.stages)
         base = self.latency.base_ms
-        tcfg = TrainConfig(epochs=self.config.finetune_epochs, lr=self.config.lr, batch_size=self.config.batch_size,
-                           seed=self.config.seed, limit_train=self.config.limit_train)
+        tcfg = TrainConfig(
+            epochs=self.config.finetune_epochs,
+            lr=self.config.lr,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed,
+            limit_train=self.config.limit_train,
+        )
         current = None
         mask = None
         for s in range(1, k + 1):
@@ -184,36 +193,60 @@ class _Job:
             result = train(model, self.train_set, self.test_set, tcfg, mask_hook=lambda _m, m=mask: m.apply())
             current = decision.widths
             self.plan = decision.plan
-            self.stages.append(StageRecord(s, target, decision.predicted_ms, share, share * base, result.top1,
-                                           _params_after(groups, decision.plan), dict(decision.widths)))
+            self.stages.append(
+                StageRecord(
+                    s,
+                    target,
+                    decision.predicted_ms,
+                    share,
+                    share * base,
+                    result.top1,
+                    _params_after(groups, decision.plan),
+                    dict(decision.widths),
+                )
+            )
             self.progress({"stage": s, "stages": k, "target_ms": target, "top1": result.top1})
-            log.info("stage %d/%d: target %.4f ms, predicted %.4f, measured share %.3f, top-1 %.4f",
-                     s, k, target, decision.predicted_ms, share, result.top1)
+            log.info(
+                "stage %d/%d: target %.4f ms, predicted %.4f, measured share %.3f, top-1 %.4f",
+                s,
+                k,
+                target,
+                decision.predicted_ms,
+                share,
+                result.top1,
+            )
         mask.remove()
         self._finish(model, shape, out)
 
     def _solve(self, groups, scores, target, current, round_to):
         """Solve, then build and time the choice; tighten the knapsack budget while it measures over."""
         from trtprune.decision import decide
+        from trtprune.errors import InfeasibleBudget
         from trtprune.surgery import prune_copy
 
-        goal = target
-        for attempt in range(self.config.repair_rounds + 1):
-            decision = decide(groups, scores, self.latency, goal, self.name, current, round_to)
-            cand = prune_copy(self.loaded_base(), self._base_groups(), decision.widths)
-            share = self.engine.share(cand)
-            measured = share * self.latency.base_ms
-            if measured <= target * 1.01 or attempt == self.config.repair_rounds:
+        goal, feasible, base = target, None, self.latency.base_ms
+        best = None
+        for _ in range(self.config.repair_rounds + 1):
+            try:
+                decision = decide(groups, scores, self.latency, goal, self.name, current, round_to)
+            except InfeasibleBudget:
+                if best is None:
+                    raise
+                goal = (goal + feasible) / 2  # back off towards the last feasible knapsack budget
+                continue
+            feasible = goal
+            share = self.engine.share(prune_copy(self.base_model, self.base_groups, decision.widths))
+            measured = share * base
+            if measured <= target * 1.01:
                 return decision, share
-            goal -= measured - target
-            log.info("measured %.4f ms > target %.4f ms: tightening the knapsack budget to %.4f", measured, target, goal)
+            if best is None or share < best[1]:
+                best = (decision, share)  # over target: keep the fastest as the fallback
+            # the table is optimistic here: scale the savings asked of it by predicted / measured savings
+            predicted_saving, measured_saving = base - decision.predicted_ms, max(base - measured, 1e-9)
+            goal = base - (base - target) * predicted_saving / measured_saving
+            log.info("measured %.4f ms > target %.4f ms: knapsack budget now %.4f", measured, target, goal)
+        return best
         raise AssertionError("unreachable")
-
-    def loaded_base(self):
-        return self.engine_base_model
-
-    def _base_groups(self):
-        return self.base_groups
 
     def _finish(self, model, shape, out: Path) -> None:
         from trtprune.checkpoint import save_checkpoint
@@ -224,23 +257,35 @@ class _Job:
         from trtprune.train import TrainConfig, train
 
         apply_plan(find_groups(model, shape), self.plan, self.name)
-        tcfg = TrainConfig(epochs=self.config.finetune_epochs, lr=self.config.lr, batch_size=self.config.batch_size,
-                           seed=self.config.seed + 1, limit_train=self.config.limit_train)
+        tcfg = TrainConfig(
+            epochs=self.config.finetune_epochs,
+            lr=self.config.lr,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed + 1,
+            limit_train=self.config.limit_train,
+        )
         self.final = train(model, self.train_set, self.test_set, tcfg)
         self.plan.save(out / "plan.json")
         pre = self.spec.preprocessing.to_json()
-        save_checkpoint(out / "model.pt", model, model_name=self.name, input_shape=shape,
-                        num_classes=self.loaded.num_classes, preprocessing=pre, plan=self.plan.to_json(),
-                        metrics={"top1_torch": self.final.top1})
+        save_checkpoint(
+            out / "model.pt",
+            model,
+            model_name=self.name,
+            input_shape=shape,
+            num_classes=self.loaded.num_classes,
+            preprocessing=pre,
+            plan=self.plan.to_json(),
+            metrics={"top1_torch": self.final.top1},
+        )
         meta = {"trtprune.model": self.name, "trtprune.preprocessing": __import__("json").dumps(pre)}
         export_onnx(model, shape, out / "model.onnx", metadata=meta)
-        export_onnx(self.loaded_base(), shape, out / "base.onnx", metadata=meta)
+        export_onnx(self.base_model, shape, out / "base.onnx", metadata=meta)
         self.engine_files = _build_engine(self.latency.meta, out, self.config.calib, model, shape)
         self.top1 = evaluate_onnx(out / "model.onnx", self.test_set)
         self.base_top1_onnx = evaluate_onnx(out / "base.onnx", self.test_set)
         self.measured = _measure_final(self.latency.meta, out / "base.onnx", out / "model.onnx")
         self.params = sum(p.numel() for p in model.parameters())
-        self.base_params = sum(p.numel() for p in self.loaded_base().parameters())
+        self.base_params = sum(p.numel() for p in self.base_model.parameters())
         self.model = model
 
     def write(self, out: Path, wall_s: float) -> None:
@@ -258,8 +303,9 @@ def _params_after(groups, plan) -> int:
 def _batches(dataset, n: int, batch_size: int):
     import torch.utils.data
 
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
-                                         generator=__import__("torch").Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, generator=__import__("torch").Generator().manual_seed(0)
+    )
     for i, batch in enumerate(loader):
         if i >= n:
             break

@@ -58,3 +58,159 @@ def _numel(tensor: Any) -> int:
     for d in tensor.dims:
         n *= d
     return n
+
+
+def write_prune_report(job: Any, out: Path, wall_s: float) -> None:
+    """report.json, report.md and the plots of a prune run (``job`` is the finished pipeline)."""
+    from dataclasses import asdict
+
+    from trtprune.atomic import write_json, write_text
+
+    measured = job.measured
+    base_ms = measured["base"]["median_ms"] if measured else None
+    pruned_ms = measured["pruned"]["median_ms"] if measured else None
+    share = pruned_ms / base_ms if measured else None
+    meta = job.latency.meta
+    report = {
+        "format": 1,
+        "model": job.name,
+        "checkpoint": job.ckpt,
+        "table": str(job.config.lut),
+        "backend": meta.backend,
+        "precision": meta.precision,
+        "input_shape": meta.input_shape,
+        "preprocessing": job.spec.preprocessing.to_json(),
+        "budget_ms": job.budget,
+        "table_base_ms": job.latency.base_ms,
+        "predicted_ms": job.stages[-1].predicted_ms,
+        "measured": measured,
+        "measured_share": share,
+        "measured_in_table_ms": share * job.latency.base_ms if share else None,
+        "speedup": 1 / share if share else None,
+        "meets_budget": bool(share and share * job.latency.base_ms <= job.budget * 1.0 + 3 * _noise_ms(measured)),
+        "top1": job.top1,
+        "base_top1": job.base_top1_onnx,
+        "top1_source": "ONNX Runtime (CPU) on the test split of model.onnx / base.onnx",
+        "params": job.params,
+        "base_params": job.base_params,
+        "flops": _flops(job.model, meta.input_shape),
+        "base_flops": _flops(job.base_model, meta.input_shape),
+        "widths": job.stages[-1].widths,
+        "base_widths": meta.widths,
+        "stages": [asdict(s) for s in job.stages],
+        "final_finetune": {"epochs": job.final.epochs, "top1_torch": job.final.top1},
+        "engine_files": job.engine_files,
+        "config": job.config.to_json(),
+        "wall_s": wall_s,
+    }
+    write_json(out / "report.json", report)
+    write_text(out / "report.md", _markdown(report))
+    _plots(report, out)
+
+
+def _noise_ms(measured: dict) -> float:
+    """The harness's stated noise on the pruned model's median: half its inter-quartile range."""
+    if not measured:
+        return 0.0
+    t = measured["pruned"]
+    return 0.5 * t["spread"] * t["median_ms"] / max(measured["base"]["median_ms"], 1e-12)
+
+
+def _flops(model: Any, shape: list[int]) -> int:
+    """Multiply-accumulates of one forward pass (convs and linears), via forward hooks."""
+    import torch
+
+    total = 0
+
+    def hook(m, inp, out):
+        nonlocal total
+        if isinstance(m, torch.nn.Conv2d):
+            total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, torch.nn.Linear):
+            total += out.numel() * m.in_features
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
+    with torch.no_grad():
+        model.eval()(torch.zeros(*shape))
+    for h in handles:
+        h.remove()
+    return int(total)
+
+
+def _markdown(r: dict) -> str:
+    m = r["measured"]
+    lines = [
+        f"# trtprune report: {r['model']} on {r['backend']} ({r['precision']}, input {'x'.join(map(str, r['input_shape']))})",
+        "",
+        "| | base | pruned |",
+        "| --- | --- | --- |",
+        f"| measured latency (ms, same harness, same process) | {m['base']['median_ms']:.4f} | {m['pruned']['median_ms']:.4f} |"
+        if m
+        else "",
+        f"| latency in table ms (budget {r['budget_ms']:.4f}) | {r['table_base_ms']:.4f} | {r['measured_in_table_ms']:.4f} |"
+        if m
+        else "",
+        f"| predicted (ms) | {r['table_base_ms']:.4f} | {r['predicted_ms']:.4f} |",
+        f"| top-1 (ONNX Runtime, test split) | {r['base_top1']:.4f} | {r['top1']:.4f} |",
+        f"| parameters | {r['base_params']:,} | {r['params']:,} |",
+        f"| MACs | {r['base_flops']:,} | {r['flops']:,} |",
+        "",
+        f"Speed-up {r['speedup']:.2f}x; budget {'met' if r['meets_budget'] else 'NOT met'}." if m else "",
+        f"Preprocessing: mean {r['preprocessing']['mean']}, std {r['preprocessing']['std']}, input {r['preprocessing']['input_size']}.",
+        "",
+        "## Stages",
+        "",
+        "| stage | target ms | predicted ms | measured ms (share x table base) | top-1 after fine-tune | params |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[
+            f"| {s['stage']} | {s['target_ms']:.4f} | {s['predicted_ms']:.4f} | {s['measured_ms']:.4f} | {s['top1']:.4f} | {s['params']:,} |"
+            for s in r["stages"]
+        ],
+        "",
+        "## Widths",
+        "",
+        "| group | base | pruned |",
+        "| --- | --- | --- |",
+        *[f"| {g} | {r['base_widths'][g]} | {w} |" for g, w in r["widths"].items()],
+        "",
+        "Plots: `widths.png` (kept channels per group), `stages.png` (latency and top-1 over the stages).",
+    ]
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def _plots(r: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from trtprune.atomic import atomic_path
+
+    names = list(r["widths"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names)), 3.5))
+    ax.bar(range(len(names)), [r["base_widths"][n] for n in names], color="lightgray", label="base")
+    ax.bar(range(len(names)), [r["widths"][n] for n in names], color="tab:blue", label="kept")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+    ax.set_ylabel("channels")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out / "widths.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    stages = r["stages"]
+    fig, ax1 = plt.subplots(figsize=(5, 3.2))
+    xs = [0] + [s["stage"] for s in stages]
+    ax1.plot(xs, [r["table_base_ms"]] + [s["measured_ms"] for s in stages], "o-", label="measured ms")
+    ax1.plot(xs, [r["table_base_ms"]] + [s["target_ms"] for s in stages], "--", label="target ms")
+    ax1.set_xlabel("stage")
+    ax1.set_ylabel("latency (ms)")
+    ax2 = ax1.twinx()
+    ax2.plot(xs, [r["base_top1"]] + [s["top1"] for s in stages], "s-", color="tab:green", label="top-1")
+    ax2.set_ylabel("top-1")
+    fig.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    with atomic_path(out / "stages.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
