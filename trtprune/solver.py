@@ -79,13 +79,17 @@ def group_knapsack(
 
 
 def _dominant(v: np.ndarray, ic: np.ndarray, capacity: int) -> np.ndarray:
-    """Options within capacity, keeping per integer cost only the best value (lowest index on ties)."""
+    """The options within capacity that no other option beats (cost <= and value >=).
+
+    A dominated option is never needed for an optimum; on ties the lowest index stays.
+    """
     idx = np.flatnonzero(ic <= capacity)
     order = np.lexsort((idx, -v[idx], ic[idx]))  # by cost, then value descending, then index
     idx = idx[order]
-    first = np.ones(len(idx), dtype=bool)
-    first[1:] = ic[idx][1:] != ic[idx][:-1]
-    return idx[first]
+    running = np.maximum.accumulate(v[idx])
+    keep = np.ones(len(idx), dtype=bool)
+    keep[1:] = v[idx][1:] > running[:-1]  # strictly better than every cheaper (or equal-cost) option
+    return idx[keep]
 
 
 def zero_one_knapsack(
