@@ -9,6 +9,7 @@ INPUT ?=
 CHECKPOINT ?=
 DEMO := engines/demo
 DEMO_EPOCHS ?= 2
+DEMO_FINETUNE_SAMPLES ?= 20000
 TRTPRUNE := $(PYTHON) -m trtprune.cli
 PYTEST_ARGS ?=
 
@@ -33,21 +34,22 @@ lint: install
 test: lint
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
-# The main job end to end on the embedded default engine (ONNX Runtime, CPU).
+# The main job end to end on the embedded default engine (ONNX Runtime, CPU):
+# train (or reuse) the demo model -> latency table -> prune to half the latency -> report.
 demo: install
 	@mkdir -p $(DEMO)
 	@if [ ! -f $(DEMO)/base.pt ]; then \
 		$(TRTPRUNE) train resnet20 --data fashion-mnist --epochs $(DEMO_EPOCHS) --out $(DEMO)/base.pt; \
 	else echo "reusing $(DEMO)/base.pt"; fi
-	$(TRTPRUNE) groups --checkpoint $(DEMO)/base.pt
-	$(TRTPRUNE) export --checkpoint $(DEMO)/base.pt --out $(DEMO)/base.onnx
-	$(TRTPRUNE) train --checkpoint $(DEMO)/base.pt --keep-ratio 0.5 --epochs 1 --lr 0.01 --data fashion-mnist --out $(DEMO)/pruned.pt
-	$(TRTPRUNE) export --checkpoint $(DEMO)/pruned.pt --out $(DEMO)/pruned.onnx
-	$(TRTPRUNE) eval $(DEMO)/base.onnx $(DEMO)/pruned.onnx --data fashion-mnist
+	$(MAKE) --no-print-directory lut MODEL=resnet20 CHECKPOINT=$(DEMO)/base.pt MODE=network
+	$(TRTPRUNE) prune --lut engines/resnet20/lut.db --budget-ratio 0.5 --stages 2 --finetune-epochs 1 \
+		--limit $(DEMO_FINETUNE_SAMPLES) --out $(DEMO)/run
+	@cat $(DEMO)/run/report.md
 
 # Latency table for MODEL at its default input (override INPUT=1x3x224x224, CHECKPOINT=..., MODE=network).
 # Resumable: rerun after an interruption and it continues where it stopped.
-lut: install
+lut:
+	@$(MAKE) --no-print-directory install >/dev/null
 	$(TRTPRUNE) lut $(MODEL) --backend $(BACKEND) --mode $(MODE) --step $(STEP) \
 		$(if $(INPUT),--input $(INPUT)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) --out engines/$(MODEL)/lut.db
 

@@ -24,6 +24,7 @@ import numpy as np
 from trtprune.backends import BackendConfig
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.verify import verify
+from trtprune.report import markdown_table
 
 MODELS = {"resnet18": "1x3x224x224", "resnet20": "1x1x28x28"}
 RESULTS = Path(__file__).parent / "results"
@@ -104,16 +105,16 @@ def main() -> None:
             "first_ms": first["median_ms"],
             "second_ms": second["median_ms"],
             "diff_pct": 100 * abs(second["median_ms"] - first["median_ms"]) / first["median_ms"],
+            "first_share": first["share"],
+            "second_share": second["share"],
+            "share_diff_pct": 100 * abs(second["share"] - first["share"]) / first["share"],
         }
-    header = list(rows[0])
     lines = [
         f"# LUT fidelity (ONNX Runtime CPU, 1 thread, {platform.processor() or platform.machine()})",
         "",
         f"Command: `python benchmarks/lut_fidelity.py --models {args.models} --samples {args.samples} --step {args.step}`",
         "",
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join("---" for _ in header) + " |",
-        *["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows],
+        markdown_table(rows),
         "",
         "Errors are |predicted - measured| / measured over random on-grid plans (30-100% of base latency),",
         "on latency as a share of the base network measured beside each plan (`median_err_pct`, `p90_err_pct`),",

@@ -62,6 +62,7 @@ def milp_reference(values, costs, budget):
 
 
 def main() -> None:
+    from trtprune.report import markdown_table
     from trtprune.solver import group_knapsack
 
     groups, values, costs = instance()
@@ -88,7 +89,6 @@ def main() -> None:
             }
         )
         print(json.dumps(rows[-1]), flush=True)
-    header = list(rows[0])
     text = (
         "\n".join(
             [
@@ -96,9 +96,7 @@ def main() -> None:
                 "",
                 "Command: `python benchmarks/solver.py`",
                 "",
-                "| " + " | ".join(header) + " |",
-                "| " + " | ".join("---" for _ in header) + " |",
-                *["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows],
+                markdown_table(rows),
                 "",
                 "gap_pct: how far below the MILP optimum the solver's value is (costs rounded up at the default",
                 "resolution, 0.1% of the budget, so the solver never exceeds the budget; the MILP uses exact costs).",

@@ -153,6 +153,22 @@ class _Job:
         widths = {g.name: g.channels for g in groups.groups}
         if widths != meta.widths:
             raise TrtpruneError(f"table {self.config.lut} was built for other widths of {self.name}; rebuild it")
+        self._check_feasible(groups)
+
+    def _check_feasible(self, groups) -> None:
+        from trtprune.decision import allowed_widths
+        from trtprune.errors import InfeasibleBudget
+
+        round_to = self.config.round_to or self.latency.meta.step
+        smallest = self.latency.base_ms + sum(
+            min(self.latency.delta_ms(g.name, int(k)) for k in allowed_widths(g, g.channels, round_to))
+            for g in groups.groups
+        )
+        if self.budget < smallest:
+            raise InfeasibleBudget(
+                f"budget {self.budget:.4f} ms is below the smallest latency the table predicts for {self.name} "
+                f"({smallest:.4f} ms, base {self.latency.base_ms:.4f} ms): raise --budget-ms/--budget-ratio"
+            )
 
     # the pipeline -------------------------------------------------------------
     def run(self, out: Path) -> None:
@@ -243,7 +259,7 @@ class _Job:
                 best = (decision, share)  # over target: keep the fastest as the fallback
             # the table is optimistic here: scale the savings asked of it by predicted / measured savings
             predicted_saving, measured_saving = base - decision.predicted_ms, max(base - measured, 1e-9)
-            goal = base - (base - target) * predicted_saving / measured_saving
+            goal = min(base - (base - target) * predicted_saving / measured_saving, goal - (measured - target))
             log.info("measured %.4f ms > target %.4f ms: knapsack budget now %.4f", measured, target, goal)
         return best
         raise AssertionError("unreachable")

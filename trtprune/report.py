@@ -10,6 +10,14 @@ from typing import Any
 from trtprune.errors import TrtpruneError
 
 
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table of dict rows (columns from the first row)."""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def compare_onnx(
     paths: list[Path], data: str, data_root: str | os.PathLike[str] | None, threads: int = 1, limit: int | None = None
 ) -> list[dict[str, Any]]:

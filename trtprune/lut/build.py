@@ -41,6 +41,7 @@ class LutConfig:
     small: int = 16  # groups of at most this many channels are measured at every width
     refine: bool = True
     refine_rounds: int = 2
+    pairs: bool = True  # also measure joined pairs of groups cut together (interaction correction)
     jump_ratio: float = 0.01  # a jump is a latency change above this share of the base (or 3x the noise)
     candidates_per_batch: int = 6
     timing: TimingConfig = TimingConfig()
@@ -228,7 +229,7 @@ class _Builder:
         for i, group in enumerate(self.groups.groups):
             self.group(i, group, base_ms)
         done = {(p.a, p.b) for p in self.store.pairs()}
-        edges = joined_pairs(self.groups)
+        edges = joined_pairs(self.groups) if self.config.pairs else []
         for i, (a, b) in enumerate(edges):
             if (a, b) in done:
                 self.skipped += 1

@@ -1,0 +1,88 @@
+"""`trtprune prune`: errors before any run directory exists, and the whole pipeline on a small run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trtprune.lut.build import LutConfig, build_lut
+from trtprune.timing import TimingConfig
+
+FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """An (untrained) resnet20 checkpoint for Fashion-MNIST and a small table measured for it."""
+    from trtprune.checkpoint import save_checkpoint
+    from trtprune.models import build_model
+
+    root = tmp_path_factory.mktemp("prune")
+    ckpt = root / "base.pt"
+    save_checkpoint(ckpt, build_model("resnet20", "1x1x28x28"), model_name="resnet20", input_shape=(1, 1, 28, 28),
+                    num_classes=10, preprocessing=None)
+    table = root / "lut.db"
+    build_lut(LutConfig(model=None, checkpoint=str(ckpt), step=16, small=4, refine=False, pairs=False, timing=FAST), table)
+    return root, ckpt, table
+
+
+def _one_line(code: int, err: str) -> None:
+    assert code != 0
+    assert len([x for x in err.splitlines() if x.strip()]) == 1 and "Traceback" not in err
+
+
+def test_budget_below_the_smallest_latency(setup, run_cli):
+    root, _, table = setup
+    out = root / "run-low"
+    code, _, err = run_cli("prune", "--lut", table, "--budget-ms", "0.00001", "--out", out)
+    _one_line(code, err)
+    assert "below the smallest latency" in err
+    assert not out.exists()
+
+
+def test_budget_above_base(setup, run_cli):
+    root, _, table = setup
+    code, _, err = run_cli("prune", "--lut", table, "--budget-ratio", "1.2", "--out", root / "run-high")
+    _one_line(code, err)
+    assert "not below the base latency" in err and not (root / "run-high").exists()
+
+
+def test_table_for_another_model(setup, run_cli):
+    root, _, table = setup
+    code, _, err = run_cli("prune", "resnet32", "--lut", table, "--budget-ratio", "0.5", "--out", root / "run-other")
+    _one_line(code, err)
+    assert "built for 'resnet20', not 'resnet32'" in err and not (root / "run-other").exists()
+
+
+def test_missing_data(setup, run_cli):
+    root, _, table = setup
+    code, _, err = run_cli("prune", "--lut", table, "--budget-ratio", "0.8", "--data-root", root / "nodata",
+                           "--out", root / "run-nodata")
+    _one_line(code, err)
+    assert "dataset-fashion-mnist" in err and not (root / "run-nodata").exists()
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end(setup):
+    from trtprune.data import get_dataset
+    from trtprune.evaluation import evaluate_onnx
+    from trtprune.plan import Plan
+    from trtprune.prune import PruneConfig, run_prune
+
+    root, ckpt, table = setup
+    run = run_prune(PruneConfig(lut=str(table), budget_ratio=0.8, stages=2, finetune_epochs=1, limit_train=512,
+                                out=str(root / "run")))
+    files = {p.name for p in Path(run).iterdir()}
+    assert {"plan.json", "model.pt", "model.onnx", "model.ort.onnx", "report.json", "report.md", "widths.png",
+            "stages.png"} <= files
+    report = json.loads((run / "report.json").read_text())
+    assert len(report["stages"]) == 2
+    assert report["preprocessing"]["mean"] == [0.286]
+    # the report's top-1 is that of model.onnx in ONNX Runtime on the test split
+    assert report["top1"] == evaluate_onnx(run / "model.onnx", get_dataset("fashion-mnist", "test"))
+    plan = Plan.load(run / "plan.json")
+    assert plan.model == "resnet20" and plan.groups
+    assert report["params"] < report["base_params"]
+    assert report["measured"]["pruned"]["median_ms"] > 0
