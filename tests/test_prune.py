@@ -21,10 +21,18 @@ def setup(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("prune")
     ckpt = root / "base.pt"
-    save_checkpoint(ckpt, build_model("resnet20", "1x1x28x28"), model_name="resnet20", input_shape=(1, 1, 28, 28),
-                    num_classes=10, preprocessing=None)
+    save_checkpoint(
+        ckpt,
+        build_model("resnet20", "1x1x28x28"),
+        model_name="resnet20",
+        input_shape=(1, 1, 28, 28),
+        num_classes=10,
+        preprocessing=None,
+    )
     table = root / "lut.db"
-    build_lut(LutConfig(model=None, checkpoint=str(ckpt), step=16, small=4, refine=False, pairs=False, timing=FAST), table)
+    build_lut(
+        LutConfig(model=None, checkpoint=str(ckpt), step=16, small=4, refine=False, pairs=False, timing=FAST), table
+    )
     return root, ckpt, table
 
 
@@ -58,8 +66,9 @@ def test_table_for_another_model(setup, run_cli):
 
 def test_missing_data(setup, run_cli):
     root, _, table = setup
-    code, _, err = run_cli("prune", "--lut", table, "--budget-ratio", "0.8", "--data-root", root / "nodata",
-                           "--out", root / "run-nodata")
+    code, _, err = run_cli(
+        "prune", "--lut", table, "--budget-ratio", "0.8", "--data-root", root / "nodata", "--out", root / "run-nodata"
+    )
     _one_line(code, err)
     assert "dataset-fashion-mnist" in err and not (root / "run-nodata").exists()
 
@@ -72,11 +81,22 @@ def test_pipeline_end_to_end(setup):
     from trtprune.prune import PruneConfig, run_prune
 
     root, ckpt, table = setup
-    run = run_prune(PruneConfig(lut=str(table), budget_ratio=0.8, stages=2, finetune_epochs=1, limit_train=512,
-                                out=str(root / "run")))
+    run = run_prune(
+        PruneConfig(
+            lut=str(table), budget_ratio=0.8, stages=2, finetune_epochs=1, limit_train=512, out=str(root / "run")
+        )
+    )
     files = {p.name for p in Path(run).iterdir()}
-    assert {"plan.json", "model.pt", "model.onnx", "model.ort.onnx", "report.json", "report.md", "widths.png",
-            "stages.png"} <= files
+    assert {
+        "plan.json",
+        "model.pt",
+        "model.onnx",
+        "model.ort.onnx",
+        "report.json",
+        "report.md",
+        "widths.png",
+        "stages.png",
+    } <= files
     report = json.loads((run / "report.json").read_text())
     assert len(report["stages"]) == 2
     assert report["preprocessing"]["mean"] == [0.286]
@@ -86,3 +106,48 @@ def test_pipeline_end_to_end(setup):
     assert plan.model == "resnet20" and plan.groups
     assert report["params"] < report["base_params"]
     assert report["measured"]["pruned"]["median_ms"] > 0
+
+
+def test_decision_keeps_top_scored_prefixes_within_budget(setup):
+    import numpy as np
+
+    from trtprune.decision import allowed_widths, decide
+    from trtprune.groups import find_groups
+    from trtprune.importance import score_groups
+    from trtprune.loading import load_model
+    from trtprune.lut.predict import LatencyModel
+    from trtprune.lut.store import LutStore
+
+    _, ckpt, table = setup
+    loaded = load_model(None, checkpoint=ckpt)
+    groups = find_groups(loaded.model, loaded.input_shape)
+    with LutStore(table) as store:
+        latency = LatencyModel(store)
+    scores = score_groups(groups, "sp-lamp")
+    smallest = latency.base_ms + sum(
+        min(latency.delta_ms(g.name, int(k)) for k in allowed_widths(g, g.channels, 8)) for g in groups.groups
+    )
+    budget = smallest + 0.4 * (latency.base_ms - smallest)
+    d = decide(groups, scores, latency, budget, "resnet20", round_to=8)
+    assert latency.base_ms + sum(latency.delta_ms(g, w) for g, w in d.widths.items()) <= budget + 1e-9
+    for g in groups.groups:
+        w = d.widths[g.name]
+        assert w % 8 == 0 or w < 8
+        kept = d.plan.groups.get(g.name, list(range(g.channels)))
+        assert len(kept) == w
+        s = scores[g.name]
+        dropped = sorted(set(range(g.channels)) - set(kept))
+        if dropped:
+            assert s[kept].min() >= s[dropped].max()  # a prefix of the descending ranking
+            assert np.argmax(s) in kept  # the SP-LAMP survivor (score 1) is always kept
+
+
+def test_allowed_widths():
+    from trtprune.decision import allowed_widths
+    from trtprune.groups import ChannelGroup
+
+    g = ChannelGroup("g", 64, (), (), (), 1)
+    assert allowed_widths(g, 64, 16).tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 32, 48, 64]
+    assert allowed_widths(g, 40, 16).tolist()[-3:] == [16, 32, 40]
+    blocks = ChannelGroup("b", 128, (), (), (), 32)
+    assert allowed_widths(blocks, 128, 8).tolist() == [32, 64, 96, 128]

@@ -22,9 +22,15 @@ def _brute(values, costs, budget):
 
 
 def _instance(rng, groups=4, options=5, negative=True, integer=False):
-    values = [np.sort(rng.random(options)) if not integer else rng.integers(0, 5, options).astype(float) for _ in range(groups)]
+    values = [
+        np.sort(rng.random(options)) if not integer else rng.integers(0, 5, options).astype(float)
+        for _ in range(groups)
+    ]
     lo = -0.3 if negative else 0.0
-    costs = [rng.uniform(lo, 1.0, options) if not integer else rng.integers(-2 if negative else 0, 6, options).astype(float) for _ in range(groups)]
+    costs = [
+        rng.uniform(lo, 1.0, options) if not integer else rng.integers(-2 if negative else 0, 6, options).astype(float)
+        for _ in range(groups)
+    ]
     budget = float(rng.uniform(0.5, 2.5)) if not integer else float(rng.integers(2, 12))
     return values, costs, budget
 
@@ -65,7 +71,10 @@ def test_matches_integer_programming():
             a_eq[g, g * options : (g + 1) * options] = 1
         res = milp(
             c=-np.concatenate(values),
-            constraints=[LinearConstraint(a_eq, 1, 1), LinearConstraint(np.concatenate(costs)[None, :], -np.inf, budget)],
+            constraints=[
+                LinearConstraint(a_eq, 1, 1),
+                LinearConstraint(np.concatenate(costs)[None, :], -np.inf, budget),
+            ],
             integrality=np.ones(n),
             bounds=Bounds(0, 1),
         )
