@@ -23,7 +23,7 @@ from trtprune.plan import Plan
 from trtprune.timing import TimingConfig
 
 SHAPE = "1x1x12x12"
-FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.2, retries=0)
+FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.2, warmup_ms=50, retries=0)
 # resnet20 at 12x12: 12 groups of 16/32/64 channels; step 16 with small=4 keeps the table tiny
 CONFIG = LutConfig(model="resnet20", input_shape=SHAPE, step=16, small=4, refine=False, timing=FAST)
 CLI_ARGS = ["lut", "resnet20", "--input", SHAPE, "--step", "16", "--small", "4", "--no-refine", "--rounds", "5"]
@@ -61,7 +61,8 @@ def test_table_rows_and_prediction(table):
     assert all(r.median_ms > 0 and r.ref_ms > 0 for r in rows)
     row = next(r for r in rows if r.group == "layer3.1.conv1" and r.width == 16)
     plan = Plan("resnet20", (1, 1, 12, 12), {"layer3.1.conv1": list(range(16))})
-    assert model.predict(plan) == pytest.approx(model.base_ms + row.delta_ms)
+    # network mode keeps each change as a share of the unpruned network measured beside it
+    assert model.predict(plan) == pytest.approx(model.base_ms * (1 + row.delta_ms / row.ref_ms))
     assert model.predict(Plan("resnet20", (1, 1, 12, 12), {})) == model.base_ms
 
 

@@ -31,7 +31,7 @@ def test_interleaving_alternates_order_and_retries_noisy():
 
         return timed
 
-    cfg = TimingConfig(warmup=1, rounds=6, inner=1, retries=2)
+    cfg = TimingConfig(warmup=1, warmup_ms=0, rounds=6, inner=1, retries=2)
     res = measure_interleaved({"a": make("a", False), "b": make("b", True)}, cfg)
     timed_calls = calls[2:14]  # after one warm-up call each (inner fixed: no calibration call)
     assert timed_calls[:4] == ["a", "b", "b", "a"]
