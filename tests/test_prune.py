@@ -74,7 +74,8 @@ def test_missing_data(setup, run_cli):
 
 
 @pytest.mark.slow
-def test_pipeline_end_to_end(setup):
+@pytest.mark.parametrize("remeasure", [False, True])
+def test_pipeline_end_to_end(setup, remeasure):
     from trtprune.data import get_dataset
     from trtprune.evaluation import evaluate_onnx
     from trtprune.plan import Plan
@@ -83,9 +84,16 @@ def test_pipeline_end_to_end(setup):
     root, ckpt, table = setup
     run = run_prune(
         PruneConfig(
-            lut=str(table), budget_ratio=0.8, stages=2, finetune_epochs=1, limit_train=512, out=str(root / "run")
+            lut=str(table),
+            budget_ratio=0.8,
+            stages=2,
+            finetune_epochs=1,
+            limit_train=512,
+            remeasure=remeasure,
+            out=str(root / f"run-{remeasure}"),
         )
     )
+    assert (run / "tables" / "stage2.db").exists() == remeasure
     files = {p.name for p in Path(run).iterdir()}
     assert {
         "plan.json",

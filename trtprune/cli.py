@@ -393,8 +393,6 @@ def prune(
     """Prune to a latency budget: SP-LAMP + group knapsack over k stages, fine-tune, export, engine, report."""
     from trtprune.prune import PruneConfig, run_prune
 
-    if remeasure:
-        raise UsageError("--remeasure is not implemented yet: rebuild the table from the pruned checkpoint instead")
     if lut is None:
         lut = _default_lut(model)
     config = PruneConfig(
@@ -409,6 +407,7 @@ def prune(
         importance=importance,
         stages=stages,
         finetune_epochs=finetune_epochs,
+        remeasure=remeasure,
         lr=lr,
         round_to=round_to,
         calib=str(calib) if calib else None,

@@ -118,6 +118,8 @@ def run_prune(config: PruneConfig, progress=None) -> Path:
     job = _Job(config, latency, budget, name, ckpt, progress)
     job.check_inputs()
     with atomic_dir(run_dir) as tmp:
+        job.workdir = tmp / "tables"
+        job.workdir.mkdir()
         job.run(tmp)
         job.write(tmp, time.perf_counter() - start)
     return run_dir
@@ -175,14 +177,14 @@ class _Job:
         from trtprune.groups import find_groups
         from trtprune.importance import ScoreContext, accumulate_grads, score_groups
         from trtprune.surgery import apply_masks
-        from trtprune.train import TrainConfig, evaluate, train
+        from trtprune.train import TrainConfig, train
 
         model = self.loaded.model
         shape = tuple(self.loaded.input_shape)
         self.base_model = copy.deepcopy(model)
         self.base_groups = find_groups(self.base_model, shape)
         self.engine = _Engine(self.latency.meta, self.base_model, shape)
-        self.base_top1 = evaluate(model, self.test_set)
+        self.table_s = 0.0
         round_to = self.config.round_to or self.latency.meta.step
         k = max(1, self.config.stages)
         base = self.latency.base_ms
@@ -202,7 +204,10 @@ class _Job:
             if self.config.importance == "taylor-bn":
                 context.grads = accumulate_grads(model, _batches(self.train_set, 4, self.config.batch_size))
             scores = score_groups(groups, self.config.importance, context)
-            decision, share = self._solve(groups, scores, target, current, round_to)
+            view = (
+                self._remeasured(current, shape, s) if self.config.remeasure and current else _View(self.latency, 1.0)
+            )
+            decision, share = self._solve(groups, scores, target, current, round_to, view)
             if mask is not None:
                 mask.remove()
             mask = apply_masks(groups, decision.plan, self.name)
@@ -213,7 +218,7 @@ class _Job:
                 StageRecord(
                     s,
                     target,
-                    decision.predicted_ms,
+                    decision.predicted_ms * view.scale,
                     share,
                     share * base,
                     result.top1,
@@ -227,14 +232,43 @@ class _Job:
                 s,
                 k,
                 target,
-                decision.predicted_ms,
+                decision.predicted_ms * view.scale,
                 share,
                 result.top1,
             )
         mask.remove()
         self._finish(model, shape, out)
 
-    def _solve(self, groups, scores, target, current, round_to):
+    def _remeasured(self, current: dict[str, int], shape: tuple[int, ...], stage: int) -> _View:
+        """A fresh table around the current widths (``--remeasure``), in the original table's milliseconds."""
+        from trtprune.backends import BackendConfig
+        from trtprune.groups import find_groups
+        from trtprune.loading import LoadedModel
+        from trtprune.lut.build import LutConfig, _Builder, table_meta
+        from trtprune.lut.predict import LatencyModel
+        from trtprune.lut.store import LutStore
+        from trtprune.surgery import prune_copy
+        from trtprune.timing import TimingConfig
+
+        t0 = time.perf_counter()
+        meta = self.latency.meta
+        model = prune_copy(self.base_model, self.base_groups, current)
+        groups = find_groups(model, shape)
+        loaded = LoadedModel(model, self.name, shape, self.loaded.num_classes, None, None)
+        known = {k: v for k, v in meta.config.items() if k in LutConfig.__dataclass_fields__}
+        known["backend_config"] = BackendConfig.from_json(known["backend_config"])
+        known["timing"] = TimingConfig(**known["timing"])
+        cfg = LutConfig(**{**known, "model": self.name, "input_shape": shape})
+        path = self.workdir / f"stage{stage}.db"
+        with LutStore(path, create=True) as store:
+            store.init_meta(table_meta(loaded, groups, cfg))
+            _Builder(cfg, loaded, groups, store, None).run()
+            latency = LatencyModel(store)
+        self.table_s += time.perf_counter() - t0
+        current_ms = self.stages[-1].measured_ms  # the current model, in the original table's milliseconds
+        return _View(latency, current_ms / latency.base_ms)
+
+    def _solve(self, groups, scores, target, current, round_to, view: _View):
         """Solve, then build and time the choice; tighten the knapsack budget while it measures over."""
         from trtprune.decision import decide
         from trtprune.errors import InfeasibleBudget
@@ -244,7 +278,7 @@ class _Job:
         best = None
         for _ in range(self.config.repair_rounds + 1):
             try:
-                decision = decide(groups, scores, self.latency, goal, self.name, current, round_to)
+                decision = decide(groups, scores, view.latency, goal / view.scale, self.name, current, round_to)
             except InfeasibleBudget:
                 if best is None:
                     raise
@@ -258,7 +292,8 @@ class _Job:
             if best is None or share < best[1]:
                 best = (decision, share)  # over target: keep the fastest as the fallback
             # the table is optimistic here: scale the savings asked of it by predicted / measured savings
-            predicted_saving, measured_saving = base - decision.predicted_ms, max(base - measured, 1e-9)
+            predicted_saving = base - decision.predicted_ms * view.scale
+            measured_saving = max(base - measured, 1e-9)
             goal = min(base - (base - target) * predicted_saving / measured_saving, goal - (measured - target))
             log.info("measured %.4f ms > target %.4f ms: knapsack budget now %.4f", measured, target, goal)
         return best
@@ -308,6 +343,14 @@ class _Job:
         from trtprune.report import write_prune_report
 
         write_prune_report(self, out, wall_s)
+
+
+@dataclass(frozen=True)
+class _View:
+    """A table and the factor from its milliseconds to the original table's."""
+
+    latency: Any
+    scale: float
 
 
 def _params_after(groups, plan) -> int:

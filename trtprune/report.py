@@ -110,6 +110,7 @@ def write_prune_report(job: Any, out: Path, wall_s: float) -> None:
         "engine_files": job.engine_files,
         "config": job.config.to_json(),
         "wall_s": wall_s,
+        "remeasure_table_s": job.table_s,
     }
     write_json(out / "report.json", report)
     write_text(out / "report.md", _markdown(report))
