@@ -25,7 +25,7 @@ from trtprune.timing import TimingConfig
 SHAPE = "1x1x12x12"
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.2, warmup_ms=50, retries=0)
 # resnet20 at 12x12: 12 groups of 16/32/64 channels; step 16 with small=4 keeps the table tiny
-CONFIG = LutConfig(model="resnet20", input_shape=SHAPE, step=16, small=4, refine=False, timing=FAST)
+CONFIG = LutConfig(model="resnet20", input_shape=SHAPE, step=16, small=4, refine=False, pairs=True, timing=FAST)
 CLI_ARGS = ["lut", "resnet20", "--input", SHAPE, "--step", "16", "--small", "4", "--no-refine", "--rounds", "5"]
 
 
@@ -52,8 +52,10 @@ def test_staircase_not_interpolation():
 
 def test_table_rows_and_prediction(table):
     with LutStore(table) as store:
-        meta, rows = store.require_meta(), store.rows()
+        meta, rows, pairs = store.require_meta(), store.rows(), store.pairs()
         model = LatencyModel(store)
+    assert ("layer3.0.downsample.0", "layer3.1.conv1") in {(p.a, p.b) for p in pairs}  # joined by layer3.1.conv1/conv2
+    assert len(model.pairs) == len(pairs) and all(p.ref_ms > 0 for p in pairs)
     assert meta.model == "resnet20" and meta.backend == "ort" and meta.input_shape == [1, 1, 12, 12]
     assert meta.environment["engine"] == "onnxruntime" and meta.environment["threads"] == 1
     widths = {(r.group, r.width) for r in rows}

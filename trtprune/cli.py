@@ -231,7 +231,9 @@ def lut_build(
     threads: ThreadsOpt = 1,
     device: DeviceOpt = "cpu",
     no_refine: Annotated[bool, typer.Option("--no-refine", help="measure the grid only")] = False,
-    no_pairs: Annotated[bool, typer.Option("--no-pairs", help="skip the joined-pair interaction measurements")] = False,
+    pairs: Annotated[
+        bool, typer.Option("--pairs", help="also measure joined pairs of groups cut together (interaction terms)")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite a table made for something else")] = False,
     export_json: Annotated[Path | None, typer.Option("--export-json", help="also write the table as JSON")] = None,
     small: Annotated[int, typer.Option("--small", help="groups up to this width are measured at every count")] = 16,
@@ -253,7 +255,7 @@ def lut_build(
         step=step,
         small=small,
         refine=not no_refine,
-        pairs=not no_pairs,
+        pairs=pairs,
         timing=TimingConfig(rounds=rounds),
     )
     out = out or Path("engines") / (model or Path(str(checkpoint)).stem) / "lut.db"

@@ -41,7 +41,7 @@ class LutConfig:
     small: int = 16  # groups of at most this many channels are measured at every width
     refine: bool = True
     refine_rounds: int = 2
-    pairs: bool = True  # also measure joined pairs of groups cut together (interaction correction)
+    pairs: bool = False  # also measure joined pairs cut together (opt-in: `trtprune lut --pairs`)
     jump_ratio: float = 0.01  # a jump is a latency change above this share of the base (or 3x the noise)
     candidates_per_batch: int = 6
     timing: TimingConfig = TimingConfig()
