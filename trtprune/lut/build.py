@@ -41,7 +41,10 @@ class LutConfig:
     small: int = 16  # groups of at most this many channels are measured at every width
     refine: bool = True
     refine_rounds: int = 2
-    pairs: bool = False  # also measure joined pairs cut together (opt-in: `trtprune lut --pairs`)
+    # joined pairs of groups cut together (interaction terms); None = in block mode only, where they are
+    # measured on the pair's own sub-graph and help (ResNet-18: p90 error 30% -> 13%), while on the whole
+    # network they drown in noise and hurt (p90 44% -> 133%); see benchmarks/results/lut_fidelity-resnet18.md
+    pairs: bool | None = None
     jump_ratio: float = 0.01  # a jump is a latency change above this share of the base (or 3x the noise)
     candidates_per_batch: int = 6
     timing: TimingConfig = TimingConfig()
@@ -229,7 +232,8 @@ class _Builder:
         for i, group in enumerate(self.groups.groups):
             self.group(i, group, base_ms)
         done = {(p.a, p.b) for p in self.store.pairs()}
-        edges = joined_pairs(self.groups) if self.config.pairs else []
+        measure_pairs = self.config.pairs if self.config.pairs is not None else self.config.mode == "block"
+        edges = joined_pairs(self.groups) if measure_pairs else []
         for i, (a, b) in enumerate(edges):
             if (a, b) in done:
                 self.skipped += 1
