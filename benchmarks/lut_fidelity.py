@@ -72,7 +72,7 @@ def main() -> None:
             path.unlink(missing_ok=True)
             for extra in ("-wal", "-shm"):
                 Path(str(path) + extra).unlink(missing_ok=True)
-            result = build_lut(LutConfig(model=model, input_shape=shape, mode=mode, step=args.step), path)
+            result = build_lut(LutConfig(model=model, input_shape=shape, mode=mode, step=args.step, pairs=True), path)
             t0 = time.perf_counter()
             ver = verify(str(path), samples=args.samples)
             verify_s = time.perf_counter() - t0
@@ -122,7 +122,9 @@ def main() -> None:
         "",
         "Repeatability (same plan, measured before and after the model's two table builds):",
         *[
-            f"- {k}: {v['first_ms']:.4f} ms then {v['second_ms']:.4f} ms ({v['diff_pct']:.2f}%)"
+            f"- {k}: {v['first_ms']:.4f} ms then {v['second_ms']:.4f} ms ({v['diff_pct']:.2f}% apart); as a share of the "
+            f"unpruned network measured beside it {v['first_share']:.4f} then {v['second_share']:.4f} "
+            f"({v['share_diff_pct']:.2f}% apart)"
             for k, v in raw.items()
             if k.endswith("repeatability")
         ],

@@ -26,6 +26,12 @@ _LAZY = {
     "get_dataset": "trtprune.data",
     "train": "trtprune.train",
     "evaluate": "trtprune.train",
+    "sp_lamp": "trtprune.importance",
+    "group_knapsack": "trtprune.solver",
+    "LutConfig": "trtprune.lut.build",
+    "build_lut": "trtprune.lut.build",
+    "PruneConfig": "trtprune.prune",
+    "run_prune": "trtprune.prune",
 }
 
 

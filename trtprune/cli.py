@@ -232,9 +232,8 @@ def lut_build(
     device: DeviceOpt = "cpu",
     no_refine: Annotated[bool, typer.Option("--no-refine", help="measure the grid only")] = False,
     pairs: Annotated[
-        bool | None,
-        typer.Option("--pairs/--no-pairs", help="measure joined pairs cut together (default: in block mode only)"),
-    ] = None,
+        bool, typer.Option("--pairs", help="also measure joined pairs of groups cut together (interaction terms)")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite a table made for something else")] = False,
     export_json: Annotated[Path | None, typer.Option("--export-json", help="also write the table as JSON")] = None,
     small: Annotated[int, typer.Option("--small", help="groups up to this width are measured at every count")] = 16,

@@ -41,10 +41,10 @@ class LutConfig:
     small: int = 16  # groups of at most this many channels are measured at every width
     refine: bool = True
     refine_rounds: int = 2
-    # joined pairs of groups cut together (interaction terms); None = in block mode only, where they are
-    # measured on the pair's own sub-graph and help (ResNet-18: p90 error 30% -> 13%), while on the whole
-    # network they drown in noise and hurt (p90 44% -> 133%); see benchmarks/results/lut_fidelity-resnet18.md
-    pairs: bool | None = None
+    # joined pairs of groups cut together (interaction terms), opt-in: on the four tables of
+    # benchmarks/results/lut_fidelity-*.md they cut ResNet-18 block mode's p90 error from 30% to 13%
+    # but raised it on the other three (network mode, and ResNet-20 block mode: 21% -> 93%)
+    pairs: bool = False
     jump_ratio: float = 0.01  # a jump is a latency change above this share of the base (or 3x the noise)
     candidates_per_batch: int = 6
     timing: TimingConfig = TimingConfig()
@@ -232,8 +232,7 @@ class _Builder:
         for i, group in enumerate(self.groups.groups):
             self.group(i, group, base_ms)
         done = {(p.a, p.b) for p in self.store.pairs()}
-        measure_pairs = self.config.pairs if self.config.pairs is not None else self.config.mode == "block"
-        edges = joined_pairs(self.groups) if measure_pairs else []
+        edges = joined_pairs(self.groups) if self.config.pairs else []
         for i, (a, b) in enumerate(edges):
             if (a, b) in done:
                 self.skipped += 1
