@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,8 +61,8 @@ def export_with_precision(
     if precision == "int8":
         if example_inputs is not None:
             raise UsageError("int8 tables are measured in network mode; use --mode network with --precision int8")
-        with atomic_path(out.with_suffix(".fp32.onnx")) as fp32:
-            export_onnx(model, input_shape, fp32, metadata=metadata)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # the FP32 intermediate never outlives the call
+            fp32 = export_onnx(model, input_shape, Path(tmp) / "fp32.onnx", metadata=metadata)
             quantize_qdq(fp32, out, input_shape, calibration)
         return out
     raise UsageError(f"unknown precision {precision!r}; use fp32, fp16 or int8")
