@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -297,7 +296,6 @@ class _Job:
             goal = min(base - (base - target) * predicted_saving / measured_saving, goal - (measured - target))
             log.info("measured %.4f ms > target %.4f ms: knapsack budget now %.4f", measured, target, goal)
         return best
-        raise AssertionError("unreachable")
 
     def _finish(self, model, shape, out: Path) -> None:
         from trtprune.checkpoint import save_checkpoint
@@ -415,7 +413,3 @@ def _measure_final(meta, base_onnx: Path, pruned_onnx: Path) -> dict[str, Any]:
     with backend.prepare(base_onnx, (), cfg) as b, backend.prepare(pruned_onnx, (), cfg) as p:
         t = measure_interleaved({"base": b.timed, "pruned": p.timed})
     return {"base": t["base"].to_json(), "pruned": t["pruned"].to_json(), "environment": backend.environment(cfg)}
-
-
-def default_out(model: str) -> str:
-    return os.path.join("engines", model, "prune")
