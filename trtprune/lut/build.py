@@ -223,7 +223,13 @@ class _Builder:
 
     def _half(self, group: ChannelGroup) -> int:
         """The grid width nearest half the group (where the pair's interaction is measured)."""
-        grid = grid_widths(group.channels, self.config.step, self.config.small, group.partitions)
+        grid = [
+            w
+            for w in grid_widths(group.channels, self.config.step, self.config.small, group.partitions)
+            if w < group.channels
+        ]
+        if not grid:  # a group narrower than the step: cut it in half
+            return max(group.partitions, group.channels // 2 // group.partitions * group.partitions)
         return min(grid, key=lambda w: abs(w - group.channels / 2))
 
     def run(self) -> float:
