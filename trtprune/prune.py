@@ -104,7 +104,7 @@ def run_prune(config: PruneConfig, progress=None) -> Path:
 
     start = time.perf_counter()
     with LutStore(config.lut) as store:
-        latency = LatencyModel(store)
+        latency = LatencyModel(store, interactions=False)  # what the separable knapsack optimises
     meta = latency.meta
     budget = _budget(config, latency.base_ms)
     name = config.model or meta.model
@@ -262,7 +262,7 @@ class _Job:
         with LutStore(path, create=True) as store:
             store.init_meta(table_meta(loaded, groups, cfg))
             _Builder(cfg, loaded, groups, store, None).run()
-            latency = LatencyModel(store)
+            latency = LatencyModel(store, interactions=False)  # what the separable knapsack optimises
         self.table_s += time.perf_counter() - t0
         current_ms = self.stages[-1].measured_ms  # the current model, in the original table's milliseconds
         return _View(latency, current_ms / latency.base_ms)
