@@ -45,6 +45,20 @@ def allowed_widths(group: ChannelGroup, current: int, round_to: int | None) -> n
     return ks
 
 
+def smallest_ms(groups: ModelGroups, latency: LatencyModel, round_to: int | None) -> float:
+    """The lowest latency the table predicts for any allowed widths (every group at its cheapest)."""
+    return latency.base_ms + sum(
+        min(latency.delta_ms(g.name, int(k)) for k in allowed_widths(g, g.channels, round_to)) for g in groups.groups
+    )
+
+
+def infeasible(budget_ms: float, smallest: float, latency: LatencyModel, model_name: str) -> InfeasibleBudget:
+    return InfeasibleBudget(
+        f"budget {budget_ms:.4f} ms is below the smallest latency this table predicts for "
+        f"{model_name} ({smallest:.4f} ms, base {latency.base_ms:.4f} ms): raise --budget-ms/--budget-ratio"
+    )
+
+
 def decide(
     groups: ModelGroups,
     scores: dict[str, np.ndarray],
@@ -69,11 +83,7 @@ def decide(
     try:
         picked = group_knapsack(values, costs, budget_ms - latency.base_ms)
     except InfeasibleBudget:
-        smallest = latency.base_ms + sum(float(c.min()) for c in costs)
-        raise InfeasibleBudget(
-            f"budget {budget_ms:.4f} ms is below the smallest latency this table predicts for "
-            f"{model_name} ({smallest:.4f} ms, base {latency.base_ms:.4f} ms): raise --budget-ms/--budget-ratio"
-        ) from None
+        raise infeasible(budget_ms, latency.base_ms + sum(float(c.min()) for c in costs), latency, model_name) from None
     plan = Plan(model=model_name, input_shape=tuple(groups.example_input.shape))
     widths, value = {}, 0.0
     for g, ks, order, vals, i in zip(groups.groups, options, orders, values, picked, strict=True):

@@ -151,49 +151,35 @@ class _Job:
         from trtprune.groups import find_groups
 
         groups = find_groups(self.loaded.model, self.loaded.input_shape)
+        self.base_groups = groups  # names and indices only: valid for every copy of the unpruned model
         widths = {g.name: g.channels for g in groups.groups}
         if widths != meta.widths:
             raise TrtpruneError(f"table {self.config.lut} was built for other widths of {self.name}; rebuild it")
         self._check_feasible(groups)
 
     def _check_feasible(self, groups) -> None:
-        from trtprune.decision import allowed_widths
-        from trtprune.errors import InfeasibleBudget
+        from trtprune.decision import infeasible, smallest_ms
 
-        round_to = self.config.round_to or self.latency.meta.step
-        smallest = self.latency.base_ms + sum(
-            min(self.latency.delta_ms(g.name, int(k)) for k in allowed_widths(g, g.channels, round_to))
-            for g in groups.groups
-        )
+        smallest = smallest_ms(groups, self.latency, self.config.round_to or self.latency.meta.step)
         if self.budget < smallest:
-            raise InfeasibleBudget(
-                f"budget {self.budget:.4f} ms is below the smallest latency the table predicts for {self.name} "
-                f"({smallest:.4f} ms, base {self.latency.base_ms:.4f} ms): raise --budget-ms/--budget-ratio"
-            )
+            raise infeasible(self.budget, smallest, self.latency, self.name)
 
     # the pipeline -------------------------------------------------------------
     def run(self, out: Path) -> None:
         from trtprune.groups import find_groups
         from trtprune.importance import ScoreContext, accumulate_grads, score_groups
         from trtprune.surgery import apply_masks
-        from trtprune.train import TrainConfig, train
+        from trtprune.train import train
 
         model = self.loaded.model
         shape = tuple(self.loaded.input_shape)
         self.base_model = copy.deepcopy(model)
-        self.base_groups = find_groups(self.base_model, shape)
         self.engine = _Engine(self.latency.meta, self.base_model, shape)
         self.table_s = 0.0
         round_to = self.config.round_to or self.latency.meta.step
         k = max(1, self.config.stages)
         base = self.latency.base_ms
-        tcfg = TrainConfig(
-            epochs=self.config.finetune_epochs,
-            lr=self.config.lr,
-            batch_size=self.config.batch_size,
-            seed=self.config.seed,
-            limit_train=self.config.limit_train,
-        )
+        tcfg = self._finetune_config(0)
         current = None
         mask = None
         for s in range(1, k + 1):
@@ -237,6 +223,18 @@ class _Job:
             )
         mask.remove()
         self._finish(model, shape, out)
+
+    def _finetune_config(self, seed_offset: int):
+        from trtprune.train import TrainConfig
+
+        c = self.config
+        return TrainConfig(
+            epochs=c.finetune_epochs,
+            lr=c.lr,
+            batch_size=c.batch_size,
+            seed=c.seed + seed_offset,
+            limit_train=c.limit_train,
+        )
 
     def _remeasured(self, current: dict[str, int], shape: tuple[int, ...], stage: int) -> _View:
         """A fresh table around the current widths (``--remeasure``), in the original table's milliseconds."""
@@ -303,16 +301,10 @@ class _Job:
         from trtprune.export import export_onnx
         from trtprune.groups import find_groups
         from trtprune.surgery import apply_plan
-        from trtprune.train import TrainConfig, train
+        from trtprune.train import train
 
         apply_plan(find_groups(model, shape), self.plan, self.name)
-        tcfg = TrainConfig(
-            epochs=self.config.finetune_epochs,
-            lr=self.config.lr,
-            batch_size=self.config.batch_size,
-            seed=self.config.seed + 1,
-            limit_train=self.config.limit_train,
-        )
+        tcfg = self._finetune_config(1)
         self.final = train(model, self.train_set, self.test_set, tcfg)
         self.plan.save(out / "plan.json")
         pre = self.spec.preprocessing.to_json()
