@@ -7,7 +7,9 @@ measured alongside; raw-millisecond errors too), and repeatability (the same pla
 measured twice, minutes apart). Prints a Markdown table and saves it, with the
 raw JSON, beside this script in benchmarks/results/.
 
-    python benchmarks/lut_fidelity.py [--models resnet20,resnet18] [--samples 20]
+    python benchmarks/lut_fidelity.py [--models resnet20,resnet18] [--samples 20] [--step 8] [--pairs]
+
+Tables are built as ``trtprune lut`` builds them (no joined pairs unless ``--pairs``).
 """
 
 from __future__ import annotations
@@ -52,11 +54,34 @@ def repeatability(model: str, shape: str) -> dict:
     }
 
 
+def alternatives(path: Path, ver) -> dict:
+    """Block mode's opt-in predictions on the same measured plans: calibrated, and calibrated + joined."""
+    from trtprune.lut.predict import LatencyModel
+    from trtprune.lut.store import LutStore
+
+    out = {}
+    with LutStore(path) as store:
+        models = {
+            "cal": LatencyModel(store, calibrated=True),
+            "cal_joined": LatencyModel(store, calibrated=True, joined=True),
+        }
+    for name, model in models.items():
+        errs = []
+        for r in ver.rows:
+            share = r.measured_ms / r.base_now_ms
+            errs.append(100 * abs(model.predict_widths(r.widths) / model.base_ms - share) / share)
+        out[f"{name}_median_pct"] = round(float(np.median(errs)), 2)
+        out[f"{name}_p90_pct"] = round(float(np.percentile(errs, 90)), 2)
+    out["join_weight"] = round(models["cal_joined"].join_weight, 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet20,resnet18")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--step", type=int, default=8, help="grid step (the same for both modes)")
+    parser.add_argument("--pairs", action="store_true", help="also measure joined pairs (off, as in trtprune lut)")
     parser.add_argument(
         "--out", default=None, help="results path stem (default benchmarks/results/lut_fidelity-<models>)"
     )
@@ -72,11 +97,14 @@ def main() -> None:
             path.unlink(missing_ok=True)
             for extra in ("-wal", "-shm"):
                 Path(str(path) + extra).unlink(missing_ok=True)
-            result = build_lut(LutConfig(model=model, input_shape=shape, mode=mode, step=args.step, pairs=True), path)
+            result = build_lut(
+                LutConfig(model=model, input_shape=shape, mode=mode, step=args.step, pairs=args.pairs), path
+            )
             t0 = time.perf_counter()
             ver = verify(str(path), samples=args.samples)
             verify_s = time.perf_counter() - t0
             j = ver.to_json()
+            options = alternatives(path, ver) if mode == "block" else {}
             raw[f"{model}/{mode}"] = {
                 "build": {k: str(v) if isinstance(v, Path) else v for k, v in result.__dict__.items()},
                 "verify": j,
@@ -88,6 +116,7 @@ def main() -> None:
                     "mode": mode,
                     "engines": result.engines_built,
                     "rows": result.measured,
+                    "copied": result.copied,
                     "wall_s": round(result.wall_s, 1),
                     "base_ms": round(result.base_ms, 4),
                     "median_err_pct": round(j["median_error_pct"], 2),
@@ -97,6 +126,7 @@ def main() -> None:
                     "abs_ms_median_pct": round(j["absolute_median_error_pct"], 2),
                     "abs_ms_p90_pct": round(j["absolute_p90_error_pct"], 2),
                     "verify_s": round(verify_s, 1),
+                    **options,
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -112,7 +142,13 @@ def main() -> None:
     lines = [
         f"# LUT fidelity (ONNX Runtime CPU, 1 thread, {platform.processor() or platform.machine()})",
         "",
-        f"Command: `python benchmarks/lut_fidelity.py --models {args.models} --samples {args.samples} --step {args.step}`",
+        f"Command: `python benchmarks/lut_fidelity.py --models {args.models} --samples {args.samples} --step {args.step}"
+        + (" --pairs`" if args.pairs else "`"),
+        "",
+        f"Tables built {'with' if args.pairs else 'without'} joined pairs (`--pairs`). `rows` were measured, `copied` "
+        "stored from a structurally identical block (block mode's dedupe). `cal_*` (block mode): block changes read as "
+        "shares of their block, in the base's machine state (`LatencyModel(calibrated=True)`); `cal_joined_*`: plus the "
+        "probe-weighted c_in x c_out over-count of joined layers (`joined=True`, weight `join_weight`).",
         "",
         markdown_table(rows),
         "",
@@ -140,7 +176,6 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text)
     out.with_suffix(".json").write_text(json.dumps({"rows": rows, "raw": raw}, indent=2, default=float) + "\n")
-    _ = np  # numpy is imported for users extending the analysis
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from trtprune.errors import PlanError, TrtpruneError
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.grid import grid_widths, refine_candidates, staircase
 from trtprune.lut.predict import LatencyModel
-from trtprune.lut.store import LutMismatch, LutStore
+from trtprune.lut.store import PROBE, LutMismatch, LutStore
 from trtprune.plan import Plan
 from trtprune.timing import TimingConfig
 
@@ -172,3 +172,138 @@ def test_missing_table_is_a_user_error(tmp_path):
 def test_backend_config_validates():
     with pytest.raises(TrtpruneError, match="unknown precision"):
         BackendConfig(precision="int4")
+
+
+# block mode's dedupe ---------------------------------------------------------------------------
+
+# step 8: every resnet20 group has widths to measure (16-channel groups too)
+BLOCK = LutConfig(**{**CONFIG.__dict__, "mode": "block", "pairs": False, "step": 8})
+
+
+class _StructuralRunner:
+    """A stand-in engine whose latency is a function of its structure only (parameters and inputs).
+
+    Two blocks that build the same engine cost the same here, as in a real engine; ``scale``
+    changes every latency (to tell a re-measured row from a kept one).
+    """
+
+    def __init__(self, module, inputs, shape, scale: float) -> None:
+        import torch
+
+        inputs = inputs if inputs is not None else (torch.zeros(shape),)
+        size = sum(p.numel() for p in module.parameters()) + sum(x.numel() for x in inputs)
+        self.ms = scale * 1e-6 * (size + 1000)
+
+    def timed(self, iterations: int) -> float:
+        return self.ms * iterations
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def structural(monkeypatch):
+    """Engines replaced by :class:`_StructuralRunner`; the state counts engines and sets kill points."""
+    from trtprune.lut import build
+
+    state = {"engines": 0, "kill_at_engine": None, "kill_at_copy": None, "copies": 0, "scale": 1.0}
+
+    def prepare(self, model, example_inputs=None):
+        if state["kill_at_engine"] is not None and state["engines"] >= state["kill_at_engine"]:
+            raise KeyboardInterrupt("killed")
+        state["engines"] += 1
+        self.engines += 1
+        return _StructuralRunner(model, example_inputs, tuple(self.loaded.input_shape), state["scale"])
+
+    copy = build._Builder._copy
+
+    def killable_copy(self, *args):
+        if state["kill_at_copy"] is not None and state["copies"] >= state["kill_at_copy"]:
+            raise KeyboardInterrupt("killed")
+        state["copies"] += 1
+        return copy(self, *args)
+
+    monkeypatch.setattr(build._Builder, "_prepare", prepare)
+    monkeypatch.setattr(build._Builder, "_copy", killable_copy)
+    return state
+
+
+def _all_rows(path: Path) -> dict:
+    with LutStore(path) as store:
+        return {(r.group, r.width): r for r in store.rows()}
+
+
+def test_identical_blocks_have_one_signature():
+    import torch
+
+    from trtprune.groups import find_groups
+    from trtprune.lut.block import extract_block, signature, trace
+    from trtprune.models import build_model
+
+    shape = (1, 1, 12, 12)
+    model = build_model("resnet20", shape, pretrained=False)
+    groups = find_groups(model, shape)
+    traced = trace(model, torch.randn(*shape))
+    sig = {g.name: signature(extract_block(*traced, g)) for g in groups.groups}
+    assert sig["layer1.0.conv1"] == sig["layer1.1.conv1"] == sig["layer1.2.conv1"]
+    assert sig["layer2.1.conv1"] == sig["layer2.2.conv1"] and sig["layer3.1.conv1"] == sig["layer3.2.conv1"]
+    assert sig["layer2.0.conv1"] != sig["layer2.1.conv1"]  # the first block of a stage strides
+    assert sig["layer2.1.conv1"] != sig["layer3.1.conv1"]  # other widths and shapes
+    assert len(set(sig.values())) == 8
+
+
+def test_dedupe_gives_the_rows_of_measuring_each(tmp_path, structural):
+    each = build_lut(LutConfig(**{**BLOCK.__dict__, "dedupe": False}), tmp_path / "each.db")
+    engines_each = structural["engines"]
+    once = build_lut(BLOCK, tmp_path / "once.db")
+    assert once.copied > 0 and each.copied == 0
+    assert structural["engines"] - engines_each < 0.75 * engines_each  # fewer engines built
+    a, b = _all_rows(tmp_path / "each.db"), _all_rows(tmp_path / "once.db")
+    assert set(a) == set(b)
+    for key, row in a.items():
+        assert (b[key].median_ms, b[key].ref_ms) == pytest.approx((row.median_ms, row.ref_ms))
+    copied = {r.group: r.copied_from for r in b.values() if r.copied_from}
+    assert copied == {
+        "layer1.1.conv1": "layer1.0.conv1",
+        "layer1.2.conv1": "layer1.0.conv1",
+        "layer2.2.conv1": "layer2.1.conv1",
+        "layer3.2.conv1": "layer3.1.conv1",
+    }
+    assert once.copied == sum(1 for r in b.values() if r.copied_from)
+    with LutStore(tmp_path / "once.db") as store:
+        refs = store.block_refs()
+        assert set(refs) == {PROBE, *store.require_meta().widths}  # every group's block beside the network
+        assert refs["layer1.1.conv1"] == refs["layer1.0.conv1"]
+        assert {r["copied_from"] for r in store.export_json()["rows"]} == {None, *copied.values()}
+
+
+@pytest.mark.parametrize("kill", [("engine", 10), ("copy", 0), ("copy", 2), ("engine", 30)])
+def test_resume_with_dedupe_neither_loses_nor_remeasures(tmp_path, structural, kill):
+    path = tmp_path / "lut.db"
+    structural[f"kill_at_{kill[0]}"] = kill[1]  # killed mid-table: while measuring, or before a copy
+    with pytest.raises(KeyboardInterrupt):
+        build_lut(BLOCK, path)
+    before = _all_rows(path)
+    assert before
+    structural.update(kill_at_engine=None, kill_at_copy=None, scale=2.0)  # a re-measured row would double
+    result = build_lut(BLOCK, path)
+    after = _all_rows(path)
+    assert {k: after[k] for k in before} == before  # kept as stored, not re-measured
+    assert result.measured + result.copied == len(after) - len(before)
+    structural["scale"] = 1.0
+    build_lut(BLOCK, tmp_path / "fresh.db")
+    assert set(after) == set(_all_rows(tmp_path / "fresh.db"))  # nothing lost
+    for row in after.values():
+        if row.copied_from:  # a copy holds exactly its source's numbers, whichever run measured them
+            src = after[(row.copied_from, row.width)]
+            assert (row.median_ms, row.ref_ms) == (src.median_ms, src.ref_ms)
+
+
+def test_joined_correction_only_adds_back_and_is_opt_in(tmp_path, structural):
+    build_lut(BLOCK, tmp_path / "t.db")
+    with LutStore(tmp_path / "t.db") as store:
+        plain, joined = LatencyModel(store), LatencyModel(store, calibrated=True, joined=True)
+        assert plain.joins == [] and joined.joins and 0.0 <= joined.join_weight <= 1.0
+        half = {g: max(1, w // 2) for g, w in joined.meta.widths.items()}
+        singles = LatencyModel(store, calibrated=True, interactions=False).predict_widths(half)
+        assert singles <= joined.predict_widths(half) <= joined.base_ms  # never below the sum, never above base

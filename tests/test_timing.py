@@ -38,3 +38,28 @@ def test_interleaving_alternates_order_and_retries_noisy():
     assert res["a"].median_ms == 1.0 and not res["a"].noisy
     assert res["b"].noisy
     assert calls.count("b") == 1 + 6 * 3  # warm-up once, then 6 rounds, re-measured twice
+
+
+def test_calm_candidates_stop_early_and_small_jitter_is_not_noisy():
+    jitter = iter(np.random.default_rng(2).uniform(0.9, 1.1, 10_000))
+    calls = {"calm": 0, "jumpy": 0}
+
+    def calm(k: int) -> float:
+        calls["calm"] += 1
+        return k * 1.0
+
+    def jumpy(k: int) -> float:  # 20% jitter on 0.01 ms: noisy as a share, negligible in milliseconds
+        calls["jumpy"] += 1
+        return k * 0.01 * next(jitter)
+
+    base = TimingConfig(warmup=1, warmup_ms=0, rounds=20, inner=1, retries=2)
+    res = measure_interleaved({"calm": calm, "jumpy": jumpy}, base)
+    assert res["jumpy"].noisy and calls["jumpy"] == 1 + 20 * 3  # re-measured twice, still noisy
+    calls.update(calm=0, jumpy=0)
+    floor = TimingConfig(warmup=1, warmup_ms=0, rounds=20, inner=1, retries=2, noise_floor_ms=0.005, min_rounds=6)
+    res = measure_interleaved({"calm": calm, "jumpy": jumpy}, floor)
+    assert not res["jumpy"].noisy and res["calm"].median_ms == 1.0
+    assert calls["calm"] == calls["jumpy"] == 1 + 6  # stopped after min_rounds, no retries
+    calls.update(calm=0, jumpy=0)
+    res = measure_interleaved({"calm": calm, "jumpy": jumpy}, TimingConfig(**{**floor.__dict__, "noise_floor_ms": 0}))
+    assert calls["calm"] == 1 + 20  # the jumpy one keeps the batch running all rounds

@@ -5,7 +5,8 @@ short bursts faster than sustained load, so every number is taken in the
 sustained state), then timed rounds in which the candidates run interleaved (so drift on
 a shared, noisy machine hits them all alike); per candidate the median, p90 and
 spread (IQR / median) over the rounds, after rejecting outliers beyond
-3 x MAD. A candidate whose spread stays above ``max_spread`` after
+3 x MAD. With ``min_rounds`` set, the rounds stop early (after at least
+``min_rounds``) once every candidate's spread is below ``early_spread``. A candidate whose spread stays above ``max_spread`` after
 ``retries`` repeats is flagged ``noisy``.
 """
 
@@ -29,6 +30,9 @@ class TimingConfig:
     min_sample_ms: float = 10.0
     max_spread: float = 0.05
     retries: int = 2
+    min_rounds: int = 0  # > 0: stop after this many rounds (an even count) once every spread <= early_spread
+    early_spread: float = 0.02
+    noise_floor_ms: float = 0.0  # an IQR below this is never noisy (nor keeps early stopping from stopping)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -50,7 +54,7 @@ class Timing:
         return cls(**obj)
 
 
-def summarize(samples_ms: np.ndarray, max_spread: float) -> Timing:
+def summarize(samples_ms: np.ndarray, max_spread: float, noise_floor_ms: float = 0.0) -> Timing:
     s = np.asarray(samples_ms, dtype=np.float64)
     med = float(np.median(s))
     mad = max(float(np.median(np.abs(s - med))), 0.01 * med, 1e-9)  # floor: 1% of the median
@@ -59,7 +63,8 @@ def summarize(samples_ms: np.ndarray, max_spread: float) -> Timing:
     med = float(np.median(kept))
     q1, q3 = np.percentile(kept, [25, 75])
     spread = float((q3 - q1) / med) if med > 0 else 0.0
-    return Timing(med, float(np.percentile(kept, 90)), spread, int(len(kept)), spread > max_spread)
+    noisy = spread > max_spread and float(q3 - q1) > noise_floor_ms
+    return Timing(med, float(np.percentile(kept, 90)), spread, int(len(kept)), noisy)
 
 
 Timed = Callable[[int], float]  # runs k inferences back to back, returns elapsed ms
@@ -108,7 +113,18 @@ def _rounds(candidates: Mapping[str, Timed], inner: dict[str, int], config: Timi
         for name in order:
             k = inner[name]
             samples[name].append(candidates[name](k) / k)
-    return {n: summarize(np.asarray(s), config.max_spread) for n, s in samples.items()}
+        done = r + 1
+        if 0 < config.min_rounds <= done < config.rounds and done % 2 == 0 and _calm(samples, config):
+            break
+    return {n: summarize(np.asarray(s), config.max_spread, config.noise_floor_ms) for n, s in samples.items()}
+
+
+def _calm(samples: Mapping[str, list[float]], config: TimingConfig) -> bool:
+    for s in samples.values():
+        t = summarize(np.asarray(s), config.max_spread)
+        if t.spread > config.early_spread and t.spread * t.median_ms > config.noise_floor_ms:
+            return False
+    return True
 
 
 def measure(timed: Timed, config: TimingConfig = TimingConfig()) -> Timing:

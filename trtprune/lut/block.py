@@ -8,12 +8,19 @@ constants, for sizes and other non-tensors); values leaving it become outputs,
 so no work inside is dead. Its layers keep their names, so the group's recorded
 members prune it exactly like the whole network (:func:`trtprune.surgery.prune_copy`);
 it is exported with several inputs.
+
+Blocks repeat (a ResNet stage's identical basic blocks): :func:`signature` is equal
+for two blocks whose graphs, layer configurations, input shapes and cut channels
+are the same, so one measured curve serves them all.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from trtprune.errors import UnsupportedModelError
@@ -122,6 +129,47 @@ def extract_block(gm: fx.GraphModule, values: dict[str, Any], group: ChannelGrou
     graph.output(tuple(outs) if len(outs) > 1 else outs[0])
     module = torch.fx.GraphModule(gm, graph)
     return Block(module, tuple(inputs), group)
+
+
+def signature(block: Block, cut: Sequence[ChannelGroup] | None = None) -> str:
+    """A key equal for two blocks that build the same engine at every width of the cut group(s).
+
+    It covers the graph (node kinds, wiring, each layer's full configuration, constant
+    shapes), the input shapes and dtypes (the widths of everything around the block) and,
+    per cut group, its width, partitions and exactly which channels of which layer it
+    removes. Layer names and weight values are left out: they do not change latency.
+    """
+    from torch import fx
+
+    cut = [block.group] if cut is None else list(cut)
+    nodes = list(block.module.graph.nodes)
+    index = {n: i for i, n in enumerate(nodes)}
+    layer_index = {n.target: i for i, n in enumerate(nodes) if n.op == "call_module"}
+
+    def wiring(a: Any) -> str:
+        return repr(fx.node.map_arg(a, lambda n: f"%{index[n]}"))
+
+    parts = [f"input {tuple(x.shape)} {x.dtype}" for x in block.inputs]
+    for n in nodes:
+        if n.op == "call_module":
+            what = repr(block.module.get_submodule(n.target))  # its configuration, not its name
+        elif n.op == "get_attr":
+            value = functools.reduce(getattr, n.target.split("."), block.module)
+            what = f"{type(value).__name__} {tuple(getattr(value, 'shape', ()))}"
+        elif n.op == "call_function":
+            what = f"{getattr(n.target, '__module__', '')}.{getattr(n.target, '__qualname__', repr(n.target))}"
+        else:
+            what = str(n.target) if n.op == "call_method" else ""
+        parts.append(f"{n.op} {what} {wiring(n.args)} {wiring(n.kwargs)}")
+    for k, group in enumerate(cut):
+        parts.append(f"cut {k}: {group.channels} channels, {group.partitions} partitions")
+        members = sorted(
+            (layer_index[m.layer], m.role, m.kind, tuple(sorted(zip(m.root_idxs, m.idxs, strict=True))))
+            for m in group.members
+            if m.layer in layer_index
+        )
+        parts += [f"cut {k}: {m}" for m in members]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _closure(start, step) -> set:

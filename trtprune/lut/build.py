@@ -6,14 +6,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtprune.backends import BackendConfig, get_backend
 from trtprune.errors import UsageError
 from trtprune.lut.grid import grid_widths, refine_candidates
-from trtprune.lut.store import BASE, LutMeta, LutStore, Pair, Row
+from trtprune.lut.store import BASE, PROBE, LutMeta, LutStore, Pair, Row
 from trtprune.timing import TimingConfig, measure_interleaved
 
 if TYPE_CHECKING:
@@ -48,6 +48,21 @@ class LutConfig:
     jump_ratio: float = 0.01  # a jump is a latency change above this share of the base (or 3x the noise)
     candidates_per_batch: int = 6
     timing: TimingConfig = TimingConfig()
+    # block mode: a group's sub-graph is measured once per distinct structure (a ResNet stage's
+    # identical blocks share one curve; the copies name their source in ``copied_from``)
+    dedupe: bool = True
+    # block mode's cheaper timing: blocks are small, so shorter samples (the floor below, never
+    # above ``timing``'s), a short warm-up between back-to-back batches (the machine is already
+    # in its sustained state) and a whole grid per batch amortize the fixed costs
+    block_min_sample_ms: float = 2.0
+    block_warmup_ms: float = 50.0
+    block_warmup: int = 3  # untimed runs per new engine before its calibration
+    # a block candidate whose jitter (IQR) stays below this share of the base network's latency is
+    # calm enough: it is not re-measured, and once every candidate of a batch is, the batch stops
+    # after ``block_min_rounds`` rounds (5% of a block that is 2% of the network moves no prediction)
+    block_noise_share: float = 0.01
+    block_min_rounds: int = 8
+    block_candidates_per_batch: int = 16
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -70,6 +85,7 @@ class LutResult:
     wall_s: float
     base_ms: float
     noisy: list[str] = field(default_factory=list)
+    copied: int = 0  # rows stored from an identical block instead of measured (block mode's dedupe)
 
 
 def load_for_lut(config: LutConfig) -> LoadedModel:
@@ -83,7 +99,13 @@ def load_for_lut(config: LutConfig) -> LoadedModel:
 
 
 def table_meta(loaded: LoadedModel, groups: ModelGroups, config: LutConfig) -> LutMeta:
+    from trtprune.lut.layers import layer_joins
+
     backend = get_backend(config.backend)
+    settings = {k: v for k, v in config.to_json().items() if k not in ("model", "checkpoint")}
+    settings["layers"] = layer_joins(loaded.model, tuple(loaded.input_shape), groups)
+    if config.mode == "block":
+        settings["probe_widths"] = {g.name: half_width(g, config.step, config.small) for g in groups.groups}
     return LutMeta(
         model=loaded.name,
         input_shape=list(loaded.input_shape),
@@ -95,7 +117,7 @@ def table_meta(loaded: LoadedModel, groups: ModelGroups, config: LutConfig) -> L
         channels={g.name: g.channels for g in groups.groups},
         checkpoint=str(config.checkpoint) if config.checkpoint else None,
         step=config.step,
-        config={k: v for k, v in config.to_json().items() if k not in ("model", "checkpoint")},
+        config=settings,
     )
 
 
@@ -108,8 +130,23 @@ class _Builder:
         self.engines = 0
         self.measured = 0
         self.skipped = 0
+        self.copied = 0
         self.noisy: list[str] = []
         self._block_trace = None
+        self._blocks: dict[str, Any] = {}
+        self._signatures: dict[str, str] = {}  # group -> its block's signature (block mode)
+        self._measured_by: dict[str, str] = {}  # signature -> the group whose block is measured for it
+        self._refs: dict[str, Runner] = {}  # signature -> the unpruned block, prepared once
+        self._base_runner: Runner | None = None
+        self.timing = config.timing
+        if config.mode == "block":
+            self.timing = replace(
+                config.timing,
+                min_sample_ms=min(config.timing.min_sample_ms, config.block_min_sample_ms),
+                warmup_ms=min(config.timing.warmup_ms, config.block_warmup_ms),
+                warmup=min(config.timing.warmup, config.block_warmup),
+                min_rounds=config.block_min_rounds or config.timing.min_rounds,
+            )
 
     # candidates -------------------------------------------------------------
     def _prepare(self, model, example_inputs=None) -> Runner:
@@ -134,37 +171,114 @@ class _Builder:
     def _block(self, group: ChannelGroup):
         import torch
 
-        from trtprune.lut.block import extract_block, trace
+        from trtprune.lut.block import extract_block, signature, trace
 
-        if self._block_trace is None:
-            self._block_trace = trace(self.loaded.model, torch.randn(*self.loaded.input_shape))
-        return extract_block(*self._block_trace, group)
+        if group.name not in self._blocks:
+            if self._block_trace is None:
+                self._block_trace = trace(self.loaded.model, torch.randn(*self.loaded.input_shape))
+            block = extract_block(*self._block_trace, group)
+            self._blocks[group.name] = block
+            self._signatures[group.name] = signature(block) if self.config.dedupe else group.name
+        return self._blocks[group.name]
+
+    def _reference(self, group: ChannelGroup) -> Runner:
+        """What a group's candidates are timed beside: the unpruned block (one per signature) or network."""
+        if self.config.mode == "network":
+            if self._base_runner is None:
+                self._base_runner = self._prepare(self.loaded.model)
+            return self._base_runner
+        block = self._block(group)
+        sig = self._signatures[group.name]
+        if sig not in self._refs:
+            self._refs[sig] = self._prepare(block.module, block.inputs)
+        return self._refs[sig]
+
+    def _release(self, group: ChannelGroup) -> None:
+        """Close the group's block reference (once its rows are stored)."""
+        sig = self._signatures.get(group.name)
+        if sig in self._refs:
+            self._refs.pop(sig).close()
 
     # measuring --------------------------------------------------------------
     def base(self) -> float:
         if self.store.done(BASE):
-            return self.store.base_ms()
+            base_ms = self.store.base_ms()
+            if self.config.mode == "block" and not {PROBE, *(g.name for g in self.groups.groups)} <= set(
+                self.store.block_refs()
+            ):
+                self._block_refs(None)  # killed between the base and its block references
+            return base_ms
+        if self.config.mode == "block":
+            return self._block_refs(self._prepare(self.loaded.model))
         runner = self._prepare(self.loaded.model)
         t = measure_interleaved({"base": runner.timed}, self.config.timing)["base"]
         self.store.add([Row(BASE, 0, t.median_ms, t.p90_ms, t.spread, t.noisy, t.median_ms)])
+        runner.close()
         return t.median_ms
 
+    def _block_refs(self, base: Runner | None) -> float:
+        """The whole network and every distinct unpruned block, timed in one interleaved batch.
+
+        Block deltas are measured minutes later, when a shared machine may run faster or
+        slower; each block's share of the network measured here puts them in the base's
+        milliseconds (:class:`~trtprune.lut.predict.LatencyModel`).
+        """
+        from trtprune.surgery import prune_copy
+
+        net = base or self._prepare(self.loaded.model)
+        net.timed(self.config.timing.warmup)
+        rough_ms = net.timed(3) / 3  # sets the noise floor of this batch (the base is not known yet)
+        for g in self.groups.groups:
+            self._block(g)
+        reps: dict[str, ChannelGroup] = {}
+        for g in self.groups.groups:
+            reps.setdefault(self._signatures[g.name], g)
+        probe_widths = {g.name: half_width(g, self.config.step, self.config.small) for g in self.groups.groups}
+        probe = self._prepare(prune_copy(self.loaded.model, self.groups, probe_widths))
+        candidates = {
+            "base": net.timed,
+            PROBE: probe.timed,
+            **{f"ref:{sig}": self._reference(g).timed for sig, g in reps.items()},
+        }
+        timing = replace(
+            self.timing,
+            warmup_ms=self.config.timing.warmup_ms,
+            min_rounds=self.config.timing.min_rounds,  # every round: the base anchors the whole table
+            noise_floor_ms=self.config.block_noise_share * rough_ms,
+        )
+        t = measure_interleaved(candidates, timing)
+        net_ms = t["base"].median_ms
+        if base is not None:
+            b = t["base"]
+            self.store.add([Row(BASE, 0, b.median_ms, b.p90_ms, b.spread, b.noisy, b.median_ms)])
+        refs = {g.name: (t[f"ref:{self._signatures[g.name]}"].median_ms, net_ms) for g in self.groups.groups}
+        self.store.add_block_refs({**refs, PROBE: (t[PROBE].median_ms, net_ms)})
+        net.close()
+        probe.close()
+        return net_ms
+
     def group(self, index: int, group: ChannelGroup, base_ms: float) -> None:
+        block = self._block(group) if self.config.mode == "block" else None
+        if block is not None:
+            source = self._measured_by.setdefault(self._signatures[group.name], group.name)
+            if source != group.name:
+                self._copy(index, group, source)
+                return
         widths = [
             w
             for w in grid_widths(group.channels, self.config.step, self.config.small, group.partitions)
             if w < group.channels
         ]
-        block = self._block(group) if self.config.mode == "block" else None
-        reference = self._prepare(block.module, block.inputs) if block is not None else self._base_runner
         ref_noise = 0.0
         for _ in range(1 + (self.config.refine_rounds if self.config.refine else 0)):
             todo = [w for w in widths if w not in self.store.done(group.name)]
             self.skipped += len(widths) - len(todo)
-            for chunk in _chunks(todo, self.config.candidates_per_batch):
+            per_batch = self.config.candidates_per_batch if block is None else self.config.block_candidates_per_batch
+            for chunk in _chunks(todo, per_batch):
+                reference = self._reference(group)
                 runners = {w: self._candidate(group, w, block) for w in chunk}
                 timings = measure_interleaved(
-                    {"ref": reference.timed, **{str(w): r.timed for w, r in runners.items()}}, self.config.timing
+                    {"ref": reference.timed, **{str(w): r.timed for w, r in runners.items()}}, self.timing
                 )
                 ref = timings["ref"]
                 ref_noise = max(ref_noise, ref.spread * ref.median_ms)
@@ -195,23 +309,44 @@ class _Builder:
             if not widths:
                 break
         if block is not None:
-            reference.close()
+            self._release(group)  # later identical blocks copy these rows instead of timing it again
+
+    def _copy(self, index: int, group: ChannelGroup, source: str) -> None:
+        """Store the rows of ``source`` (an identical block, measured earlier) for ``group``."""
+        have = self.store.done(group.name)
+        rows = [replace(r, group=group.name, copied_from=source) for r in self.store.rows(source)]
+        todo = [r for r in rows if r.width not in have]
+        self.skipped += len(rows) - len(todo)
+        if todo:
+            self.store.add(todo)
+            self.copied += len(todo)
+            log.info("%s: %d rows copied from the identical block of %s", group.name, len(todo), source)
+        self.progress(
+            {"group": group.name, "index": index, "groups": len(self.groups.groups), "measured": self.measured}
+        )
 
     def pair(self, a: ChannelGroup, b: ChannelGroup) -> None:
+        from trtprune.lut.block import signature
         from trtprune.surgery import prune_copy
 
         wa, wb = self._half(a), self._half(b)
         widths = {"a": {a.name: wa}, "b": {b.name: wb}, "ab": {a.name: wa, b.name: wb}}
         if self.config.mode == "block":
-            block = self._block(merge_groups(a, b))
+            block = extract_pair_block(self, a, b)
+            if self.config.dedupe:
+                sig = signature(block, [a, b])
+                source = self._pair_sources.setdefault(sig, (a.name, b.name))
+                if source != (a.name, b.name):
+                    measured = next(p for p in self.store.pairs() if (p.a, p.b) == source)
+                    self.store.add_pair(replace(measured, a=a.name, b=b.name, copied_from=source))
+                    self.copied += 1
+                    return
             source, inputs = block.module, block.inputs
             reference = self._prepare(source, inputs)
         else:
-            source, inputs, reference = self.loaded.model, None, self._base_runner
+            source, inputs, reference = self.loaded.model, None, self._reference(a)
         runners = {k: self._prepare(prune_copy(source, self.groups, w), inputs) for k, w in widths.items()}
-        t = measure_interleaved(
-            {"ref": reference.timed, **{k: r.timed for k, r in runners.items()}}, self.config.timing
-        )
+        t = measure_interleaved({"ref": reference.timed, **{k: r.timed for k, r in runners.items()}}, self.timing)
         self.store.add_pair(
             Pair(a.name, b.name, wa, wb, t["ab"].median_ms, t["a"].median_ms, t["b"].median_ms, t["ref"].median_ms)
         )
@@ -222,30 +357,50 @@ class _Builder:
             reference.close()
 
     def _half(self, group: ChannelGroup) -> int:
-        """The grid width nearest half the group (where the pair's interaction is measured)."""
-        grid = [
-            w
-            for w in grid_widths(group.channels, self.config.step, self.config.small, group.partitions)
-            if w < group.channels
-        ]
-        if not grid:  # a group narrower than the step: cut it in half
-            return max(group.partitions, group.channels // 2 // group.partitions * group.partitions)
-        return min(grid, key=lambda w: abs(w - group.channels / 2))
+        return half_width(group, self.config.step, self.config.small)
 
     def run(self) -> float:
         base_ms = self.base()
-        self._base_runner = self._prepare(self.loaded.model) if self.config.mode == "network" else None
+        if self.config.mode == "block":
+            self.timing = replace(self.timing, noise_floor_ms=self.config.block_noise_share * base_ms)
         for i, group in enumerate(self.groups.groups):
             self.group(i, group, base_ms)
+        for sig in list(self._refs):
+            self._refs.pop(sig).close()
+        self._pair_sources: dict[str, tuple[str, str]] = {}
         done = {(p.a, p.b) for p in self.store.pairs()}
         edges = joined_pairs(self.groups) if self.config.pairs else []
         for i, (a, b) in enumerate(edges):
             if (a, b) in done:
                 self.skipped += 1
+                if self.config.mode == "block" and self.config.dedupe:  # later identical pairs copy this one
+                    from trtprune.lut.block import signature
+
+                    block = extract_pair_block(self, self.groups.by_name[a], self.groups.by_name[b])
+                    sig = signature(block, [self.groups.by_name[a], self.groups.by_name[b]])
+                    self._pair_sources.setdefault(sig, (a, b))
                 continue
             self.pair(self.groups.by_name[a], self.groups.by_name[b])
             self.progress({"group": f"{a} x {b}", "index": i, "groups": len(edges), "measured": self.measured})
+        if self._base_runner is not None:
+            self._base_runner.close()
         return base_ms
+
+
+def extract_pair_block(builder: _Builder, a: ChannelGroup, b: ChannelGroup):
+    """The joint sub-graph of two joined groups (cut from the builder's traced network)."""
+    from trtprune.lut.block import extract_block
+
+    builder._block(a)  # traces the network once
+    return extract_block(*builder._block_trace, merge_groups(a, b))
+
+
+def half_width(group: ChannelGroup, step: int, small: int) -> int:
+    """The grid width nearest half the group (where a pair's interaction, or the probe, is measured)."""
+    grid = [w for w in grid_widths(group.channels, step, small, group.partitions) if w < group.channels]
+    if not grid:  # a group narrower than the step: cut it in half
+        return max(group.partitions, group.channels // 2 // group.partitions * group.partitions)
+    return min(grid, key=lambda w: abs(w - group.channels / 2))
 
 
 def joined_pairs(groups: ModelGroups) -> list[tuple[str, str]]:
@@ -304,4 +459,5 @@ def build_lut(
         time.perf_counter() - start,
         base_ms,
         builder.noisy,
+        builder.copied,
     )

@@ -2,7 +2,8 @@
 
 Every row is committed as soon as it is measured (WAL journal), so a job killed
 at any moment (even ``kill -9``) loses at most the batch in flight, and a rerun
-of the same command skips every stored row. The ``meta`` table records the
+of the same command skips every stored row. A row copied from a structurally
+identical group (block mode's dedupe) names its source in ``copied_from``. The ``meta`` table records the
 environment fingerprint, the model fingerprint, precision, batch, input shape,
 mode and grid: a table is refused when any of them differs from what is asked.
 """
@@ -84,6 +85,7 @@ class Row:
     spread: float
     noisy: bool
     ref_ms: float  # the reference (unpruned network or block) measured in the same interleaved batch
+    copied_from: str | None = None  # the group measured for this one (an identical block), or None if measured
 
     @property
     def delta_ms(self) -> float:
@@ -108,6 +110,7 @@ class Pair:
     a_ms: float
     b_ms: float
     ref_ms: float
+    copied_from: tuple[str, str] | None = None  # the pair measured for this one (an identical joint block)
 
     @property
     def interaction_ms(self) -> float:
@@ -115,6 +118,7 @@ class Pair:
 
 
 BASE = "__base__"  # the row holding the whole unpruned network's latency
+PROBE = "__probe__"  # block_refs: the network with every group near half width (``meta.config['probe_widths']``)
 
 
 class LutStore:
@@ -142,8 +146,16 @@ class LutStore:
                     a TEXT NOT NULL, b TEXT NOT NULL, wa INTEGER NOT NULL, wb INTEGER NOT NULL,
                     joint_ms REAL NOT NULL, a_ms REAL NOT NULL, b_ms REAL NOT NULL, ref_ms REAL NOT NULL,
                     measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (a, b));
+                CREATE TABLE IF NOT EXISTS block_refs (
+                    grp TEXT PRIMARY KEY, block_ms REAL NOT NULL, net_ms REAL NOT NULL,
+                    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
                 """
             )
+            for table in ("rows", "pairs"):  # tables written before dedupe lack the column
+                columns = {c[1] for c in self.db.execute(f"PRAGMA table_info({table})")}
+                if "copied_from" not in columns:
+                    with self.db:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN copied_from TEXT")
         except sqlite3.DatabaseError as exc:
             raise TrtpruneError(f"{self.path} is not a trtprune latency table ({exc})") from None
 
@@ -183,7 +195,8 @@ class LutStore:
                 )
             if reason:
                 with self.db:
-                    self.db.execute("DELETE FROM rows")
+                    for table in ("rows", "pairs", "block_refs"):
+                        self.db.execute(f"DELETE FROM {table}")
             elif old.step != meta.step:
                 meta.config = {**old.config, **meta.config}
         with self.db:
@@ -193,19 +206,23 @@ class LutStore:
     def add(self, rows: list[Row]) -> None:
         with self.db:
             self.db.executemany(
-                "INSERT OR REPLACE INTO rows (grp, width, median_ms, p90_ms, spread, noisy, ref_ms) VALUES (?,?,?,?,?,?,?)",
-                [(r.group, r.width, r.median_ms, r.p90_ms, r.spread, int(r.noisy), r.ref_ms) for r in rows],
+                "INSERT OR REPLACE INTO rows (grp, width, median_ms, p90_ms, spread, noisy, ref_ms, copied_from) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (r.group, r.width, r.median_ms, r.p90_ms, r.spread, int(r.noisy), r.ref_ms, r.copied_from)
+                    for r in rows
+                ],
             )
 
     def rows(self, group: str | None = None) -> list[Row]:
-        sql = "SELECT grp, width, median_ms, p90_ms, spread, noisy, ref_ms FROM rows"
+        sql = "SELECT grp, width, median_ms, p90_ms, spread, noisy, ref_ms, copied_from FROM rows"
         args: tuple = ()
         if group is not None:
             sql += " WHERE grp=?"
             args = (group,)
         return [
-            Row(g, int(w), m, p, s, bool(n), r)
-            for g, w, m, p, s, n, r in self.db.execute(sql + " ORDER BY grp, width", args)
+            Row(g, int(w), m, p, s, bool(n), r, c)
+            for g, w, m, p, s, n, r, c in self.db.execute(sql + " ORDER BY grp, width", args)
         ]
 
     def done(self, group: str) -> set[int]:
@@ -214,13 +231,39 @@ class LutStore:
     def add_pair(self, pair: Pair) -> None:
         with self.db:
             self.db.execute(
-                "INSERT OR REPLACE INTO pairs (a, b, wa, wb, joint_ms, a_ms, b_ms, ref_ms) VALUES (?,?,?,?,?,?,?,?)",
-                (pair.a, pair.b, pair.wa, pair.wb, pair.joint_ms, pair.a_ms, pair.b_ms, pair.ref_ms),
+                "INSERT OR REPLACE INTO pairs (a, b, wa, wb, joint_ms, a_ms, b_ms, ref_ms, copied_from) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    pair.a,
+                    pair.b,
+                    pair.wa,
+                    pair.wb,
+                    pair.joint_ms,
+                    pair.a_ms,
+                    pair.b_ms,
+                    pair.ref_ms,
+                    "\t".join(pair.copied_from) if pair.copied_from else None,
+                ),
             )
 
     def pairs(self) -> list[Pair]:
-        sql = "SELECT a, b, wa, wb, joint_ms, a_ms, b_ms, ref_ms FROM pairs ORDER BY a, b"
-        return [Pair(a, b, int(wa), int(wb), j, x, y, r) for a, b, wa, wb, j, x, y, r in self.db.execute(sql)]
+        sql = "SELECT a, b, wa, wb, joint_ms, a_ms, b_ms, ref_ms, copied_from FROM pairs ORDER BY a, b"
+        return [
+            Pair(a, b, int(wa), int(wb), j, x, y, r, tuple(c.split("\t")) if c else None)
+            for a, b, wa, wb, j, x, y, r, c in self.db.execute(sql)
+        ]
+
+    def add_block_refs(self, refs: dict[str, tuple[float, float]]) -> None:
+        """Each block's unpruned latency and the whole network's, measured in one interleaved batch."""
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO block_refs (grp, block_ms, net_ms) VALUES (?,?,?)",
+                [(g, b, n) for g, (b, n) in refs.items()],
+            )
+
+    def block_refs(self) -> dict[str, tuple[float, float]]:
+        """``{group: (block_ms, net_ms)}`` (block mode; empty in tables built before they were measured)."""
+        return {g: (b, n) for g, b, n in self.db.execute("SELECT grp, block_ms, net_ms FROM block_refs")}
 
     def base_ms(self) -> float:
         rows = self.rows(BASE)
@@ -237,4 +280,5 @@ class LutStore:
             "base_ms": self.base_ms(),
             "rows": [{**asdict(r), "delta_ms": r.delta_ms} for r in self.rows() if r.group != BASE],
             "pairs": [{**asdict(p), "interaction_ms": p.interaction_ms} for p in self.pairs()],
+            "block_refs": {g: {"block_ms": b, "net_ms": n} for g, (b, n) in self.block_refs().items()},
         }
