@@ -32,6 +32,9 @@ _LAZY = {
     "build_lut": "trtprune.lut.build",
     "PruneConfig": "trtprune.prune",
     "run_prune": "trtprune.prune",
+    "get_method": "trtprune.methods",
+    "CompareConfig": "trtprune.compare",
+    "run_compare": "trtprune.compare",
 }
 
 

@@ -375,9 +375,12 @@ def prune(
     input: InputOpt = None,
     data: Annotated[str, typer.Option("--data")] = "fashion-mnist",
     data_root: DataRootOpt = None,
-    importance: Annotated[
-        str, typer.Option("--importance", help="sp-lamp, lamp, l1, l2, taylor-bn, random")
+    method: Annotated[
+        str, typer.Option("--method", help="sp-lamp (default), halp, lap, uniform, global-l1")
     ] = "sp-lamp",
+    importance: Annotated[
+        str | None, typer.Option("--importance", help="sp-lamp's scorer: sp-lamp, lamp, l1, l2, taylor-bn, random")
+    ] = None,
     stages: Annotated[int, typer.Option("--stages")] = 1,
     finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = 1,
     lr: Annotated[float, typer.Option("--lr")] = 0.01,
@@ -392,7 +395,7 @@ def prune(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     limit: Annotated[int | None, typer.Option("--limit", help="fine-tune on the first N training samples")] = None,
 ) -> None:
-    """Prune to a latency budget: SP-LAMP + group knapsack over k stages, fine-tune, export, engine, report."""
+    """Prune to a latency budget (SP-LAMP + group knapsack by default) over k stages, fine-tune, export, engine, report."""
     from trtprune.prune import PruneConfig, run_prune
 
     if lut is None:
@@ -406,6 +409,7 @@ def prune(
         input_shape=input,
         data=data,
         data_root=str(data_root) if data_root else None,
+        method=method,
         importance=importance,
         stages=stages,
         finetune_epochs=finetune_epochs,
@@ -424,6 +428,59 @@ def prune(
         f"{report['measured']['pruned']['median_ms']:.4f} ms ({report['speedup']:.2f}x, budget "
         f"{'met' if report['meets_budget'] else 'NOT met'}), top-1 {report['base_top1']:.4f} -> {report['top1']:.4f}"
     )
+
+
+@app.command()
+def compare(
+    model: Annotated[str | None, typer.Argument(help="model (default: the table's)")] = None,
+    methods: Annotated[str, typer.Option("--methods", help="comma list")] = "sp-lamp,halp,lap,uniform,global-l1",
+    budgets: Annotated[str, typer.Option("--budgets", help="comma list of budget ratios")] = "0.3,0.5,0.7",
+    seeds: Annotated[int, typer.Option("--seeds", help="runs per method and budget (seeds 0..N-1)")] = 1,
+    lut: Annotated[Path | None, typer.Option("--lut", help="latency table (default: engines/<model>/lut.db)")] = None,
+    checkpoint: CheckpointOpt = None,
+    data: Annotated[str, typer.Option("--data")] = "fashion-mnist",
+    data_root: DataRootOpt = None,
+    stages: Annotated[int, typer.Option("--stages")] = 1,
+    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = 1,
+    lr: Annotated[float, typer.Option("--lr")] = 0.01,
+    limit: Annotated[int | None, typer.Option("--limit", help="fine-tune on the first N training samples")] = None,
+    limit_eval: Annotated[
+        int | None, typer.Option("--limit-eval", help="per-stage top-1 on the first N test samples")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="comparison directory (resumes the runs it holds)")] = Path(
+        "engines/compare"
+    ),
+) -> None:
+    """Every method at every budget through the same pipeline; one table and a Pareto plot."""
+    from trtprune.compare import CompareConfig, run_compare
+
+    if lut is None:
+        lut = _default_lut(model)
+    try:
+        budget_list = tuple(float(b) for b in budgets.split(",") if b.strip())
+    except ValueError:
+        raise UsageError(f"--budgets {budgets!r}: give comma-separated ratios such as 0.3,0.5,0.7") from None
+    shared = {
+        "model": model,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "data": data,
+        "data_root": str(data_root) if data_root else None,
+        "stages": stages,
+        "finetune_epochs": finetune_epochs,
+        "lr": lr,
+        "limit_train": limit,
+        "limit_eval": limit_eval,
+    }
+    config = CompareConfig(
+        lut=str(lut),
+        methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+        budgets=budget_list,
+        seeds=seeds,
+        out=str(out),
+        prune=shared,
+    )
+    run_dir = run_compare(config)
+    typer.echo((run_dir / "compare.md").read_text())
 
 
 def _default_lut(model: str | None) -> Path:

@@ -33,7 +33,9 @@ class PruneConfig:
     input_shape: str | None = None
     data: str = "fashion-mnist"
     data_root: str | None = None
-    importance: str = "sp-lamp"
+    method: str = "sp-lamp"
+    importance: str | None = None  # the channel scorer, for methods that take one (sp-lamp)
+    method_options: dict[str, Any] = field(default_factory=dict)
     stages: int = 1
     finetune_epochs: int = 1
     lr: float = 0.01
@@ -44,11 +46,24 @@ class PruneConfig:
     calib: str | None = None
     seed: int = 0
     limit_train: int | None = None
+    limit_eval: int | None = None  # stage-by-stage top-1 on the first N test samples (the report's is on all)
     force_table: bool = False
-    repair_rounds: int = 4
+    repair_rounds: int = 6  # decide-and-measure rounds per stage to land just under the stage target
+    match_tolerance: float = 0.03  # stop once a choice measures within this share under the target
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def make_method(self):
+        from trtprune.methods import get_method
+
+        options = dict(self.method_options)
+        if self.importance is not None:
+            options["importance"] = self.importance
+        try:
+            return get_method(self.method, options)
+        except TypeError as exc:
+            raise UsageError(f"method {self.method!r} does not take these options ({exc}); drop them") from None
 
 
 @dataclass
@@ -129,6 +144,7 @@ class _Job:
         self.config, self.latency, self.budget, self.name, self.ckpt = config, latency, budget, name, ckpt
         self.progress = progress or (lambda e: None)
         self.stages: list[StageRecord] = []
+        self.match_trace: list[list[tuple[float, float, float]]] = []
 
     def check_inputs(self) -> None:
         """Everything that can fail fast, before any run directory exists."""
@@ -140,6 +156,7 @@ class _Job:
         shape = parse_shape(self.config.input_shape or tuple(meta.input_shape))
         if list(shape) != list(meta.input_shape):
             raise TrtpruneError(f"table {self.config.lut} was measured at input {meta.input_shape}, not {list(shape)}")
+        self.method = self.config.make_method()
         self.spec = get_spec(self.config.data)
         self.train_set = get_dataset(self.config.data, "train", self.config.data_root, augment=True)
         self.test_set = get_dataset(self.config.data, "test", self.config.data_root)
@@ -167,7 +184,7 @@ class _Job:
     # the pipeline -------------------------------------------------------------
     def run(self, out: Path) -> None:
         from trtprune.groups import find_groups
-        from trtprune.importance import ScoreContext, accumulate_grads, score_groups
+        from trtprune.methods import StageState
         from trtprune.surgery import apply_masks
         from trtprune.train import train
 
@@ -180,19 +197,33 @@ class _Job:
         k = max(1, self.config.stages)
         base = self.latency.base_ms
         tcfg = self._finetune_config(0)
+        method = self.method
+        t0 = time.perf_counter()
+        method.setup(self)
+        self.method_s = time.perf_counter() - t0
         current = None
         mask = None
-        for s in range(1, k + 1):
-            target = base - (base - self.budget) * s / k
+        for s, target in enumerate(method.schedule(base, self.budget, k), start=1):
             groups = find_groups(model, shape)
-            context = ScoreContext(seed=self.config.seed)
-            if self.config.importance == "taylor-bn":
-                context.grads = accumulate_grads(model, _batches(self.train_set, 4, self.config.batch_size))
-            scores = score_groups(groups, self.config.importance, context)
             view = (
                 self._remeasured(current, shape, s) if self.config.remeasure and current else _View(self.latency, 1.0)
             )
-            decision, share = self._solve(groups, scores, target, current, round_to, view)
+            state = StageState(
+                model=model,
+                groups=groups,
+                latency=view.latency,
+                current=current or {g.name: g.channels for g in groups.groups},
+                round_to=round_to,
+                model_name=self.name,
+                stage=s,
+                stages=k,
+                seed=self.config.seed,
+                job=self,
+            )
+            t0 = time.perf_counter()
+            state.scores = _removed_last(method.score(state), getattr(self, "plan", None))
+            decision, share = self._solve(method, state, target, view)
+            self.method_s += time.perf_counter() - t0
             if mask is not None:
                 mask.remove()
             mask = apply_masks(groups, decision.plan, self.name)
@@ -213,7 +244,8 @@ class _Job:
             )
             self.progress({"stage": s, "stages": k, "target_ms": target, "top1": result.top1})
             log.info(
-                "stage %d/%d: target %.4f ms, predicted %.4f, measured share %.3f, top-1 %.4f",
+                "%s stage %d/%d: target %.4f ms, predicted %.4f, measured share %.3f, top-1 %.4f",
+                method.name,
                 s,
                 k,
                 target,
@@ -223,6 +255,10 @@ class _Job:
             )
         mask.remove()
         self._finish(model, shape, out)
+
+    def batches(self, n: int, augment: bool = True):
+        """``n`` shuffled training batches (fixed order for a given seed), for scores that need gradients."""
+        return _batches(self.train_set, n, self.config.batch_size, self.config.seed)
 
     def _finetune_config(self, seed_offset: int):
         from trtprune.train import TrainConfig
@@ -234,6 +270,7 @@ class _Job:
             batch_size=c.batch_size,
             seed=c.seed + seed_offset,
             limit_train=c.limit_train,
+            limit_test=c.limit_eval,
         )
 
     def _remeasured(self, current: dict[str, int], shape: tuple[int, ...], stage: int) -> _View:
@@ -265,35 +302,32 @@ class _Job:
         current_ms = self.stages[-1].measured_ms  # the current model, in the original table's milliseconds
         return _View(latency, current_ms / latency.base_ms)
 
-    def _solve(self, groups, scores, target, current, round_to, view: _View):
-        """Solve, then build and time the choice; tighten the knapsack budget while it measures over."""
-        from trtprune.decision import decide
-        from trtprune.errors import InfeasibleBudget
+    def _solve(self, method, state, target: float, view: _View):
+        """Decide, build and time the choice; adjust the goal until it measures just under target."""
+        from trtprune.matching import match_target
         from trtprune.surgery import prune_copy
 
-        goal, feasible, base = target, None, self.latency.base_ms
-        best = None
-        for _ in range(self.config.repair_rounds + 1):
-            try:
-                decision = decide(groups, scores, view.latency, goal / view.scale, self.name, current, round_to)
-            except InfeasibleBudget:
-                if best is None:
-                    raise
-                goal = (goal + feasible) / 2  # back off towards the last feasible knapsack budget
-                continue
-            feasible = goal
+        shares: dict[tuple, float] = {}
+
+        def measure(decision) -> float:
             share = self.engine.share(prune_copy(self.base_model, self.base_groups, decision.widths))
-            measured = share * base
-            if measured <= target * 1.01:
-                return decision, share
-            if best is None or share < best[1]:
-                best = (decision, share)  # over target: keep the fastest as the fallback
-            # the table is optimistic here: scale the savings asked of it by predicted / measured savings
-            predicted_saving = base - decision.predicted_ms * view.scale
-            measured_saving = max(base - measured, 1e-9)
-            goal = min(base - (base - target) * predicted_saving / measured_saving, goal - (measured - target))
-            log.info("measured %.4f ms > target %.4f ms: knapsack budget now %.4f", measured, target, goal)
-        return best
+            shares[_key(decision)] = share
+            return share * self.latency.base_ms
+
+        match = match_target(
+            lambda goal: method.decide(state, goal / view.scale),
+            lambda d: d.predicted_ms * view.scale,
+            measure,
+            target,
+            self.latency.base_ms,
+            rounds=self.config.repair_rounds,
+            tolerance=self.config.match_tolerance,
+            key=_key,
+        )
+        if not match.met:
+            log.warning("stage target %.4f ms not met: the fastest choice measured %.4f ms", target, match.measured)
+        self.match_trace.append(match.trace)
+        return match.choice, shares[_key(match.choice)]
 
     def _finish(self, model, shape, out: Path) -> None:
         from trtprune.checkpoint import save_checkpoint
@@ -343,17 +377,38 @@ class _View:
     scale: float
 
 
+def _key(decision) -> tuple:
+    return tuple(sorted(decision.widths.items()))
+
+
+def _removed_last(scores: dict[str, Any], plan) -> dict[str, Any]:
+    """Channels an earlier stage removed stay removed: they score below every kept channel
+    (soft masks zero only the producer side, so some scores still see their consumer slices)."""
+    import numpy as np
+
+    if plan is None:
+        return scores
+    out = dict(scores)
+    for name, kept in plan.groups.items():
+        s = np.asarray(out[name], dtype=np.float64)
+        alive = np.zeros(len(s), dtype=bool)
+        alive[np.asarray(kept)] = True
+        out[name] = np.where(alive, s, s.min() - 1.0 - np.abs(s).max())
+    return out
+
+
 def _params_after(groups, plan) -> int:
     from trtprune.surgery import expected_param_count
 
     return expected_param_count(groups, plan)
 
 
-def _batches(dataset, n: int, batch_size: int):
+def _batches(dataset, n: int, batch_size: int, seed: int = 0):
+    import torch
     import torch.utils.data
 
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, generator=__import__("torch").Generator().manual_seed(0)
+        dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
     )
     for i, batch in enumerate(loader):
         if i >= n:

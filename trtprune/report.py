@@ -82,6 +82,8 @@ def write_prune_report(job: Any, out: Path, wall_s: float) -> None:
     report = {
         "format": 1,
         "model": job.name,
+        "method": job.method.describe(),
+        "method_s": job.method_s,
         "checkpoint": job.ckpt,
         "table": str(job.config.lut),
         "backend": meta.backend,
@@ -106,6 +108,7 @@ def write_prune_report(job: Any, out: Path, wall_s: float) -> None:
         "widths": job.stages[-1].widths,
         "base_widths": meta.widths,
         "stages": [asdict(s) for s in job.stages],
+        "matching": job.match_trace,
         "final_finetune": {"epochs": job.final.epochs, "top1_torch": job.final.top1},
         "engine_files": job.engine_files,
         "config": job.config.to_json(),

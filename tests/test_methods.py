@@ -1,0 +1,236 @@
+"""`--method`: each method's distinctive step, the shared matching loop and `trtprune compare`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from trtprune.errors import InfeasibleBudget
+from trtprune.lut.build import LutConfig, build_lut
+from trtprune.timing import TimingConfig
+
+FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """An untrained resnet20 for Fashion-MNIST, its groups and a small measured table."""
+    from trtprune.checkpoint import save_checkpoint
+    from trtprune.groups import find_groups
+    from trtprune.lut.predict import LatencyModel
+    from trtprune.lut.store import LutStore
+    from trtprune.models import build_model
+
+    root = tmp_path_factory.mktemp("methods")
+    ckpt = root / "base.pt"
+    model = build_model("resnet20", "1x1x28x28")
+    save_checkpoint(ckpt, model, model_name="resnet20", input_shape=(1, 1, 28, 28), num_classes=10, preprocessing=None)
+    table = root / "lut.db"
+    build_lut(
+        LutConfig(model=None, checkpoint=str(ckpt), step=16, small=4, refine=False, pairs=False, timing=FAST), table
+    )
+    with LutStore(table) as store:
+        latency = LatencyModel(store, interactions=False)
+    return root, ckpt, table, model, find_groups(model, (1, 1, 28, 28)), latency
+
+
+def _state(setup, **kw):
+    from trtprune.methods import StageState
+
+    _, _, _, model, groups, latency = setup
+    args = dict(
+        model=model,
+        groups=groups,
+        latency=latency,
+        current={g.name: g.channels for g in groups.groups},
+        round_to=16,
+        model_name="resnet20",
+        stage=1,
+        stages=1,
+        seed=0,
+    )
+    return StageState(**{**args, **kw})
+
+
+def test_unknown_method_is_one_line(run_cli, setup, tmp_path):
+    _, _, table, *_ = setup
+    code, _, err = run_cli(
+        "prune", "--lut", table, "--method", "halpp", "--budget-ratio", "0.5", "--out", tmp_path / "r"
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown method 'halpp'" in err
+    assert not (tmp_path / "r").exists()
+    code, _, err = run_cli("compare", "--lut", table, "--budgets", "0.5,x", "--out", tmp_path / "c")
+    assert code == 2 and "--budgets" in err and len(err.strip().splitlines()) == 1
+
+
+# HALP -----------------------------------------------------------------------------------
+def test_halp_knapsack_takes_a_block_only_after_the_more_important_ones():
+    from trtprune.solver import zero_one_knapsack
+
+    # layer 0's second block is worth more than its first, but may only follow it
+    assert zero_one_knapsack([np.array([1.0, 10.0])], [np.array([1.0, 1.0])], 1.0) == [1]
+    assert zero_one_knapsack([np.array([1.0, 10.0])], [np.array([1.0, 1.0])], 2.0) == [2]
+
+
+def test_halp_schedule_is_exponential():
+    from trtprune.methods.halp import exponential_targets
+
+    t = exponential_targets(1.0, 0.3, 4)
+    assert t[-1] == pytest.approx(0.3)
+    steps = -np.diff([1.0, *t])
+    assert np.all(steps > 0) and np.all(np.diff(steps) < 0)  # every step smaller than the last
+    assert np.allclose(np.array(t[1:]) / np.array(t[:-1]), t[0])  # the same fraction each step
+
+
+def test_halp_decides_prefixes_under_its_table_and_keeps_every_layer(setup, tmp_path):
+    from trtprune.backends import BackendConfig
+    from trtprune.methods import get_method
+    from trtprune.methods.conv_table import ConvTable, layer_keys
+
+    state = _state(setup)
+    halp = get_method("halp")
+    halp.table = ConvTable(tmp_path / "convs.db", "ort", BackendConfig(), FAST)
+    halp.keys = layer_keys(state.model, (1, 1, 28, 28))
+    halp.full_ms = sum(halp.table.lookup(halp.keys.values())[k] for k in halp.keys.values())
+    rng = np.random.default_rng(0)
+    state.scores = {g.name: rng.random(g.channels) for g in state.groups.groups}
+    d = halp.decide(state, 0.6 * state.latency.base_ms)
+    assert halp.predicted_halp_ms <= 0.6 * halp.full_ms + 1e-9
+    for g in state.groups.groups:
+        w = d.widths[g.name]
+        assert w >= 1  # never a layer pruned away
+        kept = d.plan.groups.get(g.name, list(range(g.channels)))
+        assert len(kept) == w
+        top = np.argsort(-state.scores[g.name], kind="stable")[:w]
+        assert sorted(kept) == sorted(top.tolist())  # the most important channels, as a prefix
+    again = ConvTable(tmp_path / "convs.db", "ort", BackendConfig(), FAST)
+    again.lookup(halp.keys.values())
+    assert again.measured == 0  # stored rows are reused
+
+
+# LAP ------------------------------------------------------------------------------------
+def test_ddpg_agent_improves_its_reward_on_a_toy_problem():
+    from trtprune.methods.ddpg import Ddpg, DdpgConfig
+
+    want = np.array([0.2, 0.8, 0.5, 0.9, 0.1])
+    agent = Ddpg(3, DdpgConfig(sigma=0.3, sigma_decay=0.95), seed=0)
+    rewards = []
+    for episode in range(120):
+        states, actions = [], []
+        prev = 0.0
+        for t in range(len(want)):
+            s = np.array([t / len(want), np.sin(3 * t), prev], dtype=np.float32)
+            a = agent.act(s, random=episode < 10)
+            states.append(s)
+            actions.append(a)
+            prev = a
+        reward = -float(np.sum((np.array(actions) - want) ** 2))
+        agent.end_episode(states, actions, reward, warmup=episode < 10)
+        rewards.append(reward)
+    greedy = []
+    prev = 0.0
+    for t in range(len(want)):
+        a = agent.act(np.array([t / len(want), np.sin(3 * t), prev], dtype=np.float32), explore=False)
+        greedy.append(a)
+        prev = a
+    assert np.mean(rewards[-20:]) > np.mean(rewards[:10]) + 0.3
+    assert -np.sum((np.array(greedy) - want) ** 2) > np.mean(rewards[:10]) + 0.3
+
+
+def test_dynamic_selection_ranks_by_weight_change(setup):
+    import torch
+
+    from trtprune.methods.lap import dynamic_scores
+
+    _, _, _, model, groups, _ = setup
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    after = {n: p.clone() for n, p in before.items()}
+    g = groups.by_name["layer3.1.conv1"]
+    producer = next(m for m in g.members if m.role == "out" and m.kind == "Conv2d")
+    w = after[f"{producer.layer}.weight"]
+    with torch.no_grad():
+        for rank, ch in enumerate([5, 17, 40]):
+            w[ch] += 0.1 * (3 - rank)  # channel 5 moves most, then 17, then 40
+    scores = dynamic_scores(groups, before, after)["layer3.1.conv1"]
+    assert list(np.argsort(-scores)[:3]) == [5, 17, 40]
+    assert np.count_nonzero(scores) == 3
+
+
+# uniform / global-l1 ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["uniform", "global-l1"])
+def test_bisected_baselines_meet_the_goal(setup, name):
+    from trtprune.decision import allowed_widths
+    from trtprune.methods import get_method
+
+    state = _state(setup)
+    method = get_method(name)
+    state.scores = method.score(state)
+    floors = {g.name: int(allowed_widths(g, g.channels, 16)[0]) for g in state.groups.groups}
+    lo = state.latency.predict_widths(floors)  # both knobs at their most pruning: every group at its floor
+    for frac in (0.2, 0.5, 0.8):
+        goal = lo + frac * (state.latency.base_ms - lo)
+        d = method.decide(state, goal)
+        assert d.predicted_ms <= goal + 1e-12
+        assert d.predicted_ms == pytest.approx(state.latency.predict_widths(d.widths))
+    with pytest.raises(InfeasibleBudget):
+        method.decide(state, lo - 1e-6)
+    if name == "uniform":  # one keep ratio: every group at the same share (up to the grid)
+        widths = method.decide(state, lo + 0.5 * (state.latency.base_ms - lo)).widths
+        ratios = {round(w / state.groups.by_name[n].channels, 6) for n, w in widths.items() if w >= 16}
+        assert len(ratios) <= 2
+
+
+# the shared matching loop --------------------------------------------------------------------
+def test_matching_lands_just_under_the_measured_target():
+    from trtprune.matching import match_target
+
+    # a table that is 30% optimistic about savings, and choices on a 0.01 grid
+    def decide(goal):
+        return round(goal, 2)
+
+    def measure(choice):
+        return 1.0 - 0.7 * (1.0 - choice)
+
+    m = match_target(decide, lambda c: c, measure, target=0.5, base=1.0, rounds=8, tolerance=0.03)
+    assert m.met and 0.5 * 0.97 <= m.measured <= 0.5
+    # a pessimistic table: the first choice measures far under; the loop loosens the goal
+    m = match_target(decide, lambda c: c, lambda c: c * 0.6, target=0.5, base=1.0, rounds=8, tolerance=0.03)
+    assert m.met and m.measured >= 0.5 * 0.97 and m.trace[0][0] == 0.5 and m.trace[-1][0] > 0.7
+
+
+def test_matching_returns_the_fastest_when_nothing_fits():
+    from trtprune.matching import match_target
+
+    m = match_target(lambda g: max(round(g, 2), 0.4), lambda c: c, lambda c: c + 0.3, target=0.5, base=1.0, rounds=5)
+    assert not m.met and m.measured == pytest.approx(0.7)
+
+
+# compare -------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_compare_runs_measures_and_resumes(setup, tmp_path):
+    from trtprune.compare import CompareConfig, run_compare
+
+    root, ckpt, table, *_ = setup
+    config = CompareConfig(
+        lut=str(table),
+        methods=("sp-lamp", "uniform"),
+        budgets=(0.7,),
+        seeds=2,
+        out=str(tmp_path / "cmp"),
+        prune={"limit_train": 256, "stages": 1, "repair_rounds": 3},
+    )
+    out = run_compare(config)
+    result = json.loads((out / "compare.json").read_text())
+    assert {(r["method"], r["seed"]) for r in result["rows"]} == {
+        (m, s) for m in ("sp-lamp", "uniform") for s in (0, 1)
+    }
+    for r in result["rows"]:
+        assert r["budget_ratio"] == 0.7 and r["base_ms"] > 0 and 0 < r["top1"] <= 1
+        assert r["measured_ms"] == pytest.approx(r["measured_share"] * r["base_ms"])
+    assert {s["method"] for s in result["summary"]} == {"sp-lamp", "uniform"}
+    assert (out / "pareto.png").stat().st_size > 0 and "| 0.70 | sp-lamp |" in (out / "compare.md").read_text()
+    stamps = {p: p.stat().st_mtime for p in (out / "runs").glob("*/report.json")}
+    run_compare(config)  # resumes: no run is redone
+    assert {p: p.stat().st_mtime for p in (out / "runs").glob("*/report.json")} == stamps

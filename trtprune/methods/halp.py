@@ -1,0 +1,183 @@
+"""HALP (Shen et al.), the seed baseline, on the shared pipeline.
+
+- Importance: Taylor on batch norms, |g_gamma * gamma + g_beta * beta| (HALP Eq. 27),
+  summed over the coupled layers of a group, computed per mini-batch and averaged
+  over the batches between pruning steps.
+- Latency: HALP's per-layer table (:mod:`trtprune.methods.conv_table`), keyed by
+  (batch, c_in, c_out, feature map, kernel, stride, groups), measured in the same
+  engine with the neighbouring layer's width held at its current value; a network is
+  the sum of its convs and linears (batch norms, activations, adds, pooling untimed).
+- Decision: channels of a layer are sorted by importance and cut into blocks on the
+  table's grid (the channel blocks HALP groups neurons into); each block is an item
+  of the augmented 0-1 knapsack in which a block may be kept only if the more
+  important blocks of its layer are (:func:`trtprune.solver.zero_one_knapsack`).
+- Schedule: exponentially decaying latency targets, base * (budget / base)^(s / k):
+  each step removes the same fraction of what is left, so the steps shrink.
+- A layer pruned away entirely: refused. The most important block of every layer is
+  kept outside the knapsack. HALP allows a layer to vanish; here that is not a
+  shape Torch-Pruning can cut (a group of zero channels), a vanished residual group
+  would disconnect the network, and a vanished branch would need a graph rewrite
+  (bypass) that changes the model family being compared. Every method here keeps at
+  least one block per group, so the comparison stays on the same set of networks.
+
+The goal is asked of HALP's table as the same share of its own base latency as the
+goal is of the group table's base; the shared loop then measures the choice in the
+engine and tightens the goal if it is over, as for every method.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trtprune.methods.base import METHODS, Method, StageState
+
+log = logging.getLogger(__name__)
+
+
+def exponential_targets(base_ms: float, budget_ms: float, stages: int) -> list[float]:
+    """HALP's schedule: target_s = base * (budget / base)^(s / k)."""
+    r = budget_ms / base_ms
+    return [base_ms * r ** (s / stages) for s in range(1, stages + 1)]
+
+
+def averaged_taylor(state: StageState, batches) -> dict[str, np.ndarray]:
+    """HALP's Taylor-BN score per group channel, averaged over the given mini-batches."""
+    from trtprune.importance import ScoreContext, accumulate_grads, score_groups
+
+    total: dict[str, np.ndarray] = {}
+    n = 0
+    for batch in batches:
+        grads = accumulate_grads(state.model, [batch])
+        scores = score_groups(state.groups, "taylor-bn", ScoreContext(seed=state.seed, grads=grads))
+        for name, s in scores.items():
+            total[name] = total.get(name, 0) + s
+        n += 1
+    return {name: s / max(n, 1) for name, s in total.items()}
+
+
+@METHODS.register("halp")
+class Halp(Method):
+    name = "halp"
+    importance = "taylor-bn"
+
+    def __init__(self, batches: int = 10, table: str | None = None) -> None:
+        self.n_batches = batches
+        self.table_path = table
+
+    def schedule(self, base_ms: float, budget_ms: float, stages: int) -> list[float]:
+        return exponential_targets(base_ms, budget_ms, stages)
+
+    def setup(self, job: Any) -> None:
+        from trtprune.backends import BackendConfig
+        from trtprune.methods.conv_table import ConvTable, layer_keys
+        from trtprune.timing import TimingConfig
+
+        meta = job.latency.meta
+        path = Path(self.table_path) if self.table_path else Path(job.config.lut).with_name("halp-convs.db")
+        self.table = ConvTable(
+            path,
+            meta.backend,
+            BackendConfig.from_json(meta.config["backend_config"]),
+            TimingConfig(**meta.config["timing"]),
+        )
+        self.keys = layer_keys(job.loaded.model, tuple(job.loaded.input_shape))
+        ms = self.table.lookup(self.keys.values())
+        self.full_ms = sum(ms[k] for k in self.keys.values())  # every layer, identical ones included
+        log.info("halp: %d layers, summed base latency %.4f ms", len(self.keys), self.full_ms)
+
+    def score(self, state: StageState) -> dict[str, np.ndarray]:
+        return averaged_taylor(state, state.job.batches(self.n_batches))
+
+    # latency --------------------------------------------------------------------
+    def _roles(self, state: StageState) -> dict[str, dict[str, str]]:
+        """layer -> {'in': group feeding it, 'out': group it produces} (prunable groups only)."""
+        roles: dict[str, dict[str, str]] = {}
+        for g in state.groups.groups:
+            for m in g.members:
+                if m.layer in self.keys:
+                    roles.setdefault(m.layer, {})[m.role] = g.name
+        return roles
+
+    def _key(self, layer: str, roles: dict[str, str], widths: dict[str, int]) -> Any:
+        base = self.keys[layer]
+        c_in = widths[roles["in"]] if "in" in roles else base.c_in
+        c_out = widths[roles["out"]] if "out" in roles else base.c_out
+        return base.resized(c_in, c_out)
+
+    def group_costs(self, state: StageState, ks_by_group: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        """HALP's latency now (summed layers) and, per group and width, the change of its layers'
+        sum with that group at that width and every neighbour at its current width."""
+        roles = self._roles(state)
+        layers_of: dict[str, list[str]] = {}
+        for layer, r in roles.items():
+            for name in set(r.values()):
+                layers_of.setdefault(name, []).append(layer)
+        wanted = {layer: self._key(layer, roles.get(layer, {}), state.current) for layer in self.keys}
+        for name, ks in ks_by_group.items():
+            for layer in layers_of.get(name, []):
+                for k in ks:
+                    wanted[(layer, name, int(k))] = self._key(layer, roles[layer], {**state.current, name: int(k)})
+        ms = self.table.lookup(wanted.values())
+        now = sum(ms[wanted[layer]] for layer in self.keys)
+        costs = {}
+        for name, ks in ks_by_group.items():
+            layers = layers_of.get(name, [])
+            costs[name] = np.array(
+                [sum(ms[wanted[(layer, name, int(k))]] - ms[wanted[layer]] for layer in layers) for k in ks]
+            )
+        return now, costs
+
+    def decide(self, state: StageState, goal_ms: float):
+        from trtprune.decision import Decision, allowed_widths
+        from trtprune.errors import InfeasibleBudget
+        from trtprune.plan import Plan, _expand_local
+        from trtprune.solver import zero_one_knapsack
+
+        groups = state.groups.groups
+        ks_by = {g.name: allowed_widths(g, state.current[g.name], state.round_to) for g in groups}
+        now, costs = self.group_costs(state, ks_by)
+        goal = self.full_ms * goal_ms / state.latency.base_ms  # the same share of HALP's own base
+        values, item_costs, orders = [], [], []
+        mandatory = 0.0
+        for g in groups:
+            ks = ks_by[g.name]
+            per_block = state.scores[g.name].reshape(g.partitions, -1).sum(0)
+            order = np.lexsort((np.arange(len(per_block)), -per_block))  # descending importance
+            prefix = np.concatenate([[0.0], np.cumsum(per_block[order])])[ks // g.partitions]
+            values.append(np.diff(prefix))  # block j: the channels between widths ks[j] and ks[j+1]
+            item_costs.append(np.diff(costs[g.name]))
+            orders.append(order)
+            mandatory += costs[g.name][0]  # the most important block is always kept
+        room = goal - now - mandatory
+        if room < 0:
+            raise InfeasibleBudget(
+                f"HALP's table: {now + mandatory:.4f} ms at the smallest widths > goal {goal:.4f} ms"
+            )
+        taken = zero_one_knapsack(values, item_costs, room)
+        plan = Plan(model=state.model_name, input_shape=tuple(state.groups.example_input.shape))
+        widths, value, predicted = {}, 0.0, now
+        for g, order, vals, n in zip(groups, orders, values, taken, strict=True):
+            ks = ks_by[g.name]
+            widths[g.name] = int(ks[n])
+            value += float(vals[:n].sum())
+            predicted += float(costs[g.name][n])
+            if ks[n] < g.channels:
+                plan.groups[g.name] = _expand_local(g, order[: ks[n] // g.partitions])
+        self.predicted_halp_ms = predicted
+        return Decision(plan, widths, predicted / self.full_ms * state.latency.base_ms, value)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "method": self.name,
+            "importance": f"taylor-bn averaged over {self.n_batches} batches",
+            "latency": "per-layer table, summed",
+            "solver": "prefix-constrained 0-1 knapsack over channel blocks",
+            "schedule": "exponential",
+            "empty_layers": "refused (the top block of every group is kept)",
+            "layers_measured": getattr(getattr(self, "table", None), "measured", 0),
+            "table_base_ms": getattr(self, "full_ms", None),
+        }
