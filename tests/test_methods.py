@@ -234,3 +234,32 @@ def test_compare_runs_measures_and_resumes(setup, tmp_path):
     stamps = {p: p.stat().st_mtime for p in (out / "runs").glob("*/report.json")}
     run_compare(config)  # resumes: no run is redone
     assert {p: p.stat().st_mtime for p in (out / "runs").glob("*/report.json")} == stamps
+
+
+def test_matching_moves_up_from_a_goal_the_method_cannot_reach():
+    from trtprune.matching import match_target
+
+    def decide(goal):  # the method's own model cannot go below 0.45
+        if goal < 0.45:
+            raise InfeasibleBudget("too low")
+        return round(goal, 2)
+
+    m = match_target(decide, lambda c: c, lambda c: c * 0.8, target=0.4, base=1.0, rounds=8)
+    assert m.met and 0.4 * 0.97 <= m.measured <= 0.4
+    with pytest.raises(InfeasibleBudget):
+        match_target(decide, lambda c: c, lambda c: c, target=0.4, base=1.0, rounds=1)
+
+
+def test_matching_jumps_to_the_smallest_goal_the_method_can_do():
+    from trtprune.matching import match_target
+
+    calls = []
+
+    def decide(goal):  # the method's model says 0.6 is its floor; the engine is much faster there
+        calls.append(goal)
+        if goal < 0.6:
+            raise InfeasibleBudget("too low", smallest_ms=0.6)
+        return round(goal, 3)
+
+    m = match_target(decide, lambda c: c, lambda c: c * 0.5, target=0.32, base=1.0, rounds=3)
+    assert m.met and m.measured <= 0.32 and calls[1] == pytest.approx(0.6)

@@ -55,7 +55,8 @@ def smallest_ms(groups: ModelGroups, latency: LatencyModel, round_to: int | None
 def infeasible(budget_ms: float, smallest: float, latency: LatencyModel, model_name: str) -> InfeasibleBudget:
     return InfeasibleBudget(
         f"budget {budget_ms:.4f} ms is below the smallest latency this table predicts for "
-        f"{model_name} ({smallest:.4f} ms, base {latency.base_ms:.4f} ms): raise --budget-ms/--budget-ratio"
+        f"{model_name} ({smallest:.4f} ms, base {latency.base_ms:.4f} ms): raise --budget-ms/--budget-ratio",
+        smallest,
     )
 
 

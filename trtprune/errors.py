@@ -37,4 +37,9 @@ class CheckpointError(TrtpruneError):
 
 
 class InfeasibleBudget(TrtpruneError):
-    """No pruning choice meets the latency budget; the message gives the smallest achievable."""
+    """No pruning choice meets the latency budget; the message gives the smallest achievable
+    (``smallest_ms``, where the raiser knows it, in the unit of the budget it was given)."""
+
+    def __init__(self, message: str, smallest_ms: float | None = None) -> None:
+        super().__init__(message)
+        self.smallest_ms = smallest_ms

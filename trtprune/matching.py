@@ -57,13 +57,16 @@ def match_target(
     for _ in range(rounds):
         try:
             choice = decide(goal)
-        except InfeasibleBudget:
-            if best_under is None and best_over is None:
-                raise
-            lo = goal if lo is None or goal > lo else lo  # nothing fits this goal: treat as too tight
-            nxt = (goal + hi) / 2 if hi is not None else goal + 0.5 * (base - goal)
-            if nxt == goal:
-                break
+        except InfeasibleBudget as exc:
+            # nothing fits this goal in the method's own latency model: ask for less, at once for
+            # the smallest it can do when it says what that is
+            lo = goal if lo is None or goal > lo else lo
+            smallest = getattr(exc, "smallest_ms", None)
+            if smallest is not None and smallest > goal and (hi is None or smallest < hi):
+                nxt = smallest * (1 + 1e-9)
+            else:
+                nxt = (goal + hi) / 2 if hi is not None else goal + 0.5 * (base - goal)
+            log.info("goal %.4f: infeasible for the method; next goal %.4f", goal, nxt)
             goal = nxt
             continue
         k = key(choice)
@@ -101,6 +104,8 @@ def match_target(
         if repeat and abs(nxt - goal) < 1e-9 * base:
             break
         goal = nxt
+    if best_under is None and best_over is None:
+        return Match(decide(target), float("nan"), False, 0, trace)  # raises the method's InfeasibleBudget
     if best_under is not None:
         return Match(best_under[0], best_under[1], True, len(trace), trace)
     return Match(best_over[0], best_over[1], False, len(trace), trace)

@@ -304,6 +304,7 @@ class _Job:
 
     def _solve(self, method, state, target: float, view: _View):
         """Decide, build and time the choice; adjust the goal until it measures just under target."""
+        from trtprune.errors import InfeasibleBudget
         from trtprune.matching import match_target
         from trtprune.surgery import prune_copy
 
@@ -314,8 +315,16 @@ class _Job:
             shares[_key(decision)] = share
             return share * self.latency.base_ms
 
+        def decide(goal: float):
+            try:
+                return method.decide(state, goal / view.scale)
+            except InfeasibleBudget as exc:  # the smallest it can do, in the original table's ms
+                if exc.smallest_ms is not None:
+                    exc.smallest_ms *= view.scale
+                raise
+
         match = match_target(
-            lambda goal: method.decide(state, goal / view.scale),
+            decide,
             lambda d: d.predicted_ms * view.scale,
             measure,
             target,

@@ -155,7 +155,8 @@ class Halp(Method):
         room = goal - now - mandatory
         if room < 0:
             raise InfeasibleBudget(
-                f"HALP's table: {now + mandatory:.4f} ms at the smallest widths > goal {goal:.4f} ms"
+                f"HALP's table: {now + mandatory:.4f} ms at the smallest widths > goal {goal:.4f} ms",
+                (now + mandatory) / self.full_ms * state.latency.base_ms,
             )
         taken = zero_one_knapsack(values, item_costs, room)
         plan = Plan(model=state.model_name, input_shape=tuple(state.groups.example_input.shape))

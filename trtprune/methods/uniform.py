@@ -41,7 +41,9 @@ def bisect_knob(
     highest predicted at any smaller knob): the choice then never jumps back as the goal grows."""
     envelope = np.maximum.accumulate([predict(widths_at(c)) for c in candidates])
     if envelope[0] > goal:
-        raise InfeasibleBudget(f"even the smallest widths predict {envelope[0]:.4f} ms > goal {goal:.4f} ms")
+        raise InfeasibleBudget(
+            f"even the smallest widths predict {envelope[0]:.4f} ms > goal {goal:.4f} ms", float(envelope[0])
+        )
     lo, hi = 0, len(candidates) - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
