@@ -337,7 +337,12 @@ class _Job:
             key=_key,
         )
         if not match.met:
-            log.warning("stage target %.4f ms not met: the fastest choice measured %.4f ms", target, match.measured)
+            log.warning(
+                "stage target %.4f ms (less the %.0f%% margin) not met: the fastest choice measured %.4f ms",
+                target,
+                100 * self.config.match_margin,
+                match.measured,
+            )
         self.match_trace.append(match.trace)
         return match.choice, shares[_key(match.choice)]
 
