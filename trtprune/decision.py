@@ -17,7 +17,7 @@ import numpy as np
 from trtprune.errors import InfeasibleBudget
 from trtprune.groups import ChannelGroup, ModelGroups
 from trtprune.lut.predict import LatencyModel
-from trtprune.plan import Plan, _expand_local
+from trtprune.plan import Plan, _expand_local, ranked_blocks
 from trtprune.solver import group_knapsack
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,7 @@ def decide(
     values, costs, options, orders = [], [], [], []
     for g in groups.groups:
         ks = allowed_widths(g, current[g.name], round_to)
-        per_block = scores[g.name].reshape(g.partitions, -1).sum(0)
-        order = np.lexsort((np.arange(len(per_block)), -per_block))  # descending, ties by index
+        per_block, order = ranked_blocks(g, scores[g.name])
         prefix = np.concatenate([[0.0], np.cumsum(per_block[order])])
         values.append(prefix[ks // g.partitions])
         costs.append(np.array([latency.delta_ms(g.name, int(k)) for k in ks]))

@@ -112,15 +112,21 @@ def _expand_local(group: ChannelGroup, local: np.ndarray) -> list[int]:
     return [int(p * size + i) for p in range(group.partitions) for i in local]
 
 
+def ranked_blocks(group: ChannelGroup, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per local channel (one per position of a conv-group block) its score summed over the blocks,
+    and the local channels in descending score order (ties by index, deterministically)."""
+    per_block = np.asarray(scores).reshape(group.partitions, -1).sum(0)
+    return per_block, np.lexsort((np.arange(len(per_block)), -per_block))
+
+
 def top_k_plan(groups: ModelGroups, scores: dict[str, np.ndarray], keep: dict[str, int], model: str) -> Plan:
     """Keep the ``keep[g]`` highest-scoring channels of each group (per block for grouped convs)."""
     plan = Plan(model=model, input_shape=tuple(groups.example_input.shape))
     for g in groups.groups:
         if g.name not in keep or keep[g.name] >= g.channels:
             continue
-        per_block = scores[g.name].reshape(g.partitions, -1).sum(0)
         n_local = max(1, keep[g.name] // g.partitions)
-        order = np.lexsort((np.arange(len(per_block)), -per_block))  # descending score, ties by index
+        _, order = ranked_blocks(g, scores[g.name])
         plan.groups[g.name] = _expand_local(g, order[:n_local])
     return plan
 

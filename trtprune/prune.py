@@ -148,6 +148,7 @@ class _Job:
         self.progress = progress or (lambda e: None)
         self.stages: list[StageRecord] = []
         self.match_trace: list[list[tuple[float, float, float]]] = []
+        self.plan = None  # the latest stage's decision
 
     def check_inputs(self) -> None:
         """Everything that can fail fast, before any run directory exists."""
@@ -224,7 +225,7 @@ class _Job:
                 job=self,
             )
             t0 = time.perf_counter()
-            state.scores = _removed_last(method.score(state), getattr(self, "plan", None))
+            state.scores = _removed_last(method.score(state), self.plan)
             decision, share = self._solve(method, state, target, view)
             self.method_s += time.perf_counter() - t0
             if mask is not None:
@@ -259,7 +260,7 @@ class _Job:
         mask.remove()
         self._finish(model, shape, out)
 
-    def batches(self, n: int, augment: bool = True):
+    def batches(self, n: int):
         """``n`` shuffled training batches (fixed order for a given seed), for scores that need gradients."""
         return _batches(self.train_set, n, self.config.batch_size, self.config.seed)
 

@@ -134,7 +134,7 @@ class Halp(Method):
     def decide(self, state: StageState, goal_ms: float):
         from trtprune.decision import Decision, allowed_widths
         from trtprune.errors import InfeasibleBudget
-        from trtprune.plan import Plan, _expand_local
+        from trtprune.plan import Plan, _expand_local, ranked_blocks
         from trtprune.solver import zero_one_knapsack
 
         groups = state.groups.groups
@@ -145,8 +145,7 @@ class Halp(Method):
         mandatory = 0.0
         for g in groups:
             ks = ks_by[g.name]
-            per_block = state.scores[g.name].reshape(g.partitions, -1).sum(0)
-            order = np.lexsort((np.arange(len(per_block)), -per_block))  # descending importance
+            per_block, order = ranked_blocks(g, state.scores[g.name])  # descending importance
             prefix = np.concatenate([[0.0], np.cumsum(per_block[order])])[ks // g.partitions]
             values.append(np.diff(prefix))  # block j: the channels between widths ks[j] and ks[j+1]
             item_costs.append(np.diff(costs[g.name]))

@@ -29,6 +29,12 @@ def _round_down(ks: np.ndarray, want: float) -> int:
     return int(below[-1]) if len(below) else int(ks[0])
 
 
+def _allowed(state: StageState) -> dict[str, np.ndarray]:
+    from trtprune.decision import allowed_widths
+
+    return {g.name: allowed_widths(g, state.current[g.name], state.round_to) for g in state.groups.groups}
+
+
 def bisect_knob(
     candidates: np.ndarray,
     widths_at: Callable[[float], dict[str, int]],
@@ -60,9 +66,7 @@ class Uniform(Method):
     importance = "l1"
 
     def decide(self, state: StageState, goal_ms: float):
-        from trtprune.decision import allowed_widths
-
-        allowed = {g.name: allowed_widths(g, state.current[g.name], state.round_to) for g in state.groups.groups}
+        allowed = _allowed(state)
         channels = {g.name: g.channels for g in state.groups.groups}
 
         def widths_at(ratio: float) -> dict[str, int]:
@@ -70,7 +74,6 @@ class Uniform(Method):
 
         ratios = np.unique(np.concatenate([ks / channels[n] for n, ks in allowed.items()]))
         widths = bisect_knob(ratios, widths_at, state.latency.predict_widths, goal_ms)
-        self.ratio = max(w / channels[n] for n, w in widths.items())
         return width_decision(state, widths)
 
     def describe(self) -> dict[str, Any]:
@@ -92,9 +95,7 @@ class GlobalL1(Method):
         return scores
 
     def decide(self, state: StageState, goal_ms: float):
-        from trtprune.decision import allowed_widths
-
-        allowed = {g.name: allowed_widths(g, state.current[g.name], state.round_to) for g in state.groups.groups}
+        allowed = _allowed(state)
         groups = state.groups.by_name
 
         def widths_at(threshold: float) -> dict[str, int]:
