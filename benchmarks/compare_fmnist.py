@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
 
 def main() -> None:
@@ -58,15 +58,9 @@ def main() -> None:
     wall = time.perf_counter() - t0
     result = json.loads((Path(args.out) / "compare.json").read_text())
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compare_fmnist.json").write_text(
-        json.dumps({"command": command, "wall_s": wall, **result}, indent=2) + "\n"
-    )
     md = (Path(args.out) / "compare.md").read_text()
-    (RESULTS / "compare_fmnist.md").write_text(
-        f"{md}\nCommand: `{command}` ({wall / 60:.0f} min wall, resumed runs included)\n"
-    )
-    print(md)
+    text = f"{md}\nCommand: `{command}` ({wall / 60:.0f} min wall, resumed runs included)\n"
+    save(RESULTS / "compare_fmnist", text, {"command": command, "wall_s": wall, **result})
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
 from trtprune.backends import BackendConfig
 from trtprune.lut.build import LutConfig, build_lut
@@ -29,7 +30,6 @@ from trtprune.lut.verify import verify
 from trtprune.report import markdown_table
 
 MODELS = {"resnet18": "1x3x224x224", "resnet20": "1x1x28x28"}
-RESULTS = Path(__file__).parent / "results"
 
 
 def repeatability(model: str, shape: str) -> dict:
@@ -171,11 +171,7 @@ def main() -> None:
             f"- {model}: block mode took {100 * blk['wall_s'] / net['wall_s']:.1f}% of network mode's wall time"
         )
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out or RESULTS / f"lut_fidelity-{args.models.replace(',', '-')}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps({"rows": rows, "raw": raw}, indent=2, default=float) + "\n")
+    save(Path(args.out or RESULTS / f"lut_fidelity-{args.models.replace(',', '-')}"), text, {"rows": rows, "raw": raw})
 
 
 if __name__ == "__main__":

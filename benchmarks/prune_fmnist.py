@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from trtprune.report import markdown_table
+from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
-RESULTS = Path(__file__).parent / "results"
+from trtprune.report import markdown_table
 
 
 def main() -> None:
@@ -89,10 +89,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "prune_fmnist.md").write_text(text)
-    (RESULTS / "prune_fmnist.json").write_text(json.dumps(rows, indent=2) + "\n")
+    save(RESULTS / "prune_fmnist", text, rows)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
-
-RESULTS = Path(__file__).parent / "results"
+from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
 
 def instance(seed: int = 0):
@@ -104,10 +102,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "solver.md").write_text(text)
-    (RESULTS / "solver.json").write_text(json.dumps(rows, indent=2) + "\n")
+    save(RESULTS / "solver", text, rows)
 
 
 if __name__ == "__main__":
