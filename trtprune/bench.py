@@ -40,3 +40,20 @@ def bench_path(
         "timing": t.to_json(),
         "environment": backend.environment(config),
     }
+
+
+def measure_onnx_side_by_side(meta: Any, paths: dict[str, Path]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Time every ONNX file of ``paths`` in one interleaved harness call, in the engine a latency
+    table (``meta``) was measured in, at fp32; returns (name -> Timing, environment), or None when
+    that backend takes modules rather than ONNX files."""
+    from contextlib import ExitStack
+
+    from trtprune.timing import measure_interleaved
+
+    backend = get_backend(meta.backend)
+    if backend.consumes != "onnx":
+        return None
+    cfg = BackendConfig.from_json({**meta.config["backend_config"], "precision": "fp32"})
+    with ExitStack() as stack:
+        timed = {name: stack.enter_context(backend.prepare(p, (), cfg)).timed for name, p in paths.items()}
+        return measure_interleaved(timed), backend.environment(cfg)

@@ -86,26 +86,17 @@ def run_compare(config: CompareConfig, progress=None) -> Path:
 
 
 def _measure(runs: list[tuple[str, float, int, Path]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from contextlib import ExitStack
-
-    from trtprune.backends import BackendConfig, get_backend
-    from trtprune.timing import measure_interleaved
-
-    reports = {run_dir: json.loads((run_dir / "report.json").read_text()) for *_, run_dir in runs}
-    first = reports[runs[0][3]]
+    from trtprune.bench import measure_onnx_side_by_side
     from trtprune.lut.store import LutStore
 
-    with LutStore(first["table"]) as store:
+    reports = {run_dir: json.loads((run_dir / "report.json").read_text()) for *_, run_dir in runs}
+    with LutStore(reports[runs[0][3]]["table"]) as store:
         meta = store.require_meta()
-    backend = get_backend(meta.backend)
-    if backend.consumes != "onnx":
+    paths = {"base": runs[0][3] / "base.onnx", **{str(d): d / "model.onnx" for *_, d in runs}}
+    measured = measure_onnx_side_by_side(meta, paths)
+    if measured is None:
         raise UsageError(f"compare measures the emitted ONNX models; backend {meta.backend!r} takes modules")
-    cfg = BackendConfig.from_json({**meta.config["backend_config"], "precision": "fp32"})
-    with ExitStack() as stack:
-        timed = {"base": stack.enter_context(backend.prepare(runs[0][3] / "base.onnx", (), cfg)).timed}
-        for *_, run_dir in runs:
-            timed[str(run_dir)] = stack.enter_context(backend.prepare(run_dir / "model.onnx", (), cfg)).timed
-        t = measure_interleaved(timed)
+    t, environment = measured
     base = t["base"].median_ms
     rows = []
     for method, budget, seed, run_dir in runs:
@@ -136,7 +127,7 @@ def _measure(runs: list[tuple[str, float, int, Path]]) -> tuple[list[dict[str, A
                 "run": str(run_dir),
             }
         )
-    return rows, backend.environment(cfg)
+    return rows, environment
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

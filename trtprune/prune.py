@@ -468,13 +468,10 @@ def _build_engine(meta, out: Path, calib: str | None, model, shape) -> dict[str,
 
 
 def _measure_final(meta, base_onnx: Path, pruned_onnx: Path) -> dict[str, Any]:
-    from trtprune.backends import BackendConfig, get_backend
-    from trtprune.timing import measure_interleaved
+    from trtprune.bench import measure_onnx_side_by_side
 
-    if get_backend(meta.backend).consumes != "onnx":
+    measured = measure_onnx_side_by_side(meta, {"base": base_onnx, "pruned": pruned_onnx})
+    if measured is None:
         return {}
-    cfg = BackendConfig.from_json({**meta.config["backend_config"], "precision": "fp32"})
-    backend = get_backend(meta.backend)
-    with backend.prepare(base_onnx, (), cfg) as b, backend.prepare(pruned_onnx, (), cfg) as p:
-        t = measure_interleaved({"base": b.timed, "pruned": p.timed})
-    return {"base": t["base"].to_json(), "pruned": t["pruned"].to_json(), "environment": backend.environment(cfg)}
+    t, environment = measured
+    return {"base": t["base"].to_json(), "pruned": t["pruned"].to_json(), "environment": environment}
