@@ -90,6 +90,13 @@ class Method:
         return {"method": self.name}
 
 
+def allowed_widths_of(state: StageState) -> dict[str, np.ndarray]:
+    """Every group's allowed widths at this stage (:func:`trtprune.decision.allowed_widths`)."""
+    from trtprune.decision import allowed_widths
+
+    return {g.name: allowed_widths(g, state.current[g.name], state.round_to) for g in state.groups.groups}
+
+
 def width_decision(state: StageState, widths: dict[str, int], value: float = 0.0) -> Decision:
     """A decision keeping the ``widths[g]`` best-scored channels of each group."""
     from trtprune.decision import Decision

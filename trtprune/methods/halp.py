@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from trtprune.methods.base import METHODS, Method, StageState
+from trtprune.methods.base import METHODS, Method, StageState, allowed_widths_of
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +132,13 @@ class Halp(Method):
         return now, costs
 
     def decide(self, state: StageState, goal_ms: float):
-        from trtprune.decision import Decision, allowed_widths
+        from trtprune.decision import Decision
         from trtprune.errors import InfeasibleBudget
         from trtprune.plan import Plan, _expand_local, ranked_blocks
         from trtprune.solver import zero_one_knapsack
 
         groups = state.groups.groups
-        ks_by = {g.name: allowed_widths(g, state.current[g.name], state.round_to) for g in groups}
+        ks_by = allowed_widths_of(state)
         now, costs = self.group_costs(state, ks_by)
         goal = self.full_ms * goal_ms / state.latency.base_ms  # the same share of HALP's own base
         values, item_costs, orders = [], [], []

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from trtprune.methods.base import METHODS, Method, StageState, width_decision
+from trtprune.methods.base import METHODS, Method, StageState, allowed_widths_of, width_decision
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,12 @@ class Lap(Method):
 
     # layer sparsity -----------------------------------------------------------------
     def decide(self, state: StageState, goal_ms: float):
-        from trtprune.decision import allowed_widths, infeasible
+        from trtprune.decision import infeasible
         from trtprune.methods.ddpg import Ddpg
 
         t0 = time.perf_counter()
         lat = state.latency
-        groups = state.groups.groups
-        ks = {g.name: allowed_widths(g, state.current[g.name], state.round_to) for g in groups}
+        ks = allowed_widths_of(state)
         smallest = lat.predict_widths({n: int(k[0]) for n, k in ks.items()})
         if smallest > goal_ms:
             raise infeasible(goal_ms, smallest, lat, state.model_name)
@@ -119,18 +118,22 @@ class Lap(Method):
         episodes = self.episodes if full_search else self.repair_episodes
         warmup = self.warmup if self.agent.episodes == 0 else 0
         env = _Episode(state, ks, goal_ms, self.min_keep)
+
+        def reward_of(acc: float, predicted: float) -> float:  # accuracy minus the unused share of the goal
+            return acc - self.penalty * max(0.0, goal_ms - predicted) / lat.base_ms
+
         with _restoring(state.model):
             for e in range(episodes):
                 states, actions, widths = env.run(self.agent, random=e < warmup)
                 predicted = lat.predict_widths(widths)
                 acc = self._accuracy(state, widths)
-                reward = acc - self.penalty * max(0.0, goal_ms - predicted) / lat.base_ms
+                reward = reward_of(acc, predicted)
                 self.agent.end_episode(states, actions, reward, warmup=e < warmup)
                 self.history.append({"stage": state.stage, "reward": reward, "acc": acc, "predicted_ms": predicted})
                 self.archive.append((acc, predicted, widths))
         # the best episode of this stage (searches at earlier goals included) that fits this goal
         best = max(
-            ((acc - self.penalty * (goal_ms - p) / lat.base_ms, w) for acc, p, w in self.archive if p <= goal_ms),
+            ((reward_of(acc, p), w) for acc, p, w in self.archive if p <= goal_ms),
             key=lambda rw: rw[0],
         )
         self.search_s += time.perf_counter() - t0

@@ -20,19 +20,13 @@ from typing import Any
 import numpy as np
 
 from trtprune.errors import InfeasibleBudget
-from trtprune.methods.base import METHODS, Method, StageState, width_decision
+from trtprune.methods.base import METHODS, Method, StageState, allowed_widths_of, width_decision
 
 
 def _round_down(ks: np.ndarray, want: float) -> int:
     """The largest allowed width <= ``want`` (the smallest allowed one if none)."""
     below = ks[ks <= want + 1e-9]
     return int(below[-1]) if len(below) else int(ks[0])
-
-
-def _allowed(state: StageState) -> dict[str, np.ndarray]:
-    from trtprune.decision import allowed_widths
-
-    return {g.name: allowed_widths(g, state.current[g.name], state.round_to) for g in state.groups.groups}
 
 
 def bisect_knob(
@@ -66,7 +60,7 @@ class Uniform(Method):
     importance = "l1"
 
     def decide(self, state: StageState, goal_ms: float):
-        allowed = _allowed(state)
+        allowed = allowed_widths_of(state)
         channels = {g.name: g.channels for g in state.groups.groups}
 
         def widths_at(ratio: float) -> dict[str, int]:
@@ -95,7 +89,7 @@ class GlobalL1(Method):
         return scores
 
     def decide(self, state: StageState, goal_ms: float):
-        allowed = _allowed(state)
+        allowed = allowed_widths_of(state)
         groups = state.groups.by_name
 
         def widths_at(threshold: float) -> dict[str, int]:
