@@ -21,7 +21,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
 from trtprune.backends import BackendConfig
@@ -46,34 +45,21 @@ def repeatability(model: str, shape: str) -> dict:
     groups = find_groups(net, dims)
     half = prune_copy(net, groups, {g.name: max(8, (g.channels // 2) // 8 * 8) for g in groups.groups})
     runner, base = prepare(half, dims, "ort", BackendConfig()), prepare(net, dims, "ort", BackendConfig())
-    t = measure_interleaved({"half": runner.timed, "base": base.timed})
+    t = measure_interleaved({"half": runner.timed, "base": base.timed}, reference="base")
     return {
         "plan": "every group at half width (multiple of 8)",
         "median_ms": t["half"].median_ms,
-        "share": t["half"].median_ms / t["base"].median_ms,
+        "share": t["half"].ratio,
     }
 
 
-def alternatives(path: Path, ver) -> dict:
-    """Block mode's opt-in predictions on the same measured plans: calibrated, and calibrated + joined."""
+def join_weight(path: Path) -> float:
+    """The joined-layer weight the table's probes fit (:class:`~trtprune.lut.predict.LatencyModel`)."""
     from trtprune.lut.predict import LatencyModel
     from trtprune.lut.store import LutStore
 
-    out = {}
     with LutStore(path) as store:
-        models = {
-            "cal": LatencyModel(store, calibrated=True),
-            "cal_joined": LatencyModel(store, calibrated=True, joined=True),
-        }
-    for name, model in models.items():
-        errs = []
-        for r in ver.rows:
-            share = r.measured_ms / r.base_now_ms
-            errs.append(100 * abs(model.predict_widths(r.widths) / model.base_ms - share) / share)
-        out[f"{name}_median_pct"] = round(float(np.median(errs)), 2)
-        out[f"{name}_p90_pct"] = round(float(np.percentile(errs, 90)), 2)
-    out["join_weight"] = round(models["cal_joined"].join_weight, 3)
-    return out
+        return round(LatencyModel(store).join_weight, 3)
 
 
 def main() -> None:
@@ -104,7 +90,6 @@ def main() -> None:
             ver = verify(str(path), samples=args.samples)
             verify_s = time.perf_counter() - t0
             j = ver.to_json()
-            options = alternatives(path, ver) if mode == "block" else {}
             raw[f"{model}/{mode}"] = {
                 "build": {k: str(v) if isinstance(v, Path) else v for k, v in result.__dict__.items()},
                 "verify": j,
@@ -121,12 +106,12 @@ def main() -> None:
                     "base_ms": round(result.base_ms, 4),
                     "median_err_pct": round(j["median_error_pct"], 2),
                     "p90_err_pct": round(j["p90_error_pct"], 2),
-                    "no_pairs_median_pct": round(j["no_pairs_median_error_pct"], 2),
-                    "no_pairs_p90_pct": round(j["no_pairs_p90_error_pct"], 2),
+                    "join_weight": join_weight(path),
+                    "singles_median_pct": round(j["no_pairs_median_error_pct"], 2),
+                    "singles_p90_pct": round(j["no_pairs_p90_error_pct"], 2),
                     "abs_ms_median_pct": round(j["absolute_median_error_pct"], 2),
                     "abs_ms_p90_pct": round(j["absolute_p90_error_pct"], 2),
                     "verify_s": round(verify_s, 1),
-                    **options,
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -145,16 +130,16 @@ def main() -> None:
         f"Command: `python benchmarks/lut_fidelity.py --models {args.models} --samples {args.samples} --step {args.step}"
         + (" --pairs`" if args.pairs else "`"),
         "",
-        f"Tables built {'with' if args.pairs else 'without'} joined pairs (`--pairs`). `rows` were measured, `copied` "
-        "stored from a structurally identical block (block mode's dedupe). `cal_*` (block mode): block changes read as "
-        "shares of their block, in the base's machine state (`LatencyModel(calibrated=True)`); `cal_joined_*`: plus the "
-        "probe-weighted c_in x c_out over-count of joined layers (`joined=True`, weight `join_weight`).",
+        f"Tables built {'with' if args.pairs else 'without'} measured pairs (`--pairs`). `rows` were measured, "
+        "`copied` stored from a structurally identical block (block mode's dedupe). `join_weight`: the share of the "
+        "joined-layer over-count (c_in x c_out layers between two cut groups) fitted to the table's probes.",
         "",
         markdown_table(rows),
         "",
         "Errors are |predicted - measured| / measured over random on-grid plans (30-100% of base latency),",
         "on latency as a share of the base network measured beside each plan (`median_err_pct`, `p90_err_pct`),",
-        "without pair interactions (`no_pairs_*`), and in raw milliseconds (`abs_ms_*`).",
+        "as the plain sum of single-group changes without the joined-layer correction (`singles_*`), and in raw",
+        "milliseconds (`abs_ms_*`).",
         "",
         "Repeatability (same plan, measured before and after the model's two table builds):",
         *[

@@ -18,7 +18,7 @@ from trtprune.errors import PlanError, TrtpruneError
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.grid import grid_widths, refine_candidates, staircase
 from trtprune.lut.predict import LatencyModel
-from trtprune.lut.store import PROBE, LutMismatch, LutStore
+from trtprune.lut.store import LutMismatch, LutStore, Probe
 from trtprune.plan import Plan
 from trtprune.timing import TimingConfig
 
@@ -48,6 +48,9 @@ def test_staircase_not_interpolation():
     assert staircase(deltas, 16) == -0.1
     assert staircase(deltas, 3) == -0.3
     assert refine_candidates({8: -0.3, 16: -0.1, 24: 0.0}, threshold_ms=0.15) == [12]
+    # a steady slope is not refined however steep; an edge is, where the neighbours are flat
+    assert refine_candidates({8: -1.0, 16: -0.75, 24: -0.5, 32: -0.25, 40: 0.0}, threshold_ms=0.1) == []
+    assert refine_candidates({8: -1.0, 16: -1.0, 24: -0.2, 32: -0.2, 40: 0.0}, threshold_ms=0.1) == [20, 36]
 
 
 def test_table_rows_and_prediction(table):
@@ -271,9 +274,9 @@ def test_dedupe_gives_the_rows_of_measuring_each(tmp_path, structural):
     }
     assert once.copied == sum(1 for r in b.values() if r.copied_from)
     with LutStore(tmp_path / "once.db") as store:
-        refs = store.block_refs()
-        assert set(refs) == {PROBE, *store.require_meta().widths}  # every group's block beside the network
-        assert refs["layer1.1.conv1"] == refs["layer1.0.conv1"]
+        probes = store.probes()
+        assert [p.name for p in probes] == ["probe-30", "probe-50", "probe-75"]  # timed beside the network
+        assert 0 < probes[0].share < probes[1].share < probes[2].share < 1
         assert {r["copied_from"] for r in store.export_json()["rows"]} == {None, *copied.values()}
 
 
@@ -299,11 +302,28 @@ def test_resume_with_dedupe_neither_loses_nor_remeasures(tmp_path, structural, k
             assert (row.median_ms, row.ref_ms) == (src.median_ms, src.ref_ms)
 
 
-def test_joined_correction_only_adds_back_and_is_opt_in(tmp_path, structural):
+def test_joined_correction_only_adds_back(tmp_path, structural):
     build_lut(BLOCK, tmp_path / "t.db")
     with LutStore(tmp_path / "t.db") as store:
-        plain, joined = LatencyModel(store), LatencyModel(store, calibrated=True, joined=True)
-        assert plain.joins == [] and joined.joins and 0.0 <= joined.join_weight <= 1.0
+        singles, joined = LatencyModel(store, interactions=False), LatencyModel(store)
+        assert singles.joins == [] and joined.joins and 0.0 <= joined.join_weight <= 1.0
         half = {g: max(1, w // 2) for g, w in joined.meta.widths.items()}
-        singles = LatencyModel(store, calibrated=True, interactions=False).predict_widths(half)
-        assert singles <= joined.predict_widths(half) <= joined.base_ms  # never below the sum, never above base
+        assert singles.predict_widths(half) <= joined.predict_widths(half) <= joined.base_ms  # never below the sum
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.35, 0.8])
+def test_join_weight_is_fitted_to_the_probes(tmp_path, structural, weight):
+    build_lut(BLOCK, tmp_path / "t.db")
+    with LutStore(tmp_path / "t.db") as store:
+        model = LatencyModel(store)
+        probes = store.require_meta().config["probes"]
+        base = model.base_ms
+        # probes that show ``weight`` of the over-count, give or take 5% of it
+        store.add_base(
+            None,
+            [
+                Probe(name, base + model._singles(w) + (weight + (0.05 if i % 2 else -0.05)) * model._joined_ms(w), base)
+                for i, (name, w) in enumerate(probes.items())
+            ],
+        )
+        assert LatencyModel(store).join_weight == pytest.approx(weight, abs=0.1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from trtprune.timing import TimingConfig, measure_interleaved, summarize
 
@@ -56,10 +57,26 @@ def test_calm_candidates_stop_early_and_small_jitter_is_not_noisy():
     res = measure_interleaved({"calm": calm, "jumpy": jumpy}, base)
     assert res["jumpy"].noisy and calls["jumpy"] == 1 + 20 * 3  # re-measured twice, still noisy
     calls.update(calm=0, jumpy=0)
-    floor = TimingConfig(warmup=1, warmup_ms=0, rounds=20, inner=1, retries=2, noise_floor_ms=0.005, min_rounds=6)
+    floor = TimingConfig(warmup=1, warmup_ms=0, rounds=20, inner=1, retries=2, target_se_ms=0.005, min_rounds=6)
     res = measure_interleaved({"calm": calm, "jumpy": jumpy}, floor)
     assert not res["jumpy"].noisy and res["calm"].median_ms == 1.0
     assert calls["calm"] == calls["jumpy"] == 1 + 6  # stopped after min_rounds, no retries
     calls.update(calm=0, jumpy=0)
-    res = measure_interleaved({"calm": calm, "jumpy": jumpy}, TimingConfig(**{**floor.__dict__, "noise_floor_ms": 0}))
+    res = measure_interleaved({"calm": calm, "jumpy": jumpy}, TimingConfig(**{**floor.__dict__, "target_se_ms": 0}))
     assert calls["calm"] == 1 + 20  # the jumpy one keeps the batch running all rounds
+
+
+def test_paired_ratio_cancels_drift_shared_within_a_round():
+    """The machine slows down and speeds up between rounds (shared by everything run in that
+    round): medians swing with it, the paired ratio to the reference does not."""
+    def pair():
+        drift = iter(np.repeat(np.random.default_rng(3).uniform(1.0, 1.6, 1000), 2))  # one level per two calls
+        return {"ref": lambda k: k * 1.0 * next(drift), "half": lambda k: k * 0.5 * next(drift)}
+
+    cfg = TimingConfig(warmup=1, warmup_ms=0, rounds=20, inner=1, retries=0, min_rounds=4, target_se_ms=1e-6)
+    res = measure_interleaved(pair(), cfg, reference="ref")
+    assert res["half"].ratio == pytest.approx(0.5) and res["half"].se_ms == pytest.approx(0.0, abs=1e-9)
+    assert res["ref"].ratio is None and res["ref"].spread > 0.1  # the median alone swings with the machine
+    assert res["half"].samples == 4  # precise at once: stopped after min_rounds
+    with pytest.raises(KeyError, match="not a candidate"):
+        measure_interleaved(pair(), cfg, reference="nope")

@@ -110,8 +110,8 @@ class _Engine:
         from trtprune.timing import measure_interleaved
 
         with prepare(model, self.shape, self.meta.backend, self.config) as runner:
-            t = measure_interleaved({"base": self.base_runner.timed, "cand": runner.timed})
-        return t["cand"].median_ms / t["base"].median_ms
+            t = measure_interleaved({"base": self.base_runner.timed, "cand": runner.timed}, reference="base")
+        return t["cand"].ratio  # paired with the base round by round
 
 
 def run_prune(config: PruneConfig, progress=None) -> Path:

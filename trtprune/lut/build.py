@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from trtprune.backends import BackendConfig, get_backend
 from trtprune.errors import UsageError
 from trtprune.lut.grid import grid_widths, refine_candidates
-from trtprune.lut.store import BASE, PROBE, LutMeta, LutStore, Pair, Row
+from trtprune.lut.store import BASE, LutMeta, LutStore, Pair, Probe, Row
 from trtprune.timing import TimingConfig, measure_interleaved
 
 if TYPE_CHECKING:
@@ -41,27 +41,30 @@ class LutConfig:
     small: int = 16  # groups of at most this many channels are measured at every width
     refine: bool = True
     refine_rounds: int = 2
-    # joined pairs of groups cut together (interaction terms), opt-in: on the four tables of
-    # benchmarks/results/lut_fidelity-*.md they cut ResNet-18 block mode's p90 error from 30% to 13%
-    # but raised it on the other three (network mode, and ResNet-20 block mode: 21% -> 93%)
+    # joined pairs of groups cut together (a measured interaction term per pair), opt-in: the
+    # probes below fit one joined-layer weight for the whole table, which is cheaper and, in
+    # benchmarks/results/lut_fidelity-*.md, enough
     pairs: bool = False
-    jump_ratio: float = 0.01  # a jump is a latency change above this share of the base (or 3x the noise)
+    # whole networks with every group cut to these shares of its channels (on the grid), timed
+    # beside the unpruned network: the prediction fits its joined-layer weight to them
+    probes: tuple[float, ...] = (0.75, 0.5, 0.3)
+    jump_ratio: float = 0.01  # a jump is a latency change above this share of the base (or 3x its error)
     candidates_per_batch: int = 6
-    timing: TimingConfig = TimingConfig()
+    # every row's change is timed until its standard error is at most this share of the base
+    # network (after ``timing.min_rounds`` rounds, at most ``timing.rounds``), in both modes: a
+    # change of a small block is known sooner than the same change read off two whole networks
+    precision: float = 0.002
+    timing: TimingConfig = TimingConfig(rounds=100, min_rounds=8)
     # block mode: a group's sub-graph is measured once per distinct structure (a ResNet stage's
     # identical blocks share one curve; the copies name their source in ``copied_from``)
     dedupe: bool = True
     # block mode's cheaper timing: blocks are small, so shorter samples (the floor below, never
     # above ``timing``'s), a short warm-up between back-to-back batches (the machine is already
-    # in its sustained state) and a whole grid per batch amortize the fixed costs
+    # in its sustained state) and bigger batches (candidates of several groups, each group's
+    # unpruned block beside them) amortize the fixed costs
     block_min_sample_ms: float = 2.0
     block_warmup_ms: float = 50.0
     block_warmup: int = 3  # untimed runs per new engine before its calibration
-    # a block candidate whose jitter (IQR) stays below this share of the base network's latency is
-    # calm enough: it is not re-measured, and once every candidate of a batch is, the batch stops
-    # after ``block_min_rounds`` rounds (5% of a block that is 2% of the network moves no prediction)
-    block_noise_share: float = 0.01
-    block_min_rounds: int = 8
     block_candidates_per_batch: int = 16
 
     def __post_init__(self) -> None:
@@ -104,8 +107,7 @@ def table_meta(loaded: LoadedModel, groups: ModelGroups, config: LutConfig) -> L
     backend = get_backend(config.backend)
     settings = {k: v for k, v in config.to_json().items() if k not in ("model", "checkpoint")}
     settings["layers"] = layer_joins(loaded.model, tuple(loaded.input_shape), groups)
-    if config.mode == "block":
-        settings["probe_widths"] = {g.name: half_width(g, config.step, config.small) for g in groups.groups}
+    settings["probes"] = probe_widths(groups, config)
     return LutMeta(
         model=loaded.name,
         input_shape=list(loaded.input_shape),
@@ -145,7 +147,6 @@ class _Builder:
                 min_sample_ms=min(config.timing.min_sample_ms, config.block_min_sample_ms),
                 warmup_ms=min(config.timing.warmup_ms, config.block_warmup_ms),
                 warmup=min(config.timing.warmup, config.block_warmup),
-                min_rounds=config.block_min_rounds or config.timing.min_rounds,
             )
 
     # candidates -------------------------------------------------------------
@@ -161,11 +162,12 @@ class _Builder:
             example_inputs=example_inputs,
         )
 
-    def _candidate(self, group: ChannelGroup, width: int, block=None) -> Runner:
+    def _candidate(self, group: ChannelGroup, width: int) -> Runner:
         from trtprune.surgery import prune_copy
 
-        if block is None:
+        if self.config.mode == "network":
             return self._prepare(prune_copy(self.loaded.model, self.groups, {group.name: width}))
+        block = self._block(group)
         return self._prepare(prune_copy(block.module, self.groups, {group.name: width}), block.inputs)
 
     def _block(self, group: ChannelGroup):
@@ -181,8 +183,12 @@ class _Builder:
             self._signatures[group.name] = signature(block) if self.config.dedupe else group.name
         return self._blocks[group.name]
 
+    def _ref_key(self, group: ChannelGroup) -> str:
+        return "network" if self.config.mode == "network" else self._signatures[group.name]
+
     def _reference(self, group: ChannelGroup) -> Runner:
-        """What a group's candidates are timed beside: the unpruned block (one per signature) or network."""
+        """What a group's candidates are timed beside: the unpruned network, or its unpruned block
+        (one per signature); prepared once and kept until the groups are measured."""
         if self.config.mode == "network":
             if self._base_runner is None:
                 self._base_runner = self._prepare(self.loaded.model)
@@ -193,123 +199,116 @@ class _Builder:
             self._refs[sig] = self._prepare(block.module, block.inputs)
         return self._refs[sig]
 
-    def _release(self, group: ChannelGroup) -> None:
-        """Close the group's block reference (once its rows are stored)."""
-        sig = self._signatures.get(group.name)
-        if sig in self._refs:
-            self._refs.pop(sig).close()
-
     # measuring --------------------------------------------------------------
     def base(self) -> float:
-        if self.store.done(BASE):
-            base_ms = self.store.base_ms()
-            if self.config.mode == "block" and not {PROBE, *(g.name for g in self.groups.groups)} <= set(
-                self.store.block_refs()
-            ):
-                self._block_refs(None)  # killed between the base and its block references
-            return base_ms
-        if self.config.mode == "block":
-            return self._block_refs(self._prepare(self.loaded.model))
-        runner = self._prepare(self.loaded.model)
-        t = measure_interleaved({"base": runner.timed}, self.config.timing)["base"]
-        self.store.add([Row(BASE, 0, t.median_ms, t.p90_ms, t.spread, t.noisy, t.median_ms)])
-        runner.close()
-        return t.median_ms
+        """The unpruned network and the probes, timed in one interleaved batch with the full timing.
 
-    def _block_refs(self, base: Runner | None) -> float:
-        """The whole network and every distinct unpruned block, timed in one interleaved batch.
-
-        Block deltas are measured minutes later, when a shared machine may run faster or
-        slower; each block's share of the network measured here puts them in the base's
-        milliseconds (:class:`~trtprune.lut.predict.LatencyModel`).
+        A table whose base row predates its probes gets the probes (beside a fresh base)
+        and keeps its base row.
         """
         from trtprune.surgery import prune_copy
 
-        net = base or self._prepare(self.loaded.model)
-        net.timed(self.config.timing.warmup)
-        rough_ms = net.timed(3) / 3  # sets the noise floor of this batch (the base is not known yet)
-        for g in self.groups.groups:
-            self._block(g)
-        reps: dict[str, ChannelGroup] = {}
-        for g in self.groups.groups:
-            reps.setdefault(self._signatures[g.name], g)
-        probe_widths = {g.name: half_width(g, self.config.step, self.config.small) for g in self.groups.groups}
-        probe = self._prepare(prune_copy(self.loaded.model, self.groups, probe_widths))
-        candidates = {
-            "base": net.timed,
-            PROBE: probe.timed,
-            **{f"ref:{sig}": self._reference(g).timed for sig, g in reps.items()},
-        }
-        timing = replace(
-            self.timing,
-            warmup_ms=self.config.timing.warmup_ms,
-            min_rounds=self.config.timing.min_rounds,  # every round: the base anchors the whole table
-            noise_floor_ms=self.config.block_noise_share * rough_ms,
+        probes = probe_widths(self.groups, self.config)
+        have_base = bool(self.store.done(BASE))
+        if have_base and set(probes) <= {p.name for p in self.store.probes()}:
+            return self.store.base_ms()
+        net = self._prepare(self.loaded.model)
+        runners = {name: self._prepare(prune_copy(self.loaded.model, self.groups, w)) for name, w in probes.items()}
+        t = measure_interleaved(
+            {BASE: net.timed, **{n: r.timed for n, r in runners.items()}}, self.config.timing, reference=BASE
         )
-        t = measure_interleaved(candidates, timing)
-        net_ms = t["base"].median_ms
-        if base is not None:
-            b = t["base"]
-            self.store.add([Row(BASE, 0, b.median_ms, b.p90_ms, b.spread, b.noisy, b.median_ms)])
-        refs = {g.name: (t[f"ref:{self._signatures[g.name]}"].median_ms, net_ms) for g in self.groups.groups}
-        self.store.add_block_refs({**refs, PROBE: (t[PROBE].median_ms, net_ms)})
-        net.close()
-        probe.close()
-        return net_ms
+        b = t[BASE]
+        self.store.add_base(
+            None if have_base else Row(BASE, 0, b.median_ms, b.p90_ms, b.spread, b.noisy, b.median_ms),
+            [Probe(n, t[n].ratio * b.median_ms, b.median_ms) for n in runners],
+        )
+        for r in runners.values():
+            r.close()
+        if self.config.mode == "network" and self._base_runner is None:
+            self._base_runner = net  # the reference of every network-mode batch
+        else:
+            net.close()
+        return self.store.base_ms()
 
-    def group(self, index: int, group: ChannelGroup, base_ms: float) -> None:
-        block = self._block(group) if self.config.mode == "block" else None
-        if block is not None:
-            source = self._measured_by.setdefault(self._signatures[group.name], group.name)
-            if source != group.name:
-                self._copy(index, group, source)
-                return
-        widths = [
-            w
-            for w in grid_widths(group.channels, self.config.step, self.config.small, group.partitions)
-            if w < group.channels
-        ]
-        ref_noise = 0.0
-        for _ in range(1 + (self.config.refine_rounds if self.config.refine else 0)):
-            todo = [w for w in widths if w not in self.store.done(group.name)]
-            self.skipped += len(widths) - len(todo)
-            per_batch = self.config.candidates_per_batch if block is None else self.config.block_candidates_per_batch
-            for chunk in _chunks(todo, per_batch):
-                reference = self._reference(group)
-                runners = {w: self._candidate(group, w, block) for w in chunk}
-                timings = measure_interleaved(
-                    {"ref": reference.timed, **{str(w): r.timed for w, r in runners.items()}}, self.timing
-                )
-                ref = timings["ref"]
-                ref_noise = max(ref_noise, ref.spread * ref.median_ms)
-                rows = [
-                    Row(
-                        group.name,
-                        w,
-                        timings[str(w)].median_ms,
-                        timings[str(w)].p90_ms,
-                        timings[str(w)].spread,
-                        timings[str(w)].noisy,
-                        ref.median_ms,
-                    )
-                    for w in chunk
-                ]
-                self.store.add(rows)
-                self.measured += len(rows)
-                self.noisy += [f"{group.name}@{r.width}" for r in rows if r.noisy]
-                for r in runners.values():
-                    r.close()
-                self.progress(
-                    {"group": group.name, "index": index, "groups": len(self.groups.groups), "measured": self.measured}
-                )
-            deltas = {r.width: r.delta_ms for r in self.store.rows(group.name)}
-            deltas[group.channels] = 0.0
-            threshold = max(self.config.jump_ratio * base_ms, 3 * ref_noise)
-            widths = [w for w in refine_candidates(deltas, threshold, group.partitions) if w not in deltas]
-            if not widths:
+    def measure_groups(self, base_ms: float) -> None:
+        """Every group's grid, then refinement passes where its curve jumps; then block copies.
+
+        Each pass measures the candidates of all groups in shared batches (each group's
+        reference in its batch). Pass ``k`` refines only between widths known after pass
+        ``k - 1``, so a resumed build measures exactly the widths an uninterrupted one would.
+        """
+        sources: list[ChannelGroup] = []
+        copies: list[tuple[ChannelGroup, str]] = []
+        for group in self.groups.groups:
+            if self.config.mode == "block":
+                self._block(group)
+                source = self._measured_by.setdefault(self._signatures[group.name], group.name)
+                if source != group.name:
+                    copies.append((group, source))
+                    continue
+            sources.append(group)
+        known = {
+            g.name: set(grid_widths(g.channels, self.config.step, self.config.small, g.partitions)) | {g.channels}
+            for g in sources
+        }
+        pending = {g.name: sorted(w for w in known[g.name] if w < g.channels) for g in sources}
+        noise: dict[str, float] = {}
+        passes = 1 + (self.config.refine_rounds if self.config.refine else 0)
+        for k in range(passes):
+            jobs = []
+            for g in sources:
+                done = self.store.done(g.name)
+                todo = [w for w in pending[g.name] if w not in done]
+                self.skipped += len(pending[g.name]) - len(todo)
+                jobs += [(g, w) for w in todo]
+            self._measure(jobs, noise, f"pass {k + 1}")
+            if k == passes - 1:
                 break
-        if block is not None:
-            self._release(group)  # later identical blocks copy these rows instead of timing it again
+            for g in sources:
+                deltas = {r.width: r.delta_ms for r in self.store.rows(g.name) if r.width in known[g.name]}
+                deltas[g.channels] = 0.0
+                threshold = max(self.config.jump_ratio * base_ms, 3 * noise.get(g.name, 0.0))
+                pending[g.name] = [w for w in refine_candidates(deltas, threshold, g.partitions) if w not in deltas]
+                known[g.name] |= set(pending[g.name])
+            if not any(pending.values()):
+                break
+        for i, (group, source) in enumerate(copies):
+            self._copy(i, group, source)
+
+    def _measure(self, jobs: list[tuple[ChannelGroup, int]], noise: dict[str, float], label: str) -> None:
+        """Time ``(group, width)`` candidates in interleaved batches beside their groups' references."""
+        per_batch = (
+            self.config.candidates_per_batch
+            if self.config.mode == "network"
+            else self.config.block_candidates_per_batch
+        )
+        for start in range(0, len(jobs), max(1, per_batch)):
+            chunk = jobs[start : start + per_batch]
+            refs = {self._ref_key(g): self._reference(g) for g, _ in chunk}
+            runners = {(g.name, w): self._candidate(g, w) for g, w in chunk}
+            candidates = {f"ref:{key}": r.timed for key, r in refs.items()}
+            candidates.update({f"{g}@{w}": r.timed for (g, w), r in runners.items()})
+            timings = measure_interleaved(
+                candidates, self.timing, reference={f"{g.name}@{w}": f"ref:{self._ref_key(g)}" for g, w in chunk}
+            )
+            rows = []
+            for g, w in chunk:
+                t, ref = timings[f"{g.name}@{w}"], timings[f"ref:{self._ref_key(g)}"]
+                rows.append(Row(g.name, w, t.ratio * ref.median_ms, t.p90_ms, t.spread, t.noisy, ref.median_ms))
+                noise[g.name] = max(noise.get(g.name, 0.0), t.se_ms)
+            self.store.add(rows)
+            self.measured += len(rows)
+            self.noisy += [f"{r.group}@{r.width}" for r in rows if r.noisy]
+            for r in runners.values():
+                r.close()
+            self.progress(
+                {
+                    "group": f"{label}: {chunk[-1][0].name}",
+                    "index": start + len(chunk) - 1,
+                    "groups": len(jobs),
+                    "measured": self.measured,
+                }
+            )
 
     def _copy(self, index: int, group: ChannelGroup, source: str) -> None:
         """Store the rows of ``source`` (an identical block, measured earlier) for ``group``."""
@@ -346,9 +345,12 @@ class _Builder:
         else:
             source, inputs, reference = self.loaded.model, None, self._reference(a)
         runners = {k: self._prepare(prune_copy(source, self.groups, w), inputs) for k, w in widths.items()}
-        t = measure_interleaved({"ref": reference.timed, **{k: r.timed for k, r in runners.items()}}, self.timing)
+        t = measure_interleaved(
+            {"ref": reference.timed, **{k: r.timed for k, r in runners.items()}}, self.timing, reference="ref"
+        )
+        ref = t["ref"].median_ms
         self.store.add_pair(
-            Pair(a.name, b.name, wa, wb, t["ab"].median_ms, t["a"].median_ms, t["b"].median_ms, t["ref"].median_ms)
+            Pair(a.name, b.name, wa, wb, t["ab"].ratio * ref, t["a"].ratio * ref, t["b"].ratio * ref, ref)
         )
         self.measured += 1
         for r in runners.values():
@@ -361,10 +363,8 @@ class _Builder:
 
     def run(self) -> float:
         base_ms = self.base()
-        if self.config.mode == "block":
-            self.timing = replace(self.timing, noise_floor_ms=self.config.block_noise_share * base_ms)
-        for i, group in enumerate(self.groups.groups):
-            self.group(i, group, base_ms)
+        self.timing = replace(self.timing, target_se_ms=self.config.precision * base_ms)
+        self.measure_groups(base_ms)
         for sig in list(self._refs):
             self._refs.pop(sig).close()
         self._pair_sources: dict[str, tuple[str, str]] = {}
@@ -393,6 +393,18 @@ def extract_pair_block(builder: _Builder, a: ChannelGroup, b: ChannelGroup):
 
     builder._block(a)  # traces the network once
     return extract_block(*builder._block_trace, merge_groups(a, b))
+
+
+def probe_widths(groups: ModelGroups, config: LutConfig) -> dict[str, dict[str, int]]:
+    """``{probe name: {group: width}}``: every group at the grid width nearest each of ``config.probes``."""
+    out = {}
+    for share in config.probes:
+        widths = {}
+        for g in groups.groups:
+            grid = grid_widths(g.channels, config.step, config.small, g.partitions)
+            widths[g.name] = min(grid, key=lambda w, g=g: (abs(w - share * g.channels), w))
+        out[f"probe-{round(100 * share)}"] = widths
+    return out
 
 
 def half_width(group: ChannelGroup, step: int, small: int) -> int:

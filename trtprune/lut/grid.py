@@ -4,7 +4,8 @@ Engines pad channel counts to hardware-friendly multiples (8 for FP16 tensor
 cores, 32 for INT8), so latency against width is a staircase. The default grid
 is every multiple of ``step`` (every count for groups of at most ``small``
 channels); where two neighbouring grid points differ by more than the jump
-threshold, the interval is bisected to find the step's edge. A width between
+threshold and by more than the slope around them, the interval is bisected to
+find the step's edge. A width between
 measured points costs what the next measured width up costs (a 50-channel
 tensor runs like 56): the staircase, not a straight line.
 """
@@ -26,13 +27,25 @@ def grid_widths(channels: int, step: int = 8, small: int = 16, partitions: int =
     return widths
 
 
-def refine_candidates(deltas: Mapping[int, float], threshold_ms: float, partitions: int = 1) -> list[int]:
-    """Midpoints of neighbouring measured widths whose latencies differ by more than ``threshold_ms``."""
+def refine_candidates(
+    deltas: Mapping[int, float], threshold_ms: float, partitions: int = 1, trend: float = 1.5
+) -> list[int]:
+    """Midpoints of the intervals where the curve jumps.
+
+    An interval jumps when its latency change exceeds ``threshold_ms`` and its slope
+    exceeds ``trend`` times the mean slope of its neighbouring intervals: a staircase's
+    edge, not a steady slope (a wide layer's curve falls by more than the threshold at
+    every grid step, and splitting those intervals would find no edge).
+    """
     widths = sorted(deltas)
+    slopes = [abs(deltas[b] - deltas[a]) / (b - a) for a, b in zip(widths, widths[1:], strict=False)]
     out = []
-    for a, b in zip(widths, widths[1:], strict=False):
+    for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False)):
         mid = ((a + b) // 2 // partitions) * partitions
-        if b - a > partitions and a < mid < b and abs(deltas[b] - deltas[a]) > threshold_ms:
+        if not (b - a > partitions and a < mid < b and abs(deltas[b] - deltas[a]) > threshold_ms):
+            continue
+        around = slopes[max(0, i - 1) : i] + slopes[i + 1 : i + 2]
+        if not around or slopes[i] > trend * sum(around) / len(around):
             out.append(mid)
     return out
 

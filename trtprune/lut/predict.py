@@ -1,19 +1,20 @@
 """Predicting a plan's latency from a table (paper Eq. 6-7).
 
 predicted = base + sum over groups of (L_g(w_g) - L_g(current)), each term read
-off the group's staircase, + sum over joined pairs (a, b) of k_ab (A - w_a)(B - w_b)
-(measured pairs), or in block mode with ``joined``, for layers joining a and b without a
-measured pair, the over-count C (1 - r_a)(1 - r_b) estimated from each group's change
-apportioned by MACs:
-a layer between two groups costs about c_in x c_out, so two cuts save less than
-their sum; k_ab comes from one measurement of both cut together. In ``network`` mode L_g is the whole network's
-latency with only g changed; in ``block`` mode it is the latency of the
-sub-graph g touches. Both are stored as differences against a reference
-measured in the same interleaved batch, which cancels slow machine drift.
-Network-mode changes are read as shares of the network measured beside them;
-block-mode changes are milliseconds, or (``calibrated``) shares of the unpruned block
-measured beside them times that block's milliseconds measured beside the base
-network (the table's ``block_refs``), so every term is in the base's machine state.
+off the group's staircase, + the joined-layer correction. In ``network`` mode L_g
+is the whole network's latency with only g changed (kept as a share of the network
+measured beside it, so drift between batches cancels); in ``block`` mode it is the
+latency of the sub-graph g touches, as a difference against the unpruned block
+measured beside it.
+
+The joined-layer correction: a layer that consumes group a and produces group b
+costs about c_a x c_b, so two cuts together save less than their sum, by
+C (1 - r_a)(1 - r_b) for the layer's cost C. Each group's change is apportioned
+to its layers by MACs to estimate C; how much of that over-count this engine
+shows (1 for compute-bound engines, near 0 for overhead-bound ones) is one weight,
+fitted by least squares to the table's probes (whole networks with every group cut,
+timed beside the base). Measured pairs (``--pairs``) replace the estimate for
+their two groups with k_ab (A - w_a)(B - w_b).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from trtprune.errors import PlanError
 from trtprune.lut.grid import staircase
-from trtprune.lut.store import BASE, PROBE, LutStore
+from trtprune.lut.store import BASE, LutStore, Probe
 
 if TYPE_CHECKING:
     from trtprune.plan import Plan
@@ -32,27 +33,15 @@ if TYPE_CHECKING:
 class LatencyModel:
     """A table loaded in memory: per-group staircases of latency change."""
 
-    def __init__(
-        self, store: LutStore, interactions: bool = True, calibrated: bool = False, joined: bool = False
-    ) -> None:
-        """``calibrated`` and ``joined`` (block mode, opt-in: neither helped both benchmarked
-        models, benchmarks/results/lut_fidelity-*.md) read block changes in the base's machine
-        state and add the probe-weighted c_a x c_b over-count of joined layers."""
+    def __init__(self, store: LutStore, interactions: bool = True) -> None:
+        """``interactions=False``: the plain sum of single-group changes (what a separable solver optimises)."""
         self.meta = store.require_meta()
         self.base_ms = store.base_ms()
         curves: dict[str, dict[int, float]] = defaultdict(dict)
         network = self.meta.mode == "network"
-        refs = store.block_refs() if calibrated and not network else {}
         for row in store.rows():
-            if row.group == BASE:
-                continue
-            change = self._scaled(row.median_ms - row.ref_ms, row.ref_ms, network)
-            if (
-                row.group in refs and row.group != PROBE
-            ):  # block mode: as a share of the block, in the base's milliseconds
-                block_ms, net_ms = refs[row.group]
-                change = (row.median_ms - row.ref_ms) / row.ref_ms * block_ms * self.base_ms / net_ms
-            curves[row.group][row.width] = change
+            if row.group != BASE:
+                curves[row.group][row.width] = self._scaled(row.median_ms - row.ref_ms, row.ref_ms, network)
         for name, width in self.meta.widths.items():
             curves[name].setdefault(width, 0.0)  # the current width costs nothing extra
         self.curves = dict(curves)
@@ -61,24 +50,25 @@ class LatencyModel:
             cut = (self.meta.widths[p.a] - p.wa) * (self.meta.widths[p.b] - p.wb)
             if cut > 0:
                 self.pairs[(p.a, p.b)] = self._scaled(p.interaction_ms, p.ref_ms, network) / cut
-        self.joins = self._joins() if joined and interactions and not network else []
-        self.join_weight = self._join_weight(store) if self.joins else 0.0
+        self.joins = self._joins() if interactions else []
+        self.join_weight = self._join_weight(store.probes()) if self.joins else 0.0
 
-    def _join_weight(self, store: LutStore) -> float:
-        """How much of the c_a x c_b over-count this engine shows, in [0, 1], from the probe.
+    def _join_weight(self, probes: list[Probe]) -> float:
+        """The share of the joined-layer over-count this engine shows, in [0, 1], fitted to the probes.
 
-        The probe (every group near half width, timed beside the base) tells a
-        compute-bound engine (ResNet-18 at 224: the full over-count) from an
-        overhead-bound one (ResNet-20 at 28: close to none). Tables without it: none.
+        Least squares over the probes of (measured - sum of single changes - pair terms)
+        against the estimated over-count. Tables without probes: none.
         """
-        probe, refs = self.meta.config.get("probe_widths"), store.block_refs()
-        if not probe or PROBE not in refs:
-            return 0.0
-        probe_ms, net_ms = refs[PROBE]
-        measured = probe_ms / net_ms * self.base_ms
-        singles = self.base_ms + sum(self.delta_ms(g, w) for g, w in probe.items() if w != self.meta.widths.get(g))
-        joined = self._joined_ms(probe)
-        return float(min(max((measured - singles) / joined, 0.0), 1.0)) if joined > 0 else 0.0
+        widths = self.meta.config.get("probes", {})
+        num = den = 0.0
+        for probe in probes:
+            if probe.name not in widths:
+                continue
+            w = widths[probe.name]
+            residual = (probe.share - 1.0) * self.base_ms - self._singles(w) - self._pairs_ms(w)
+            joined = self._joined_ms(w)
+            num, den = num + residual * joined, den + joined * joined
+        return float(min(max(num / den, 0.0), 1.0)) if den > 0 else 0.0
 
     def _joins(self) -> list[tuple[str, str, float, float]]:
         """``(a, b, share_a, share_b)`` per layer joining groups a and b without a measured pair term.
@@ -116,15 +106,20 @@ class LatencyModel:
         unknown = sorted(set(widths) - set(self.curves))
         if unknown:
             raise PlanError(f"group {unknown[0]!r} is not in the latency table built for {self.meta.model}")
-        singles = sum(self.delta_ms(g, w) for g, w in widths.items() if w != self.meta.widths.get(g))
-        return self.base_ms + singles + self.interaction_ms(widths)
+        return self.base_ms + self._singles(widths) + self.interaction_ms(widths)
+
+    def _singles(self, widths: dict[str, int]) -> float:
+        return sum(self.delta_ms(g, w) for g, w in widths.items() if w != self.meta.widths.get(g))
 
     def interaction_ms(self, widths: dict[str, int]) -> float:
+        return self._pairs_ms(widths) + self.join_weight * self._joined_ms(widths)
+
+    def _pairs_ms(self, widths: dict[str, int]) -> float:
         full = self.meta.widths
         total = 0.0
         for (a, b), k in self.pairs.items():
             total += k * (full[a] - widths.get(a, full[a])) * (full[b] - widths.get(b, full[b]))
-        return total + self.join_weight * self._joined_ms(widths)
+        return total
 
     def _joined_ms(self, widths: dict[str, int]) -> float:
         full = self.meta.widths

@@ -80,7 +80,7 @@ class LutMeta:
 class Row:
     group: str
     width: int
-    median_ms: float
+    median_ms: float  # paired: the median over rounds of candidate / reference, times the reference's median
     p90_ms: float
     spread: float
     noisy: bool
@@ -118,7 +118,24 @@ class Pair:
 
 
 BASE = "__base__"  # the row holding the whole unpruned network's latency
-PROBE = "__probe__"  # block_refs: the network with every group near half width (``meta.config['probe_widths']``)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A whole network with every group cut at once, timed beside the unpruned network.
+
+    Probes measure what the sum of single-group changes misses (a layer between two cut
+    groups costs about c_in x c_out); :class:`~trtprune.lut.predict.LatencyModel` fits its
+    joined-layer weight to them. Their widths are in ``meta.config['probes']``.
+    """
+
+    name: str
+    ms: float
+    net_ms: float  # the unpruned network, in the same interleaved batch
+
+    @property
+    def share(self) -> float:
+        return self.ms / self.net_ms
 
 
 class LutStore:
@@ -146,8 +163,8 @@ class LutStore:
                     a TEXT NOT NULL, b TEXT NOT NULL, wa INTEGER NOT NULL, wb INTEGER NOT NULL,
                     joint_ms REAL NOT NULL, a_ms REAL NOT NULL, b_ms REAL NOT NULL, ref_ms REAL NOT NULL,
                     measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (a, b));
-                CREATE TABLE IF NOT EXISTS block_refs (
-                    grp TEXT PRIMARY KEY, block_ms REAL NOT NULL, net_ms REAL NOT NULL,
+                CREATE TABLE IF NOT EXISTS probes (
+                    name TEXT PRIMARY KEY, ms REAL NOT NULL, net_ms REAL NOT NULL,
                     measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
                 """
             )
@@ -195,7 +212,7 @@ class LutStore:
                 )
             if reason:
                 with self.db:
-                    for table in ("rows", "pairs", "block_refs"):
+                    for table in ("rows", "pairs", "probes"):
                         self.db.execute(f"DELETE FROM {table}")
             elif old.step != meta.step:
                 meta.config = {**old.config, **meta.config}
@@ -205,14 +222,14 @@ class LutStore:
     # rows ---------------------------------------------------------------------
     def add(self, rows: list[Row]) -> None:
         with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO rows (grp, width, median_ms, p90_ms, spread, noisy, ref_ms, copied_from) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (r.group, r.width, r.median_ms, r.p90_ms, r.spread, int(r.noisy), r.ref_ms, r.copied_from)
-                    for r in rows
-                ],
-            )
+            self._insert(rows)
+
+    def _insert(self, rows: list[Row]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO rows (grp, width, median_ms, p90_ms, spread, noisy, ref_ms, copied_from) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            [(r.group, r.width, r.median_ms, r.p90_ms, r.spread, int(r.noisy), r.ref_ms, r.copied_from) for r in rows],
+        )
 
     def rows(self, group: str | None = None) -> list[Row]:
         sql = "SELECT grp, width, median_ms, p90_ms, spread, noisy, ref_ms, copied_from FROM rows"
@@ -253,17 +270,18 @@ class LutStore:
             for a, b, wa, wb, j, x, y, r, c in self.db.execute(sql)
         ]
 
-    def add_block_refs(self, refs: dict[str, tuple[float, float]]) -> None:
-        """Each block's unpruned latency and the whole network's, measured in one interleaved batch."""
+    def add_base(self, base: Row | None, probes: list[Probe]) -> None:
+        """The unpruned network's row (None: keep the stored one) and the probes timed beside it, in one transaction."""
         with self.db:
+            self._insert([base] if base is not None else [])
             self.db.executemany(
-                "INSERT OR REPLACE INTO block_refs (grp, block_ms, net_ms) VALUES (?,?,?)",
-                [(g, b, n) for g, (b, n) in refs.items()],
+                "INSERT OR REPLACE INTO probes (name, ms, net_ms) VALUES (?,?,?)",
+                [(p.name, p.ms, p.net_ms) for p in probes],
             )
 
-    def block_refs(self) -> dict[str, tuple[float, float]]:
-        """``{group: (block_ms, net_ms)}`` (block mode; empty in tables built before they were measured)."""
-        return {g: (b, n) for g, b, n in self.db.execute("SELECT grp, block_ms, net_ms FROM block_refs")}
+    def probes(self) -> list[Probe]:
+        """The probes (empty in tables built before they were measured)."""
+        return [Probe(n, m, b) for n, m, b in self.db.execute("SELECT name, ms, net_ms FROM probes ORDER BY name")]
 
     def base_ms(self) -> float:
         rows = self.rows(BASE)
@@ -280,5 +298,5 @@ class LutStore:
             "base_ms": self.base_ms(),
             "rows": [{**asdict(r), "delta_ms": r.delta_ms} for r in self.rows() if r.group != BASE],
             "pairs": [{**asdict(p), "interaction_ms": p.interaction_ms} for p in self.pairs()],
-            "block_refs": {g: {"block_ms": b, "net_ms": n} for g, (b, n) in self.block_refs().items()},
+            "probes": [{**asdict(p), "share": p.share} for p in self.probes()],
         }

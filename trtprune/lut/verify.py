@@ -59,18 +59,21 @@ class VerifyResult:
         }
 
 
-def random_widths(model: LatencyModel, rng: np.random.Generator, lo: float = 0.3) -> dict[str, int]:
-    """Random per-group widths, on the table's measured widths, predicted at [lo, 1] x base.
+def random_widths(
+    model: LatencyModel, rng: np.random.Generator, allowed: dict[str, list[int]], lo: float = 0.3
+) -> dict[str, int]:
+    """Random per-group widths among ``allowed``, predicted at [lo, 1] x base.
 
-    Plans stay on the grid (what ``prune --round-to STEP`` produces): engines punish
-    unaligned channel counts (on ONNX Runtime CPU a ResNet-20 at 75% width with odd
-    counts runs slower than the unpruned network), and a table only knows its grid.
+    ``allowed`` is what ``trtprune prune`` may choose (:func:`~trtprune.decision.allowed_widths`
+    at the table's step: multiples of the step and every count below it). Engines punish
+    other counts (on ONNX Runtime CPU a ResNet-20 at 75% width with odd counts runs slower
+    than the unpruned network), and the table measures them only where it refines a jump.
     """
     widths: dict[str, int] = {}
     for _ in range(200):
         ratio = rng.uniform(0.1, 1.0)
-        for g, curve in model.curves.items():
-            grid = np.array(sorted(curve))
+        for g, choices in allowed.items():
+            grid = np.array(sorted(choices))
             target = float(np.clip(ratio * rng.uniform(0.6, 1.4), 0.0, 1.0)) * grid[-1]
             widths[g] = int(grid[np.argmin(np.abs(grid - target))])
         if lo * model.base_ms <= model.predict_widths(widths) <= model.base_ms:
@@ -88,6 +91,7 @@ def verify(
 ) -> VerifyResult:
     """Measure ``samples`` random plans (whole pruned networks, exported and built) against the table."""
     from trtprune.candidates import prepare
+    from trtprune.decision import allowed_widths
     from trtprune.groups import find_groups
     from trtprune.lut.build import LutConfig, load_for_lut
     from trtprune.surgery import prune_copy
@@ -101,7 +105,8 @@ def verify(
     loaded = load_for_lut(LutConfig(model=meta.model, input_shape=tuple(meta.input_shape), checkpoint=meta.checkpoint))
     groups = find_groups(loaded.model, loaded.input_shape)
     rng = np.random.default_rng(seed)
-    plans = [random_widths(model, rng) for _ in range(samples)]
+    allowed = {g.name: [int(w) for w in allowed_widths(g, g.channels, meta.step)] for g in groups.groups}
+    plans = [random_widths(model, rng, allowed) for _ in range(samples)]
     base_runner = prepare(loaded.model, loaded.input_shape, meta.backend, bcfg)
     rows: list[VerifyRow] = []
     for start in range(0, samples, per_batch):
@@ -110,10 +115,12 @@ def verify(
             str(i): prepare(prune_copy(loaded.model, groups, w), loaded.input_shape, meta.backend, bcfg)
             for i, w in enumerate(chunk)
         }
-        t = measure_interleaved({"base": base_runner.timed, **{k: r.timed for k, r in runners.items()}}, timing)
+        t = measure_interleaved(
+            {"base": base_runner.timed, **{k: r.timed for k, r in runners.items()}}, timing, reference="base"
+        )
         for i, widths in enumerate(chunk):
-            pred, meas, base_now = model.predict_widths(widths), t[str(i)].median_ms, t["base"].median_ms
-            share = meas / base_now
+            base_now, share = t["base"].median_ms, t[str(i)].ratio  # paired with the base, round by round
+            pred, meas = model.predict_widths(widths), share * base_now
             err = 100 * abs(pred / model.base_ms - share) / share
             err_singles = 100 * abs(singles.predict_widths(widths) / model.base_ms - share) / share
             rows.append(VerifyRow(widths, pred, meas, base_now, err, 100 * abs(pred - meas) / meas, err_singles))
