@@ -41,7 +41,7 @@ demo: install
 	@if [ ! -f $(DEMO)/base.pt ]; then \
 		$(TRTPRUNE) train resnet20 --data fashion-mnist --epochs $(DEMO_EPOCHS) --out $(DEMO)/base.pt; \
 	else echo "reusing $(DEMO)/base.pt"; fi
-	$(MAKE) --no-print-directory lut MODEL=resnet20 CHECKPOINT=$(DEMO)/base.pt MODE=network
+	$(MAKE) --no-print-directory lut MODEL=resnet20 CHECKPOINT=$(DEMO)/base.pt
 	$(TRTPRUNE) prune --lut engines/resnet20/lut.db --budget-ratio 0.5 --stages 2 --finetune-epochs 1 \
 		--limit $(DEMO_FINETUNE_SAMPLES) --out $(DEMO)/run
 	@cat $(DEMO)/run/report.md

@@ -277,10 +277,12 @@ def test_dedupe_gives_the_rows_of_measuring_each(tmp_path, structural):
         probes = store.probes()
         assert [p.name for p in probes] == ["probe-30", "probe-50", "probe-75"]  # timed beside the network
         assert 0 < probes[0].share < probes[1].share < probes[2].share < 1
+        refs = store.block_refs()  # every group's unpruned block, timed beside the network
+        assert set(refs) == set(store.require_meta().widths) and refs["layer1.1.conv1"] == refs["layer1.0.conv1"]
         assert {r["copied_from"] for r in store.export_json()["rows"]} == {None, *copied.values()}
 
 
-@pytest.mark.parametrize("kill", [("engine", 10), ("copy", 0), ("copy", 2), ("engine", 30)])
+@pytest.mark.parametrize("kill", [("engine", 30), ("copy", 0), ("copy", 2), ("engine", 40)])
 def test_resume_with_dedupe_neither_loses_nor_remeasures(tmp_path, structural, kill):
     path = tmp_path / "lut.db"
     structural[f"kill_at_{kill[0]}"] = kill[1]  # killed mid-table: while measuring, or before a copy
@@ -322,7 +324,9 @@ def test_join_weight_is_fitted_to_the_probes(tmp_path, structural, weight):
         store.add_base(
             None,
             [
-                Probe(name, base + model._singles(w) + (weight + (0.05 if i % 2 else -0.05)) * model._joined_ms(w), base)
+                Probe(
+                    name, base + model._singles(w) + (weight + (0.05 if i % 2 else -0.05)) * model._joined_ms(w), base
+                )
                 for i, (name, w) in enumerate(probes.items())
             ],
         )

@@ -69,6 +69,7 @@ def test_calm_candidates_stop_early_and_small_jitter_is_not_noisy():
 def test_paired_ratio_cancels_drift_shared_within_a_round():
     """The machine slows down and speeds up between rounds (shared by everything run in that
     round): medians swing with it, the paired ratio to the reference does not."""
+
     def pair():
         drift = iter(np.repeat(np.random.default_rng(3).uniform(1.0, 1.6, 1000), 2))  # one level per two calls
         return {"ref": lambda k: k * 1.0 * next(drift), "half": lambda k: k * 0.5 * next(drift)}

@@ -237,7 +237,13 @@ def lut_build(
     force: Annotated[bool, typer.Option("--force", help="overwrite a table made for something else")] = False,
     export_json: Annotated[Path | None, typer.Option("--export-json", help="also write the table as JSON")] = None,
     small: Annotated[int, typer.Option("--small", help="groups up to this width are measured at every count")] = 16,
-    rounds: Annotated[int, typer.Option("--rounds", help="timed rounds per candidate")] = 30,
+    rounds: Annotated[int, typer.Option("--rounds", help="at most this many timed rounds per candidate")] = 100,
+    row_error: Annotated[
+        float,
+        typer.Option(
+            "--row-error", help="time each row until its standard error is this share of the base network's latency"
+        ),
+    ] = 0.002,
 ) -> None:
     """Measure (or resume measuring) a latency table: every group at a grid of widths."""
     from trtprune.backends import BackendConfig
@@ -256,7 +262,8 @@ def lut_build(
         small=small,
         refine=not no_refine,
         pairs=pairs,
-        timing=TimingConfig(rounds=rounds),
+        row_error=row_error,
+        timing=TimingConfig(rounds=rounds, min_rounds=min(8, rounds)),
     )
     out = out or Path("engines") / (model or Path(str(checkpoint)).stem) / "lut.db"
     with _progress_bar("measuring") as progress:

@@ -48,12 +48,12 @@ class LutConfig:
     # whole networks with every group cut to these shares of its channels (on the grid), timed
     # beside the unpruned network: the prediction fits its joined-layer weight to them
     probes: tuple[float, ...] = (0.75, 0.5, 0.3)
-    jump_ratio: float = 0.01  # a jump is a latency change above this share of the base (or 3x its error)
+    jump_ratio: float = 0.01  # a jump: a latency change above this share of the base (5x a row's target error)
     candidates_per_batch: int = 6
     # every row's change is timed until its standard error is at most this share of the base
     # network (after ``timing.min_rounds`` rounds, at most ``timing.rounds``), in both modes: a
     # change of a small block is known sooner than the same change read off two whole networks
-    precision: float = 0.002
+    row_error: float = 0.002
     timing: TimingConfig = TimingConfig(rounds=100, min_rounds=8)
     # block mode: a group's sub-graph is measured once per distinct structure (a ResNet stage's
     # identical blocks share one curve; the copies name their source in ``copied_from``)
@@ -72,6 +72,10 @@ class LutConfig:
             raise UsageError(f"unknown table mode {self.mode!r}; use network or block")
         if self.step < 1:
             raise UsageError(f"--step must be >= 1, not {self.step}")
+        if not 0 < self.row_error < 1:
+            raise UsageError(f"--row-error is a share of the base latency in (0, 1), not {self.row_error}")
+        if self.timing.rounds < 1:
+            raise UsageError(f"--rounds must be >= 1, not {self.timing.rounds}")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -201,29 +205,45 @@ class _Builder:
 
     # measuring --------------------------------------------------------------
     def base(self) -> float:
-        """The unpruned network and the probes, timed in one interleaved batch with the full timing.
+        """The unpruned network, the probes and (block mode) every distinct unpruned block, timed in
+        one interleaved batch, each paired with the network.
 
-        A table whose base row predates its probes gets the probes (beside a fresh base)
-        and keeps its base row.
+        Block rows are timed minutes later, when a shared machine may run faster or slower;
+        each block's share of the network measured here puts their changes in the base's
+        milliseconds (:class:`~trtprune.lut.predict.LatencyModel`). A table whose base row
+        predates its probes gets the probes (beside a fresh base) and keeps its base row.
         """
         from trtprune.surgery import prune_copy
 
         probes = probe_widths(self.groups, self.config)
+        block = self.config.mode == "block"
         have_base = bool(self.store.done(BASE))
-        if have_base and set(probes) <= {p.name for p in self.store.probes()}:
+        have_blocks = not block or {g.name for g in self.groups.groups} <= set(self.store.block_refs())
+        if have_base and have_blocks and set(probes) <= {p.name for p in self.store.probes()}:
             return self.store.base_ms()
         net = self._prepare(self.loaded.model)
         runners = {name: self._prepare(prune_copy(self.loaded.model, self.groups, w)) for name, w in probes.items()}
-        t = measure_interleaved(
-            {BASE: net.timed, **{n: r.timed for n, r in runners.items()}}, self.config.timing, reference=BASE
-        )
+        if block:
+            for g in self.groups.groups:
+                self._block(g)
+            runners.update({f"block:{self._ref_key(g)}": self._reference(g) for g in self.groups.groups})
+        net.timed(self.config.timing.warmup)
+        rough_ms = net.timed(3) / 3  # the base is not known yet: the rows' error target from a rough one
+        timing = replace(self.config.timing, target_se_ms=self.config.row_error * rough_ms)
+        t = measure_interleaved({BASE: net.timed, **{n: r.timed for n, r in runners.items()}}, timing, reference=BASE)
         b = t[BASE]
+        refs = {}
+        if block:
+            refs = {
+                g.name: (t[f"block:{self._ref_key(g)}"].ratio * b.median_ms, b.median_ms) for g in self.groups.groups
+            }
         self.store.add_base(
             None if have_base else Row(BASE, 0, b.median_ms, b.p90_ms, b.spread, b.noisy, b.median_ms),
-            [Probe(n, t[n].ratio * b.median_ms, b.median_ms) for n in runners],
+            [Probe(n, t[n].ratio * b.median_ms, b.median_ms) for n in probes],
+            refs,
         )
-        for r in runners.values():
-            r.close()
+        for name in probes:
+            runners[name].close()  # block references stay open: they are the rows' references
         if self.config.mode == "network" and self._base_runner is None:
             self._base_runner = net  # the reference of every network-mode batch
         else:
@@ -252,7 +272,6 @@ class _Builder:
             for g in sources
         }
         pending = {g.name: sorted(w for w in known[g.name] if w < g.channels) for g in sources}
-        noise: dict[str, float] = {}
         passes = 1 + (self.config.refine_rounds if self.config.refine else 0)
         for k in range(passes):
             jobs = []
@@ -261,13 +280,13 @@ class _Builder:
                 todo = [w for w in pending[g.name] if w not in done]
                 self.skipped += len(pending[g.name]) - len(todo)
                 jobs += [(g, w) for w in todo]
-            self._measure(jobs, noise, f"pass {k + 1}")
+            self._measure(jobs, f"pass {k + 1}")
             if k == passes - 1:
                 break
             for g in sources:
                 deltas = {r.width: r.delta_ms for r in self.store.rows(g.name) if r.width in known[g.name]}
                 deltas[g.channels] = 0.0
-                threshold = max(self.config.jump_ratio * base_ms, 3 * noise.get(g.name, 0.0))
+                threshold = self.config.jump_ratio * base_ms  # rows are precise to a fraction of it
                 pending[g.name] = [w for w in refine_candidates(deltas, threshold, g.partitions) if w not in deltas]
                 known[g.name] |= set(pending[g.name])
             if not any(pending.values()):
@@ -275,7 +294,7 @@ class _Builder:
         for i, (group, source) in enumerate(copies):
             self._copy(i, group, source)
 
-    def _measure(self, jobs: list[tuple[ChannelGroup, int]], noise: dict[str, float], label: str) -> None:
+    def _measure(self, jobs: list[tuple[ChannelGroup, int]], label: str) -> None:
         """Time ``(group, width)`` candidates in interleaved batches beside their groups' references."""
         per_batch = (
             self.config.candidates_per_batch
@@ -295,7 +314,6 @@ class _Builder:
             for g, w in chunk:
                 t, ref = timings[f"{g.name}@{w}"], timings[f"ref:{self._ref_key(g)}"]
                 rows.append(Row(g.name, w, t.ratio * ref.median_ms, t.p90_ms, t.spread, t.noisy, ref.median_ms))
-                noise[g.name] = max(noise.get(g.name, 0.0), t.se_ms)
             self.store.add(rows)
             self.measured += len(rows)
             self.noisy += [f"{r.group}@{r.width}" for r in rows if r.noisy]
@@ -363,7 +381,7 @@ class _Builder:
 
     def run(self) -> float:
         base_ms = self.base()
-        self.timing = replace(self.timing, target_se_ms=self.config.precision * base_ms)
+        self.timing = replace(self.timing, target_se_ms=self.config.row_error * base_ms)
         self.measure_groups(base_ms)
         for sig in list(self._refs):
             self._refs.pop(sig).close()

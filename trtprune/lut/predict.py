@@ -4,8 +4,10 @@ predicted = base + sum over groups of (L_g(w_g) - L_g(current)), each term read
 off the group's staircase, + the joined-layer correction. In ``network`` mode L_g
 is the whole network's latency with only g changed (kept as a share of the network
 measured beside it, so drift between batches cancels); in ``block`` mode it is the
-latency of the sub-graph g touches, as a difference against the unpruned block
-measured beside it.
+latency of the sub-graph g touches: its change as a share of the unpruned block
+measured beside it, times that block's share of the network measured beside the
+base (the table's ``block_refs``), so every term is in the base's machine state
+even when the machine ran faster or slower while the blocks were timed.
 
 The joined-layer correction: a layer that consumes group a and produces group b
 costs about c_a x c_b, so two cuts together save less than their sum, by
@@ -39,9 +41,15 @@ class LatencyModel:
         self.base_ms = store.base_ms()
         curves: dict[str, dict[int, float]] = defaultdict(dict)
         network = self.meta.mode == "network"
+        refs = {} if network else store.block_refs()
         for row in store.rows():
-            if row.group != BASE:
-                curves[row.group][row.width] = self._scaled(row.median_ms - row.ref_ms, row.ref_ms, network)
+            if row.group == BASE:
+                continue
+            change = self._scaled(row.median_ms - row.ref_ms, row.ref_ms, network)
+            if row.group in refs:  # block mode: a share of the block, times the block in the base's frame
+                block_ms, net_ms = refs[row.group]
+                change = (row.median_ms / row.ref_ms - 1.0) * block_ms / net_ms * self.base_ms
+            curves[row.group][row.width] = change
         for name, width in self.meta.widths.items():
             curves[name].setdefault(width, 0.0)  # the current width costs nothing extra
         self.curves = dict(curves)

@@ -163,6 +163,9 @@ class LutStore:
                     a TEXT NOT NULL, b TEXT NOT NULL, wa INTEGER NOT NULL, wb INTEGER NOT NULL,
                     joint_ms REAL NOT NULL, a_ms REAL NOT NULL, b_ms REAL NOT NULL, ref_ms REAL NOT NULL,
                     measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (a, b));
+                CREATE TABLE IF NOT EXISTS block_refs (
+                    grp TEXT PRIMARY KEY, block_ms REAL NOT NULL, net_ms REAL NOT NULL,
+                    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
                 CREATE TABLE IF NOT EXISTS probes (
                     name TEXT PRIMARY KEY, ms REAL NOT NULL, net_ms REAL NOT NULL,
                     measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
@@ -212,7 +215,7 @@ class LutStore:
                 )
             if reason:
                 with self.db:
-                    for table in ("rows", "pairs", "probes"):
+                    for table in ("rows", "pairs", "probes", "block_refs"):
                         self.db.execute(f"DELETE FROM {table}")
             elif old.step != meta.step:
                 meta.config = {**old.config, **meta.config}
@@ -270,14 +273,25 @@ class LutStore:
             for a, b, wa, wb, j, x, y, r, c in self.db.execute(sql)
         ]
 
-    def add_base(self, base: Row | None, probes: list[Probe]) -> None:
-        """The unpruned network's row (None: keep the stored one) and the probes timed beside it, in one transaction."""
+    def add_base(
+        self, base: Row | None, probes: list[Probe], block_refs: dict[str, tuple[float, float]] | None = None
+    ) -> None:
+        """In one transaction: the unpruned network's row (None: keep the stored one), the probes timed
+        beside it and (block mode) each group's unpruned block, ``{group: (block_ms, net_ms)}``."""
         with self.db:
             self._insert([base] if base is not None else [])
             self.db.executemany(
                 "INSERT OR REPLACE INTO probes (name, ms, net_ms) VALUES (?,?,?)",
                 [(p.name, p.ms, p.net_ms) for p in probes],
             )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO block_refs (grp, block_ms, net_ms) VALUES (?,?,?)",
+                [(g, b, n) for g, (b, n) in (block_refs or {}).items()],
+            )
+
+    def block_refs(self) -> dict[str, tuple[float, float]]:
+        """``{group: (block_ms, net_ms)}``: block mode's unpruned blocks timed beside the network."""
+        return {g: (b, n) for g, b, n in self.db.execute("SELECT grp, block_ms, net_ms FROM block_refs")}
 
     def probes(self) -> list[Probe]:
         """The probes (empty in tables built before they were measured)."""
@@ -299,4 +313,5 @@ class LutStore:
             "rows": [{**asdict(r), "delta_ms": r.delta_ms} for r in self.rows() if r.group != BASE],
             "pairs": [{**asdict(p), "interaction_ms": p.interaction_ms} for p in self.pairs()],
             "probes": [{**asdict(p), "share": p.share} for p in self.probes()],
+            "block_refs": {g: {"block_ms": b, "net_ms": n} for g, (b, n) in self.block_refs().items()},
         }
