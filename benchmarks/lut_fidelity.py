@@ -1,7 +1,7 @@
 """Latency-table fidelity and cost: network vs block mode, ONNX Runtime on CPU.
 
 For each model and mode: build the table from scratch (engines built, wall time),
-then verify it on 20 random on-grid plans (predicted vs measured whole-network
+then verify it on 20 random plans on prune's allowed widths (predicted vs measured whole-network
 latency: median and p90 absolute percentage error, as shares of the base network
 measured alongside; raw-millisecond errors too), and repeatability (the same plan
 measured twice, minutes apart). Prints a Markdown table and saves it, with the
@@ -136,7 +136,7 @@ def main() -> None:
         "",
         markdown_table(rows),
         "",
-        "Errors are |predicted - measured| / measured over random on-grid plans (30-100% of base latency),",
+        "Errors are |predicted - measured| / measured over random plans on prune's allowed widths (30-100% of base latency),",
         "on latency as a share of the base network measured beside each plan (`median_err_pct`, `p90_err_pct`),",
         "as the plain sum of single-group changes without the joined-layer correction (`singles_*`), and in raw",
         "milliseconds (`abs_ms_*`).",

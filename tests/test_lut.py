@@ -318,7 +318,7 @@ def test_join_weight_is_fitted_to_the_probes(tmp_path, structural, weight):
     build_lut(BLOCK, tmp_path / "t.db")
     with LutStore(tmp_path / "t.db") as store:
         model = LatencyModel(store)
-        probes = store.require_meta().config["probes"]
+        probes = store.require_meta().config["probe_widths"]
         base = model.base_ms
         # probes that show ``weight`` of the over-count, give or take 5% of it
         store.add_base(

@@ -294,8 +294,11 @@ class _Job:
         groups = find_groups(model, shape)
         loaded = LoadedModel(model, self.name, shape, self.loaded.num_classes, None, None)
         known = {k: v for k, v in meta.config.items() if k in LutConfig.__dataclass_fields__}
+        known["probes"] = tuple(known.get("probes", LutConfig.probes))
         known["backend_config"] = BackendConfig.from_json(known["backend_config"])
-        known["timing"] = TimingConfig(**known["timing"])
+        known["timing"] = TimingConfig(
+            **{k: v for k, v in known["timing"].items() if k in TimingConfig.__dataclass_fields__}
+        )
         cfg = LutConfig(**{**known, "model": self.name, "input_shape": shape})
         path = self.workdir / f"stage{stage}.db"
         with LutStore(path, create=True) as store:

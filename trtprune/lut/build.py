@@ -111,7 +111,7 @@ def table_meta(loaded: LoadedModel, groups: ModelGroups, config: LutConfig) -> L
     backend = get_backend(config.backend)
     settings = {k: v for k, v in config.to_json().items() if k not in ("model", "checkpoint")}
     settings["layers"] = layer_joins(loaded.model, tuple(loaded.input_shape), groups)
-    settings["probes"] = probe_widths(groups, config)
+    settings["probe_widths"] = probe_widths(groups, config)
     return LutMeta(
         model=loaded.name,
         input_shape=list(loaded.input_shape),

@@ -67,10 +67,10 @@ class LatencyModel:
         Least squares over the probes of (measured - sum of single changes - pair terms)
         against the estimated over-count. Tables without probes: none.
         """
-        widths = self.meta.config.get("probes", {})
+        widths = self.meta.config.get("probe_widths", {})
         num = den = 0.0
         for probe in probes:
-            if probe.name not in widths:
+            if not isinstance(widths.get(probe.name), dict):
                 continue
             w = widths[probe.name]
             residual = (probe.share - 1.0) * self.base_ms - self._singles(w) - self._pairs_ms(w)

@@ -126,7 +126,7 @@ class Probe:
 
     Probes measure what the sum of single-group changes misses (a layer between two cut
     groups costs about c_in x c_out); :class:`~trtprune.lut.predict.LatencyModel` fits its
-    joined-layer weight to them. Their widths are in ``meta.config['probes']``.
+    joined-layer weight to them. Their widths are in ``meta.config['probe_widths']``.
     """
 
     name: str
