@@ -187,14 +187,18 @@ class _StructuralRunner:
     """A stand-in engine whose latency is a function of its structure only (parameters and inputs).
 
     Two blocks that build the same engine cost the same here, as in a real engine; ``scale``
-    changes every latency (to tell a re-measured row from a kept one).
+    changes every latency (to tell a re-measured row from a kept one); with ``aligned`` > 0 a
+    conv whose output count is not a multiple of it costs extra (a staircase edge to refine).
     """
 
-    def __init__(self, module, inputs, shape, scale: float) -> None:
+    def __init__(self, module, inputs, shape, scale: float, aligned: int = 0) -> None:
         import torch
 
         inputs = inputs if inputs is not None else (torch.zeros(shape),)
         size = sum(p.numel() for p in module.parameters()) + sum(x.numel() for x in inputs)
+        if aligned:
+            convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+            size += 20_000 * sum(1 for m in convs if m.out_channels % aligned)
         self.ms = scale * 1e-6 * (size + 1000)
 
     def timed(self, iterations: int) -> float:
@@ -209,14 +213,16 @@ def structural(monkeypatch):
     """Engines replaced by :class:`_StructuralRunner`; the state counts engines and sets kill points."""
     from trtprune.lut import build
 
-    state = {"engines": 0, "kill_at_engine": None, "kill_at_copy": None, "copies": 0, "scale": 1.0}
+    state = {"engines": 0, "kill_at_engine": None, "kill_at_copy": None, "copies": 0, "scale": 1.0, "aligned": 0}
 
     def prepare(self, model, example_inputs=None):
         if state["kill_at_engine"] is not None and state["engines"] >= state["kill_at_engine"]:
             raise KeyboardInterrupt("killed")
         state["engines"] += 1
         self.engines += 1
-        return _StructuralRunner(model, example_inputs, tuple(self.loaded.input_shape), state["scale"])
+        return _StructuralRunner(
+            model, example_inputs, tuple(self.loaded.input_shape), state["scale"], state["aligned"]
+        )
 
     copy = build._Builder._copy
 
@@ -331,3 +337,25 @@ def test_join_weight_is_fitted_to_the_probes(tmp_path, structural, weight):
             ],
         )
         assert LatencyModel(store).join_weight == pytest.approx(weight, abs=0.1)
+
+
+def test_refinement_finds_edges_and_resumes_to_the_same_widths(tmp_path, structural):
+    """Refinement splits the intervals where the staircase jumps; a build killed in a refinement
+    pass and resumed ends with exactly the widths of an uninterrupted build."""
+    refined = LutConfig(**{**BLOCK.__dict__, "refine": True, "step": 16, "small": 4})
+    structural["aligned"] = 16  # off-multiple output counts cost extra: an edge beside every multiple of 16
+    whole = build_lut(refined, tmp_path / "whole.db")
+    rows = _all_rows(tmp_path / "whole.db")
+    measured = {k for k, r in rows.items() if not r.copied_from}  # copies are stored after every pass
+    grid = {(g, w) for g, w in measured if w % 16 == 0}
+    assert len(measured) > len(grid)  # refinement added widths
+    engines = structural["engines"]
+    structural.update(engines=0, kill_at_engine=engines - 3)  # killed late: in a refinement pass
+    with pytest.raises(KeyboardInterrupt):
+        build_lut(refined, tmp_path / "killed.db")
+    partial = set(_all_rows(tmp_path / "killed.db"))
+    assert grid <= partial < measured  # killed in a refinement pass
+    structural["kill_at_engine"] = None
+    build_lut(refined, tmp_path / "killed.db")
+    assert set(_all_rows(tmp_path / "killed.db")) == set(rows)
+    assert whole.measured + whole.copied == len(rows) - 1  # every row but the base
