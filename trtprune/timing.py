@@ -22,7 +22,7 @@ stays above it) after ``retries`` repeats is flagged ``noisy``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -40,9 +40,8 @@ class TimingConfig:
     max_spread: float = 0.05
     retries: int = 2
     min_rounds: int = 0  # > 0: stop after this many rounds (an even count) once every candidate is precise enough
-    target_se_ms: float = (
-        0.0  # precise enough: standard error (ms) of the median, or of the change beside the reference
-    )
+    # precise enough: standard error (ms) of the median, or of the change beside the reference
+    target_se_ms: float = 0.0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -149,7 +148,7 @@ def measure_interleaved(
             spent += timed(inner[name])
     results = _rounds(candidates, inner, config, refs)
     for attempt in range(config.retries):
-        noisy = [n for n, t in results.items() if t.noisy and (n in refs or not refs)]
+        noisy = [n for n in _judged(results, refs) if results[n].noisy]
         if not noisy:
             break
         log.info("re-measuring %d noisy candidate(s), attempt %d", len(noisy), attempt + 1)
@@ -161,13 +160,18 @@ def measure_interleaved(
     return results
 
 
+def _judged(names: Iterable[str], refs: Mapping[str, str]) -> list[str]:
+    """The candidates whose precision counts: the paired ones when there are references, else all."""
+    return [n for n in names if n in refs or not refs]
+
+
 def _rounds(
     candidates: Mapping[str, Timed], inner: dict[str, int], config: TimingConfig, refs: Mapping[str, str]
 ) -> dict[str, Timing]:
     """Interleaved rounds. With ``min_rounds`` and ``target_se_ms``, a candidate leaves the rounds
     once it is precise enough (a reference stays while any of its candidates runs)."""
     samples: dict[str, dict[int, float]] = {n: {} for n in candidates}
-    judged = [n for n in candidates if n in refs] if refs else list(candidates)
+    judged = _judged(candidates, refs)
     active = list(candidates)
     for r in range(config.rounds):
         order = active if r % 2 == 0 else active[::-1]  # alternate the order so no candidate always runs first

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,7 @@ class _Builder:
         self._measured_by: dict[str, str] = {}  # signature -> the group whose block is measured for it
         self._refs: dict[str, Runner] = {}  # signature -> the unpruned block, prepared once
         self._base_runner: Runner | None = None
+        self._pair_sources: dict[str, tuple[str, str]] = {}  # joint-block signature -> the pair measured for it
         self.timing = config.timing
         if config.mode == "block":
             self.timing = replace(
@@ -292,7 +293,7 @@ class _Builder:
             if not any(pending.values()):
                 break
         for i, (group, source) in enumerate(copies):
-            self._copy(i, group, source)
+            self._copy(i, len(copies), group, source)
 
     def _measure(self, jobs: list[tuple[ChannelGroup, int]], label: str) -> None:
         """Time ``(group, width)`` candidates in interleaved batches beside their groups' references."""
@@ -328,7 +329,7 @@ class _Builder:
                 }
             )
 
-    def _copy(self, index: int, group: ChannelGroup, source: str) -> None:
+    def _copy(self, index: int, total: int, group: ChannelGroup, source: str) -> None:
         """Store the rows of ``source`` (an identical block, measured earlier) for ``group``."""
         have = self.store.done(group.name)
         rows = [replace(r, group=group.name, copied_from=source) for r in self.store.rows(source)]
@@ -338,15 +339,14 @@ class _Builder:
             self.store.add(todo)
             self.copied += len(todo)
             log.info("%s: %d rows copied from the identical block of %s", group.name, len(todo), source)
-        self.progress(
-            {"group": group.name, "index": index, "groups": len(self.groups.groups), "measured": self.measured}
-        )
+        self.progress({"group": f"copies: {group.name}", "index": index, "groups": total, "measured": self.measured})
 
     def pair(self, a: ChannelGroup, b: ChannelGroup) -> None:
         from trtprune.lut.block import signature
         from trtprune.surgery import prune_copy
 
-        wa, wb = self._half(a), self._half(b)
+        wa = half_width(a, self.config.step, self.config.small)
+        wb = half_width(b, self.config.step, self.config.small)
         widths = {"a": {a.name: wa}, "b": {b.name: wb}, "ab": {a.name: wa, b.name: wb}}
         if self.config.mode == "block":
             block = extract_pair_block(self, a, b)
@@ -376,16 +376,12 @@ class _Builder:
         if reference is not self._base_runner:
             reference.close()
 
-    def _half(self, group: ChannelGroup) -> int:
-        return half_width(group, self.config.step, self.config.small)
-
     def run(self) -> float:
         base_ms = self.base()
         self.timing = replace(self.timing, target_se_ms=self.config.row_error * base_ms)
         self.measure_groups(base_ms)
         for sig in list(self._refs):
             self._refs.pop(sig).close()
-        self._pair_sources: dict[str, tuple[str, str]] = {}
         done = {(p.a, p.b) for p in self.store.pairs()}
         edges = joined_pairs(self.groups) if self.config.pairs else []
         for i, (a, b) in enumerate(edges):
@@ -426,7 +422,7 @@ def probe_widths(groups: ModelGroups, config: LutConfig) -> dict[str, dict[str, 
 
 
 def half_width(group: ChannelGroup, step: int, small: int) -> int:
-    """The grid width nearest half the group (where a pair's interaction, or the probe, is measured)."""
+    """The grid width nearest half the group (where a pair's interaction is measured)."""
     grid = [w for w in grid_widths(group.channels, step, small, group.partitions) if w < group.channels]
     if not grid:  # a group narrower than the step: cut it in half
         return max(group.partitions, group.channels // 2 // group.partitions * group.partitions)
@@ -459,11 +455,6 @@ def merge_groups(a: ChannelGroup, b: ChannelGroup) -> ChannelGroup:
     return replace(
         a, producers=a.producers + b.producers, consumers=a.consumers + b.consumers, layers=a.layers + b.layers
     )
-
-
-def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
-    for i in range(0, len(items), max(1, n)):
-        yield items[i : i + n]
 
 
 def build_lut(

@@ -45,10 +45,11 @@ class LatencyModel:
         for row in store.rows():
             if row.group == BASE:
                 continue
-            change = self._scaled(row.median_ms - row.ref_ms, row.ref_ms, network)
             if row.group in refs:  # block mode: a share of the block, times the block in the base's frame
                 block_ms, net_ms = refs[row.group]
                 change = (row.median_ms / row.ref_ms - 1.0) * block_ms / net_ms * self.base_ms
+            else:
+                change = self._scaled(row.median_ms - row.ref_ms, row.ref_ms, network)
             curves[row.group][row.width] = change
         for name, width in self.meta.widths.items():
             curves[name].setdefault(width, 0.0)  # the current width costs nothing extra
