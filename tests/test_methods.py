@@ -9,6 +9,7 @@ import pytest
 
 from trtprune.errors import InfeasibleBudget
 from trtprune.lut.build import LutConfig, build_lut
+from trtprune.methods.base import method_names
 from trtprune.timing import TimingConfig
 
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
@@ -63,6 +64,26 @@ def test_unknown_method_is_one_line(run_cli, setup, tmp_path):
     assert not (tmp_path / "r").exists()
     code, _, err = run_cli("compare", "--lut", table, "--budgets", "0.5,x", "--out", tmp_path / "c")
     assert code == 2 and "--budgets" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args,says",
+    [
+        (["--importance", "sp-lamb"], "unknown importance 'sp-lamb'; choose one of: l1, l2, lamp, random, sp-lamp,"),
+        (["--method", "halp", "--importance", "sp-lamp"], "method 'halp' does not take option 'importance'; it takes: batches, table"),
+        (["--method", "uniform", "--option", "batches=3"], "method 'uniform' does not take option 'batches'; it takes none"),
+        (["--option", "batches"], "write options as NAME:KEY=VALUE"),
+    ],
+)  # fmt: skip
+def test_bad_importance_or_method_option_is_one_line_naming_the_choices(run_cli, setup, tmp_path, args, says):
+    _, _, table, *_ = setup
+    code, _, err = run_cli("prune", "--lut", table, "--budget-ratio", "0.5", *args, "--out", tmp_path / "r")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and says in err, err
+    assert not (tmp_path / "r").exists()
+    code, _, err = run_cli(
+        "compare", "--lut", table, "--methods", "sp-lamp,halp:importance=l1", "--out", tmp_path / "c"
+    )
+    assert code == 2 and "method 'halp' does not take option 'importance'" in err and not (tmp_path / "c").exists()
 
 
 # HALP -----------------------------------------------------------------------------------
@@ -263,3 +284,89 @@ def test_matching_jumps_to_the_smallest_goal_the_method_can_do():
 
     m = match_target(decide, lambda c: c, lambda c: c * 0.5, target=0.32, base=1.0, rounds=3)
     assert m.met and m.measured <= 0.32 and calls[1] == pytest.approx(0.6)
+
+
+# the MAC-cost ablation and the Torch-Pruning baseline ------------------------------------------
+@pytest.mark.parametrize("name,shape", [("resnet20", (1, 1, 28, 28)), ("mobilenet_v2", (1, 3, 64, 64))])
+def test_mac_cost_predicts_the_macs_of_the_pruned_network(name, shape):
+    from trtprune.groups import find_groups
+    from trtprune.methods.macs import MacCost, layer_macs
+    from trtprune.models import build_model
+    from trtprune.report import _flops
+    from trtprune.surgery import prune_copy
+
+    model = build_model(name, shape)
+    groups = find_groups(model, shape)
+    full = {g.name: g.channels for g in groups.groups}
+    cost = MacCost(layer_macs(model, shape, groups), full, full, ref_ms=2.0)
+    base_macs = _flops(model, list(shape))
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        widths = {g.name: g.partitions * int(rng.integers(1, g.channels // g.partitions + 1)) for g in groups.groups}
+        macs = _flops(prune_copy(model, groups, widths), list(shape))
+        assert cost.predict_widths(widths) == pytest.approx(2.0 * macs / base_macs, rel=1e-9)
+    g = groups.groups[1]
+    assert cost.delta_ms(g.name, g.channels) == 0 and cost.delta_ms(g.name, 1) < 0
+
+
+def test_torch_pruning_baseline_is_the_librarys_choice(setup):
+    import copy
+
+    import torch
+    import torch_pruning as tp
+
+    from trtprune.methods import get_method
+    from trtprune.methods.tp_baseline import tp_width
+
+    _, _, _, model, groups, latency = setup
+    method = get_method("torch-pruning")
+    job = type("Job", (), {})()
+    job.loaded = type("Loaded", (), {"model": model, "input_shape": (1, 1, 28, 28)})()
+    job.base_groups = groups
+    method.setup(job)
+    state = _state(setup)
+    state.scores = method.score(state)
+    goal = 0.6 * latency.base_ms
+    d = method.decide(state, goal)
+    assert d.predicted_ms <= goal + 1e-9
+    # the same ratio given to Torch-Pruning directly removes the same channels
+    ratio = next(
+        r for r in np.linspace(0, 0.99, 1000) if all(tp_width(g.channels, r) == d.widths[g.name] for g in groups.groups)
+    )
+    ref = copy.deepcopy(model)
+    pruner = tp.pruner.MetaPruner(
+        ref, torch.randn(1, 1, 28, 28), importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=ratio,
+        ignored_layers=[ref.fc],
+    )  # fmt: skip
+    names = {m: n for n, m in ref.named_modules()}
+    for tp_group in pruner.step(interactive=True):
+        name = names[tp_group[0].dep.target.module]
+        dropped = {int(i) for i in tp_group[0].idxs}
+        assert d.plan.groups[name] == [i for i in range(groups.by_name[name].channels) if i not in dropped]
+    # a second stage never keeps a channel the first removed, even asked for less pruning
+    later = _state(setup, current=d.widths, plan=d.plan)
+    d2 = method.decide(later, 0.9 * latency.base_ms)
+    for name, kept in d2.plan.groups.items():
+        assert set(kept) <= set(d.plan.groups.get(name, kept))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", method_names())
+def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name):
+    from trtprune.prune import PruneConfig, run_prune
+
+    _, _, table, *_ = setup
+    config = PruneConfig(
+        lut=str(table),
+        budget_ratio=0.7,
+        method=name,
+        stages=1,
+        limit_train=256,
+        limit_eval=256,
+        out=str(tmp_path / "r"),
+    )
+    report = json.loads((run_prune(config) / "report.json").read_text())
+    assert report["method"]["method"] == name
+    assert report["stages"][-1]["measured_share"] <= 0.7  # the matched choice measured within the budget
+    assert report["meets_budget"], report["measured_share"]  # and so does the final measurement of model.onnx
+    assert report["params"] < report["base_params"]

@@ -101,7 +101,9 @@ def train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device")] = "cpu",
     workers: Annotated[int, typer.Option("--workers")] = 0,
-    limit: Annotated[int | None, typer.Option("--limit", help="use only the first N training samples")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="train on N training samples drawn at random (seeded by --seed)")
+    ] = None,
 ) -> None:
     """Train (or fine-tune a pruned) model; works under torchrun for data parallel."""
     from trtprune.finetune import TrainJob, run_train_job
@@ -383,10 +385,18 @@ def prune(
     data: Annotated[str, typer.Option("--data")] = "fashion-mnist",
     data_root: DataRootOpt = None,
     method: Annotated[
-        str, typer.Option("--method", help="sp-lamp (default), halp, lap, uniform, global-l1")
+        str,
+        typer.Option("--method", help="sp-lamp (default), halp, lap, uniform, global-l1, sp-lamp-macs, torch-pruning"),
     ] = "sp-lamp",
     importance: Annotated[
-        str | None, typer.Option("--importance", help="sp-lamp's scorer: sp-lamp, lamp, l1, l2, taylor-bn, random")
+        str | None,
+        typer.Option(
+            "--importance",
+            help="sp-lamp's scorer: sp-lamp, sp-lamp-taylor, sp-lamp-group, lamp, l1, l2, taylor-bn, random",
+        ),
+    ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", help="a method option KEY=VALUE (repeatable), e.g. batches=20")
     ] = None,
     stages: Annotated[int, typer.Option("--stages")] = 1,
     finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = 1,
@@ -400,13 +410,17 @@ def prune(
     calib: Annotated[Path | None, typer.Option("--calib", help="INT8 calibration .npy (see calib/README.md)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="run directory (default under engines/)")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    limit: Annotated[int | None, typer.Option("--limit", help="fine-tune on the first N training samples")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="each fine-tune uses N training samples drawn at random (seeded)")
+    ] = None,
 ) -> None:
     """Prune to a latency budget (SP-LAMP + group knapsack by default) over k stages, fine-tune, export, engine, report."""
+    from trtprune.methods.base import parse_method_spec
     from trtprune.prune import PruneConfig, run_prune
 
     if lut is None:
         lut = _default_lut(model)
+    method, options = parse_method_spec(":".join([method, *(option or [])]))
     config = PruneConfig(
         lut=str(lut),
         budget_ms=budget_ms,
@@ -417,6 +431,7 @@ def prune(
         data=data,
         data_root=str(data_root) if data_root else None,
         method=method,
+        method_options=options,
         importance=importance,
         stages=stages,
         finetune_epochs=finetune_epochs,
@@ -440,7 +455,13 @@ def prune(
 @app.command()
 def compare(
     model: Annotated[str | None, typer.Argument(help="model (default: the table's)")] = None,
-    methods: Annotated[str, typer.Option("--methods", help="comma list")] = "sp-lamp,halp,lap,uniform,global-l1",
+    methods: Annotated[
+        str,
+        typer.Option(
+            "--methods",
+            help="comma list of methods, each NAME or NAME:KEY=VALUE (e.g. sp-lamp:importance=sp-lamp-group)",
+        ),
+    ] = "sp-lamp,halp,lap,uniform,global-l1",
     budgets: Annotated[str, typer.Option("--budgets", help="comma list of budget ratios")] = "0.3,0.5,0.7",
     seeds: Annotated[int, typer.Option("--seeds", help="runs per method and budget (seeds 0..N-1)")] = 1,
     lut: Annotated[Path | None, typer.Option("--lut", help="latency table (default: engines/<model>/lut.db)")] = None,
@@ -450,7 +471,9 @@ def compare(
     stages: Annotated[int, typer.Option("--stages")] = 1,
     finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = 1,
     lr: Annotated[float, typer.Option("--lr")] = 0.01,
-    limit: Annotated[int | None, typer.Option("--limit", help="fine-tune on the first N training samples")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="each fine-tune uses N training samples drawn at random (seeded)")
+    ] = None,
     limit_eval: Annotated[
         int | None, typer.Option("--limit-eval", help="per-stage top-1 on the first N test samples")
     ] = None,

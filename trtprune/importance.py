@@ -1,17 +1,37 @@
 """Channel importance, one score per channel of a group; a registry (``--importance``).
 
 A scorer sees one group and returns one score per group channel (Torch-Pruning's
-separation): it never walks the model. ``sp-lamp`` (default, paper Eq. 2/3),
-``lamp`` (LAMP on the producers' filters alone), ``l1``, ``l2``, ``taylor-bn``
-(HALP's Eq. 27: |g_gamma gamma + g_beta beta| over the group's norms, from
-gradients of a few batches) and ``random``.
+separation): it never walks the model. Registered:
+
+- ``sp-lamp``: the paper's objective (Eq. 5/8 sum over *layers*). Every producer
+  layer of the group gets its own Eq. 2 curve (its own squared output-filter norms
+  times the squared norms of the channel's input slices in the group's consumers,
+  its own ascending order and suffix sums, its own score-1 filter; Eq. 3 where the
+  group has no consumer weights), and a channel's score is the sum over the
+  producers. Layers tied to one width add their curves, so a residual group that
+  ties seven convs is worth about seven single-layer groups.
+- ``sp-lamp-taylor`` (beyond the paper): the same ranking inside each group, each
+  group's curve scaled so that its full value equals the group's loss sensitivity,
+  its first-order Taylor total (HALP's Eq. 27 on the group's batch norms, averaged
+  over mini-batches; the output filters' |sum w g| for a group without norms).
+- ``sp-lamp-group``: one Eq. 2 curve per group from norms summed over all its
+  producers and consumers (trtprune before 0.2; kept for the record): every group's
+  best channel is worth 1 whatever the group controls.
+- ``lamp`` (LAMP on the producers' filters alone), ``l1``, ``l2``, ``taylor-bn``
+  (HALP's Eq. 27 over the group's norms) and ``random``.
+
+Always kept: every group keeps at least its best channel (the knapsack's options are
+prefix sets of one channel or more). The paper's "keep every score-1 filter" exists to
+stop a layer from collapsing; the layers of a coupled group share one width, so one
+surviving channel keeps all of them alive, and every producer's score-1 filter is
+worth at least 1 in the sum.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,14 +67,16 @@ def sp_lamp(out_sq: np.ndarray, in_sq: np.ndarray | None = None) -> np.ndarray:
 
 @dataclass
 class ScoreContext:
-    """What scorers may need beyond the weights: gradients for Taylor, a seed for random."""
+    """What scorers may need beyond the weights: a seed for random, first-order Taylor
+    sensitivities for the loss-based scores (:func:`taylor_per_layer`)."""
 
     seed: int = 0
-    grads: dict[str, Any] | None = None  # parameter name -> accumulated gradient tensor
+    taylor: dict[str, np.ndarray] | None = None  # layer -> per own output channel, averaged over batches
 
 
 Scorer = Callable[["ModelGroups", "ChannelGroup", ScoreContext], np.ndarray]
 SCORERS: Registry[Scorer] = Registry("importance")
+NEEDS_TAYLOR = frozenset({"taylor-bn", "sp-lamp-taylor"})  # scorers that read ScoreContext.taylor
 
 
 def score_groups(
@@ -62,11 +84,43 @@ def score_groups(
 ) -> dict[str, np.ndarray]:
     scorer = SCORERS.get(name)
     context = context or ScoreContext()
+    if name in NEEDS_TAYLOR and context.taylor is None:
+        from trtprune.errors import TrtpruneError
+
+        raise TrtpruneError(f"{name} importance needs gradients: pass --data so a few batches can be run")
     return {g.name: scorer(groups, g, context) for g in groups.groups}
+
+
+def layer_sp_lamp(groups: ModelGroups, group: ChannelGroup) -> dict[str, np.ndarray]:
+    """Each producer layer's own Eq. 2 scores (Eq. 3 without consumer weights), indexed by group
+    channel (0 where the layer does not carry the channel)."""
+    from trtprune.norms import channel_sq_norms, producer_norms
+
+    in_sq = channel_sq_norms(groups, group, "in")
+    per_layer = {}
+    for layer, out_sq in producer_norms(groups, group).items():
+        carried = np.flatnonzero(~np.isnan(out_sq))
+        scores = np.zeros(group.channels)
+        scores[carried] = sp_lamp(out_sq[carried], in_sq[carried] if in_sq.any() else None)
+        per_layer[layer] = scores
+    if not per_layer:  # no conv/linear producer (e.g. a bare parameter): the consumers' side alone
+        per_layer["consumers"] = sp_lamp(in_sq)
+    return per_layer
 
 
 @SCORERS.register("sp-lamp")
 def _sp_lamp(groups: ModelGroups, group: ChannelGroup, _: ScoreContext) -> np.ndarray:
+    return np.sum(list(layer_sp_lamp(groups, group).values()), axis=0)
+
+
+@SCORERS.register("sp-lamp-taylor")
+def _sp_lamp_taylor(groups: ModelGroups, group: ChannelGroup, context: ScoreContext) -> np.ndarray:
+    scores = _sp_lamp(groups, group, context)
+    return scores * (group_sensitivity(groups, group, context) / scores.sum())
+
+
+@SCORERS.register("sp-lamp-group")
+def _sp_lamp_group(groups: ModelGroups, group: ChannelGroup, _: ScoreContext) -> np.ndarray:
     from trtprune.norms import channel_sq_norms
 
     in_sq = channel_sq_norms(groups, group, "in")
@@ -100,38 +154,70 @@ def _random(groups: ModelGroups, group: ChannelGroup, context: ScoreContext) -> 
     return np.random.default_rng(seed).random(group.channels)
 
 
-@SCORERS.register("taylor-bn")
-def _taylor_bn(groups: ModelGroups, group: ChannelGroup, context: ScoreContext) -> np.ndarray:
-    """HALP Eq. 27: |g_gamma * gamma + g_beta * beta| summed over the group's norm layers."""
-    from trtprune.errors import TrtpruneError
-
-    if context.grads is None:
-        raise TrtpruneError("taylor-bn importance needs gradients: pass --data so a few batches can be run")
+def _taylor_of(group: ChannelGroup, taylor: dict[str, np.ndarray], kinds) -> np.ndarray:
     total = np.zeros(group.channels)
     for m in group.members:
-        if not m.kind.startswith("BatchNorm"):
-            continue
-        module = groups.model.get_submodule(m.layer)
-        gw, gb = context.grads.get(f"{m.layer}.weight"), context.grads.get(f"{m.layer}.bias")
-        if gw is None or gb is None:
-            continue
-        t = (gw * module.weight.detach() + gb * module.bias.detach()).abs().double().numpy()
-        np.add.at(total, np.asarray(m.root_idxs), t[np.asarray(m.idxs)])
+        if m.role == "out" and kinds(m.kind) and m.layer in taylor:
+            np.add.at(total, np.asarray(m.root_idxs), taylor[m.layer][np.asarray(m.idxs)])
     return total
 
 
-def accumulate_grads(model, batches, device: str = "cpu") -> dict[str, Any]:
-    """Sum of the loss gradients of every parameter over ``batches`` (for taylor-bn)."""
+def _is_bn(kind: str) -> bool:
+    return kind.startswith("BatchNorm")
+
+
+@SCORERS.register("taylor-bn")
+def _taylor_bn(groups: ModelGroups, group: ChannelGroup, context: ScoreContext) -> np.ndarray:
+    """HALP Eq. 27: |g_gamma * gamma + g_beta * beta| summed over the group's norm layers."""
+    return _taylor_of(group, context.taylor, _is_bn)
+
+
+def group_sensitivity(groups: ModelGroups, group: ChannelGroup, context: ScoreContext) -> float:
+    """The group's first-order Taylor total: Taylor-BN over its batch norms, or, for a group
+    without batch norms, |sum w g| over its producers' output filters."""
+    from trtprune.norms import is_weighted
+
+    total = _taylor_of(group, context.taylor, _is_bn)
+    if not any(_is_bn(m.kind) for m in group.members):
+        total = _taylor_of(group, context.taylor, is_weighted)
+    return float(total.sum())
+
+
+def taylor_per_layer(model, batches, device: str = "cpu") -> dict[str, np.ndarray]:
+    """First-order Taylor sensitivity of every output channel, averaged over ``batches``.
+
+    Per mini-batch (HALP's practice: the absolute value is taken per batch, then averaged):
+    for a batch norm |g_gamma gamma + g_beta beta| per channel (HALP Eq. 27); for a conv or
+    linear |sum over the channel's output filter of w g|. The model is left in eval mode.
+    """
     import torch
     import torch.nn.functional as F
 
+    layers = {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm | torch.nn.modules.conv._ConvNd | torch.nn.Linear)
+        and getattr(m, "weight", None) is not None
+    }
+    total: dict[str, torch.Tensor] = {}
+    n = 0
     model.train()
-    grads: dict[str, torch.Tensor] = {}
     for x, y in batches:
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x.to(device)), y.to(device)).backward()
-        for name, p in model.named_parameters():
-            if p.grad is not None:
-                grads[name] = grads.get(name, 0) + p.grad.detach().cpu()
+        with torch.no_grad():
+            for name, m in layers.items():
+                if m.weight.grad is None:
+                    continue
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    t = m.weight.grad * m.weight
+                    if m.bias is not None and m.bias.grad is not None:
+                        t = t + m.bias.grad * m.bias
+                else:
+                    dim = 1 if getattr(m, "transposed", False) else 0
+                    t = (m.weight.grad * m.weight).transpose(0, dim).reshape(m.weight.shape[dim], -1).sum(1)
+                total[name] = total.get(name, 0) + t.abs().double().cpu()
+        n += 1
+    model.zero_grad(set_to_none=True)
     model.eval()
-    return grads
+    return {name: (t / max(n, 1)).numpy() for name, t in total.items()}

@@ -85,8 +85,10 @@ def match_target(
             if best_over is None or measured < best_over[1]:
                 best_over = (choice, measured)
             hi = goal if hi is None or goal < hi else hi
-        saving = max(base - measured, 1e-9 * base)
-        nxt = base - (base - target) * (base - predicted) / saving  # secant on the saving
+        if measured < base:
+            nxt = base - (base - target) * (base - predicted) / (base - measured)  # secant on the saving
+        else:  # measured no saving at all: no secant; step down by the excess
+            nxt = goal - (measured - target)
         if lo is not None and hi is not None and not lo < nxt < hi:
             nxt = (lo + hi) / 2
         elif hi is not None and nxt >= hi:

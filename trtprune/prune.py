@@ -63,10 +63,7 @@ class PruneConfig:
         options = dict(self.method_options)
         if self.importance is not None:
             options["importance"] = self.importance
-        try:
-            return get_method(self.method, options)
-        except TypeError as exc:
-            raise UsageError(f"method {self.method!r} does not take these options ({exc}); drop them") from None
+        return get_method(self.method, options)
 
 
 @dataclass
@@ -200,7 +197,6 @@ class _Job:
         round_to = self.config.round_to or self.latency.meta.step
         k = max(1, self.config.stages)
         base = self.latency.base_ms
-        tcfg = self._finetune_config(0)
         method = self.method
         t0 = time.perf_counter()
         method.setup(self)
@@ -223,6 +219,7 @@ class _Job:
                 stages=k,
                 seed=self.config.seed,
                 job=self,
+                plan=self.plan,
             )
             t0 = time.perf_counter()
             state.scores = _removed_last(method.score(state), self.plan)
@@ -231,6 +228,7 @@ class _Job:
             if mask is not None:
                 mask.remove()
             mask = apply_masks(groups, decision.plan, self.name)
+            tcfg = self._finetune_config(s - 1)  # every stage fine-tunes on other samples
             result = train(model, self.train_set, self.test_set, tcfg, mask_hook=lambda _m, m=mask: m.apply())
             current = decision.widths
             self.plan = decision.plan
@@ -359,7 +357,7 @@ class _Job:
         from trtprune.train import train
 
         apply_plan(find_groups(model, shape), self.plan, self.name)
-        tcfg = self._finetune_config(1)
+        tcfg = self._finetune_config(len(self.stages))
         self.final = train(model, self.train_set, self.test_set, tcfg)
         self.plan.save(out / "plan.json")
         pre = self.spec.preprocessing.to_json()

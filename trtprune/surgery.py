@@ -83,13 +83,16 @@ def _param_slices(module: nn.Module, member: Member) -> list[tuple[torch.nn.Para
     return out
 
 
-def _member_slices(groups: ModelGroups, plan: Plan, producers_only: bool):
+def _member_slices(groups: ModelGroups, plan: Plan, producers_only: bool, model: nn.Module | None = None):
+    """(parameter, dim, indices) of every slice ``plan`` removes, of ``model`` (default: the
+    model ``groups`` was traced on; or a copy of it)."""
+    model = groups.model if model is None else model
     for name, pruned in _pruned(groups, plan).items():
         drop = set(pruned)
         for m in groups.by_name[name].members:
             if producers_only and m.role != "out" and not _is_norm(m.kind):
                 continue
-            module = groups.model.get_submodule(m.layer) if m.kind != "Parameter" else None
+            module = model.get_submodule(m.layer) if m.kind != "Parameter" else None
             if module is None:
                 raise UnsupportedModelError(
                     f"soft masks do not support the bare parameter {m.layer!r} in group {name!r}"
@@ -149,6 +152,16 @@ class SoftMask:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+
+def zero_removed(groups: ModelGroups, plan: Plan, model: nn.Module) -> None:
+    """Zero every slice of the channels ``plan`` removes in ``model`` (a copy of the model ``groups``
+    was traced on), consumers' input slices included: removed channels then weigh nothing."""
+    import torch
+
+    with torch.no_grad():
+        for param, dim, idxs in _member_slices(groups, plan, producers_only=False, model=model):
+            param.index_fill_(dim, torch.as_tensor(idxs, dtype=torch.long), 0.0)
 
 
 def apply_masks(groups: ModelGroups, plan: Plan, model_name: str) -> SoftMask:

@@ -39,7 +39,9 @@ class TrainConfig:
     """Hyper-parameters of one training or fine-tuning run.
 
     ``batch_size`` is per process: under ``torchrun`` the global batch is
-    ``batch_size * WORLD_SIZE``. ``limit_train``/``limit_test`` keep the first N samples.
+    ``batch_size * WORLD_SIZE``. ``limit_train`` trains on N samples drawn at random (seeded
+    by ``seed``, so every fine-tune of a staged run sees other samples); ``limit_test``
+    evaluates on the first N.
     """
 
     epochs: int = 1
@@ -166,10 +168,15 @@ def _process_group(device: torch.device) -> Iterator[bool]:
             dist.destroy_process_group()
 
 
-def _limit(dataset: Dataset, limit: int | None) -> Dataset:
-    if limit is not None and limit < len(dataset):
+def _limit(dataset: Dataset, limit: int | None, seed: int | None = None) -> Dataset:
+    """The first ``limit`` samples, or with ``seed`` a random subset of that size (the same on
+    every rank: it depends on the seed only)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    if seed is None:
         return Subset(dataset, range(limit))
-    return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    return Subset(dataset, sorted(order[:limit].tolist()))
 
 
 def _logits(out: Any) -> torch.Tensor:
@@ -285,7 +292,7 @@ def train(
     """
     config = config or TrainConfig()
     device = _resolve_device(config.device)
-    train_set, test_set = _limit(train_set, config.limit_train), _limit(test_set, config.limit_test)
+    train_set, test_set = _limit(train_set, config.limit_train, config.seed), _limit(test_set, config.limit_test)
     if len(train_set) == 0:
         raise DataError("cannot train on an empty dataset")
     rng_devices = [device.index] if device.type == "cuda" else []

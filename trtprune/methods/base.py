@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
 
     from trtprune.decision import Decision
     from trtprune.groups import ModelGroups
+    from trtprune.importance import ScoreContext
     from trtprune.lut.predict import LatencyModel
+    from trtprune.plan import Plan
 
 METHODS: Registry[type[Method]] = Registry("method")
 
@@ -26,14 +29,63 @@ _MODULES = {
     "lap": "trtprune.methods.lap",
     "uniform": "trtprune.methods.uniform",
     "global-l1": "trtprune.methods.uniform",
+    "sp-lamp-macs": "trtprune.methods.macs",
+    "torch-pruning": "trtprune.methods.tp_baseline",
 }
+
+
+def method_class(name: str) -> type[Method]:
+    """The registered class of method ``name`` (its module imported on first use)."""
+    if name in _MODULES and name not in METHODS:
+        importlib.import_module(_MODULES[name])
+    return METHODS.get(name)
+
+
+def method_options(name: str) -> list[str]:
+    """The options method ``name`` takes (its constructor's keyword arguments)."""
+    params = inspect.signature(method_class(name).__init__).parameters.values()
+    return [p.name for p in params if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
 
 
 def get_method(name: str, options: dict[str, Any] | None = None) -> Method:
     """A fresh instance of method ``name`` (one per prune run: methods may keep state across stages)."""
-    if name in _MODULES and name not in METHODS:
-        importlib.import_module(_MODULES[name])
-    return METHODS.get(name)(**(options or {}))
+    from trtprune.errors import UsageError
+
+    options = options or {}
+    valid = method_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        takes = f"it takes: {', '.join(valid)}" if valid else "it takes none"
+        raise UsageError(f"method {name!r} does not take option {unknown[0]!r}; {takes}")
+    return method_class(name)(**options)
+
+
+def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``NAME[:KEY=VALUE...]`` -> (name, options), e.g. ``sp-lamp:importance=sp-lamp-group``.
+
+    Values that read as integers or floats become numbers. The spec is checked against the
+    method's options (:func:`get_method` raises a one-line usage error naming the valid ones).
+    """
+    from trtprune.errors import UsageError
+
+    name, *parts = spec.strip().split(":")
+    options: dict[str, Any] = {}
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if not eq or not key:
+            raise UsageError(f"method spec {spec!r}: write options as NAME:KEY=VALUE, e.g. sp-lamp:importance=sp-lamp")
+        options[key.strip()] = _number_or_text(value.strip())
+    get_method(name, options)  # fails now, naming the choices, rather than after earlier runs
+    return name, options
+
+
+def _number_or_text(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def method_names() -> list[str]:
@@ -56,6 +108,7 @@ class StageState:
     stages: int
     seed: int
     job: Any = None
+    plan: Plan | None = None  # the earlier stages' decision (None at the first stage)
     scores: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -72,14 +125,13 @@ class Method:
     def setup(self, job: Any) -> None:
         """One-off work before the first stage (e.g. measuring a method's own table)."""
 
+    taylor_batches = 10  # mini-batches the Taylor sensitivities are averaged over (HALP's 10)
+
     def score(self, state: StageState) -> dict[str, np.ndarray]:
         """One score per channel of every group, higher is kept first."""
-        from trtprune.importance import ScoreContext, accumulate_grads, score_groups
+        from trtprune.importance import score_groups
 
-        context = ScoreContext(seed=state.seed)
-        if self.importance == "taylor-bn":
-            context.grads = accumulate_grads(state.model, state.job.batches(4))
-        return score_groups(state.groups, self.importance, context)
+        return score_groups(state.groups, self.importance, score_context(state, self.importance, self.taylor_batches))
 
     def decide(self, state: StageState, goal_ms: float) -> Decision:
         """Widths and kept channels whose predicted latency is at most ``goal_ms`` (table ms)."""
@@ -88,6 +140,17 @@ class Method:
     def describe(self) -> dict[str, Any]:
         """What the report records about the method (its settings and costs)."""
         return {"method": self.name}
+
+
+def score_context(state: StageState, importance: str, taylor_batches: int) -> ScoreContext:
+    """The scorer's context at this stage: Taylor sensitivities from ``taylor_batches`` training
+    mini-batches where the importance reads them."""
+    from trtprune.importance import NEEDS_TAYLOR, ScoreContext, taylor_per_layer
+
+    context = ScoreContext(seed=state.seed)
+    if importance in NEEDS_TAYLOR:
+        context.taylor = taylor_per_layer(state.model, state.job.batches(taylor_batches))
+    return context
 
 
 def allowed_widths_of(state: StageState) -> dict[str, np.ndarray]:

@@ -44,28 +44,13 @@ def exponential_targets(base_ms: float, budget_ms: float, stages: int) -> list[f
     return [base_ms * r ** (s / stages) for s in range(1, stages + 1)]
 
 
-def averaged_taylor(state: StageState, batches) -> dict[str, np.ndarray]:
-    """HALP's Taylor-BN score per group channel, averaged over the given mini-batches."""
-    from trtprune.importance import ScoreContext, accumulate_grads, score_groups
-
-    total: dict[str, np.ndarray] = {}
-    n = 0
-    for batch in batches:
-        grads = accumulate_grads(state.model, [batch])
-        scores = score_groups(state.groups, "taylor-bn", ScoreContext(seed=state.seed, grads=grads))
-        for name, s in scores.items():
-            total[name] = total.get(name, 0) + s
-        n += 1
-    return {name: s / max(n, 1) for name, s in total.items()}
-
-
 @METHODS.register("halp")
 class Halp(Method):
     name = "halp"
     importance = "taylor-bn"
 
     def __init__(self, batches: int = 10, table: str | None = None) -> None:
-        self.n_batches = batches
+        self.taylor_batches = batches
         self.table_path = table
 
     def schedule(self, base_ms: float, budget_ms: float, stages: int) -> list[float]:
@@ -88,9 +73,6 @@ class Halp(Method):
         ms = self.table.lookup(self.keys.values())
         self.full_ms = sum(ms[k] for k in self.keys.values())  # every layer, identical ones included
         log.info("halp: %d layers, summed base latency %.4f ms", len(self.keys), self.full_ms)
-
-    def score(self, state: StageState) -> dict[str, np.ndarray]:
-        return averaged_taylor(state, state.job.batches(self.n_batches))
 
     # latency --------------------------------------------------------------------
     def _roles(self, state: StageState) -> dict[str, dict[str, str]]:
@@ -173,7 +155,7 @@ class Halp(Method):
     def describe(self) -> dict[str, Any]:
         return {
             "method": self.name,
-            "importance": f"taylor-bn averaged over {self.n_batches} batches",
+            "importance": f"taylor-bn averaged over {self.taylor_batches} batches",
             "latency": "per-layer table, summed",
             "solver": "prefix-constrained 0-1 knapsack over channel blocks",
             "schedule": "exponential",
