@@ -56,26 +56,39 @@ def group_knapsack(
         capacity = MAX_CAPACITY
     # relative integer costs, rounded up (never under-estimate a cost)
     icost = [np.ceil((c - f) / unit - 1e-9).astype(np.int64) for c, f in zip(cost, floor, strict=True)]
-    neg = -np.inf
-    best = np.zeros(capacity + 1)  # best value using the groups so far with relative cost <= index
-    choices = []
+    rows = [np.zeros(capacity + 1)]  # rows[g][c]: best value of the first g groups at relative cost <= c
+    options = []
     for v, ic in zip(vals, icost, strict=True):
         opts = _dominant(v, ic, capacity)
-        # one shifted copy of ``best`` per option: new[c] = max_i best[c - cost_i] + value_i
-        shifted = np.full((len(opts), capacity + 1), neg)
-        for row, i in enumerate(opts):
-            k = ic[i]
-            shifted[row, k:] = best[: capacity + 1 - k] + v[i]
-        arg = shifted.argmax(axis=0)
-        best = shifted[arg, np.arange(capacity + 1)]
-        choices.append(opts[arg])
+        rows.append(_add_group(rows[-1], v, ic, opts))
+        options.append(opts)
     picked = []
     c = capacity
-    for g in range(len(vals) - 1, -1, -1):
-        i = int(choices[g][c])
+    for g in range(len(vals) - 1, -1, -1):  # the first option (in dominance order) that reaches the row's value
+        v, ic, opts = vals[g], icost[g], options[g]
+        fits = opts[ic[opts] <= c]
+        reach = rows[g][c - ic[fits]] + v[fits]
+        i = int(fits[np.flatnonzero(reach == rows[g + 1][c])[0]])
         picked.append(i)
-        c -= int(icost[g][i])
+        c -= int(ic[i])
     return picked[::-1]
+
+
+def _add_group(best: np.ndarray, v: np.ndarray, ic: np.ndarray, opts: np.ndarray) -> np.ndarray:
+    """One DP step: new[c] = max over options i of best[c - cost_i] + value_i.
+
+    Two in-place passes per option over one buffer, so memory stays at a few rows whatever
+    the options; which option reached each value is recovered when backtracking.
+    """
+    width = len(best)
+    new = np.full(width, -np.inf)
+    buf = np.empty(width)
+    for i in opts:
+        k = int(ic[i])
+        n = width - k
+        np.add(best[:n], v[i], out=buf[:n])
+        np.maximum(new[k:], buf[:n], out=new[k:])
+    return new
 
 
 def _dominant(v: np.ndarray, ic: np.ndarray, capacity: int) -> np.ndarray:
