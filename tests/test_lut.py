@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,7 @@ def test_fingerprint_mismatch_is_refused_with_reason(table, run_cli):
     assert code == 1 and "built for model 'resnet20', not 'resnet32'" in err
     with LutStore(table) as store:
         meta = store.require_meta()
-        meta.environment = {**meta.environment, "processor": "another CPU"}
+        meta = replace(meta, environment={**meta.environment, "processor": "another CPU"})
         with pytest.raises(LutMismatch, match="processor"):
             store.init_meta(meta)
 

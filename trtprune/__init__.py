@@ -28,7 +28,7 @@ _LAZY = {
     "evaluate": "trtprune.train",
     "sp_lamp": "trtprune.importance",
     "group_knapsack": "trtprune.solver",
-    "LutConfig": "trtprune.lut.build",
+    "LutConfig": "trtprune.lut.config",
     "build_lut": "trtprune.lut.build",
     "PruneConfig": "trtprune.prune",
     "run_prune": "trtprune.prune",

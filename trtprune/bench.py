@@ -53,7 +53,11 @@ def measure_onnx_side_by_side(meta: Any, paths: dict[str, Path]) -> tuple[dict[s
     backend = get_backend(meta.backend)
     if backend.consumes != "onnx":
         return None
-    cfg = BackendConfig.from_json({**meta.config["backend_config"], "precision": "fp32"})
+    from dataclasses import replace
+
+    from trtprune.lut.settings import read_settings
+
+    cfg = replace(read_settings(meta).backend_config, precision="fp32")
     with ExitStack() as stack:
         timed = {name: stack.enter_context(backend.prepare(p, (), cfg)).timed for name, p in paths.items()}
         return measure_interleaved(timed), backend.environment(cfg)

@@ -95,11 +95,11 @@ class _Engine:
     """Builds and times candidates in the table's backend, beside the unpruned model."""
 
     def __init__(self, meta, base_model, shape) -> None:
-        from trtprune.backends import BackendConfig
         from trtprune.candidates import prepare
+        from trtprune.lut.settings import read_settings
 
         self.meta, self.shape = meta, shape
-        self.config = BackendConfig.from_json(meta.config["backend_config"])
+        self.config = read_settings(meta).backend_config
         self.base_runner = prepare(base_model, shape, meta.backend, self.config)
 
     def share(self, model) -> float:
@@ -277,27 +277,20 @@ class _Job:
 
     def _remeasured(self, current: dict[str, int], shape: tuple[int, ...], stage: int) -> _View:
         """A fresh table around the current widths (``--remeasure``), in the original table's milliseconds."""
-        from trtprune.backends import BackendConfig
+        from dataclasses import replace
+
         from trtprune.groups import find_groups
         from trtprune.loading import LoadedModel
-        from trtprune.lut.build import LutConfig, _Builder, table_meta
+        from trtprune.lut.build import _Builder, table_meta
         from trtprune.lut.predict import LatencyModel
         from trtprune.lut.store import LutStore
         from trtprune.surgery import prune_copy
-        from trtprune.timing import TimingConfig
 
         t0 = time.perf_counter()
-        meta = self.latency.meta
         model = prune_copy(self.base_model, self.base_groups, current)
         groups = find_groups(model, shape)
         loaded = LoadedModel(model, self.name, shape, self.loaded.num_classes, None, None)
-        known = {k: v for k, v in meta.config.items() if k in LutConfig.__dataclass_fields__}
-        known["probes"] = tuple(known.get("probes", LutConfig.probes))
-        known["backend_config"] = BackendConfig.from_json(known["backend_config"])
-        known["timing"] = TimingConfig(
-            **{k: v for k, v in known["timing"].items() if k in TimingConfig.__dataclass_fields__}
-        )
-        cfg = LutConfig(**{**known, "model": self.name, "input_shape": shape})
+        cfg = replace(self.latency.settings.build, model=self.name, input_shape=shape)
         path = self.workdir / f"stage{stage}.db"
         with LutStore(path, create=True) as store:
             store.init_meta(table_meta(loaded, groups, cfg))
@@ -437,10 +430,10 @@ def _batches(dataset, n: int, batch_size: int, seed: int = 0):
 
 def _build_engine(meta, out: Path, calib: str | None, model, shape) -> dict[str, str]:
     """The deployable engine of the table's backend, at the table's precision."""
-    from trtprune.backends import BackendConfig
+    from trtprune.lut.settings import read_settings
     from trtprune.precision import export_with_precision
 
-    cfg = BackendConfig.from_json(meta.config["backend_config"])
+    cfg = read_settings(meta).backend_config
     files = {}
     onnx_path = out / "model.onnx"
     if cfg.precision != "fp32":

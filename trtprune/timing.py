@@ -27,11 +27,18 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from trtprune.records import Record
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TimingConfig:
+class TimingConfig(Record):
+    """How the harness times: warm-up, rounds, sample length, noise handling, early stop."""
+
+    FORMAT = 2  # format 1 (before paired precision stops) had early_spread and noise_floor_ms
+    REMOVED = {"early_spread": 2, "noise_floor_ms": 2}
+
     warmup: int = 10
     warmup_ms: float = 300.0  # then keep running until the machine is in its sustained state
     rounds: int = 20
@@ -42,9 +49,6 @@ class TimingConfig:
     min_rounds: int = 0  # > 0: stop after this many rounds (an even count) once every candidate is precise enough
     # precise enough: standard error (ms) of the median, or of the change beside the reference
     target_se_ms: float = 0.0
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

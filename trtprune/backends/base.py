@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from trtprune.errors import UsageError
+from trtprune.records import Record
 from trtprune.registry import Registry
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
-class BackendConfig:
+class BackendConfig(Record):
     """How to build and run: threads (CPU), device, precision, workspace and optimisation level (TensorRT)."""
 
     threads: int = 1
@@ -45,13 +46,6 @@ class BackendConfig:
             raise UsageError(f"unknown device {self.device!r}; use cpu or cuda")
         if self.threads < 1:
             raise UsageError(f"threads must be >= 1, not {self.threads}")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> BackendConfig:
-        return cls(**obj)
 
 
 class Runner(Protocol):

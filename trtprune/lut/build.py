@@ -6,15 +6,15 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trtprune.backends import BackendConfig, get_backend
-from trtprune.errors import UsageError
+from trtprune.backends import get_backend
+from trtprune.lut.config import LutConfig
 from trtprune.lut.grid import grid_widths, refine_candidates
 from trtprune.lut.store import BASE, LutMeta, LutStore, Pair, Probe, Row
-from trtprune.timing import TimingConfig, measure_interleaved
+from trtprune.timing import measure_interleaved
 
 if TYPE_CHECKING:
     from trtprune.backends.base import Runner
@@ -22,65 +22,7 @@ if TYPE_CHECKING:
     from trtprune.loading import LoadedModel
 
 log = logging.getLogger(__name__)
-MODES = ("network", "block")
 Progress = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class LutConfig:
-    """What to measure and how."""
-
-    model: str | None
-    input_shape: str | tuple[int, ...] | None = None
-    checkpoint: str | None = None
-    backend: str = "ort"
-    backend_config: BackendConfig = BackendConfig()
-    batch: int | None = None
-    mode: str = "network"
-    step: int = 8
-    small: int = 16  # groups of at most this many channels are measured at every width
-    refine: bool = True
-    refine_rounds: int = 2
-    # joined pairs of groups cut together (a measured interaction term per pair), opt-in: the
-    # probes below fit one joined-layer weight for the whole table, which is cheaper and, in
-    # benchmarks/results/lut_fidelity-*.md, enough
-    pairs: bool = False
-    # whole networks with every group cut to these shares of its channels (on the grid), timed
-    # beside the unpruned network: the prediction fits its joined-layer weight to them
-    probes: tuple[float, ...] = (0.75, 0.5, 0.3)
-    jump_ratio: float = 0.01  # a jump: a latency change above this share of the base (5x a row's target error)
-    candidates_per_batch: int = 6
-    # every row's change is timed until its standard error is at most this share of the base
-    # network (after ``timing.min_rounds`` rounds, at most ``timing.rounds``), in both modes: a
-    # change of a small block is known sooner than the same change read off two whole networks
-    row_error: float = 0.002
-    timing: TimingConfig = TimingConfig(rounds=100, min_rounds=8)
-    # block mode: a group's sub-graph is measured once per distinct structure (a ResNet stage's
-    # identical blocks share one curve; the copies name their source in ``copied_from``)
-    dedupe: bool = True
-    # block mode's cheaper timing: blocks are small, so shorter samples (the floor below, never
-    # above ``timing``'s), a short warm-up between back-to-back batches (the machine is already
-    # in its sustained state) and bigger batches (candidates of several groups, each group's
-    # unpruned block beside them) amortize the fixed costs
-    block_min_sample_ms: float = 2.0
-    block_warmup_ms: float = 50.0
-    block_warmup: int = 3  # untimed runs per new engine before its calibration
-    block_candidates_per_batch: int = 16
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise UsageError(f"unknown table mode {self.mode!r}; use network or block")
-        if self.step < 1:
-            raise UsageError(f"--step must be >= 1, not {self.step}")
-        if not 0 < self.row_error < 1:
-            raise UsageError(f"--row-error is a share of the base latency in (0, 1), not {self.row_error}")
-        if self.timing.rounds < 1:
-            raise UsageError(f"--rounds must be >= 1, not {self.timing.rounds}")
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["input_shape"] = list(d["input_shape"]) if isinstance(d["input_shape"], tuple) else d["input_shape"]
-        return d
 
 
 @dataclass
@@ -107,11 +49,12 @@ def load_for_lut(config: LutConfig) -> LoadedModel:
 
 def table_meta(loaded: LoadedModel, groups: ModelGroups, config: LutConfig) -> LutMeta:
     from trtprune.lut.layers import layer_joins
+    from trtprune.lut.settings import TableSettings
 
     backend = get_backend(config.backend)
-    settings = {k: v for k, v in config.to_json().items() if k not in ("model", "checkpoint")}
-    settings["layers"] = layer_joins(loaded.model, tuple(loaded.input_shape), groups)
-    settings["probe_widths"] = probe_widths(groups, config)
+    settings = TableSettings(
+        config, tuple(layer_joins(loaded.model, tuple(loaded.input_shape), groups)), probe_widths(groups, config)
+    )
     return LutMeta(
         model=loaded.name,
         input_shape=list(loaded.input_shape),
@@ -120,10 +63,9 @@ def table_meta(loaded: LoadedModel, groups: ModelGroups, config: LutConfig) -> L
         mode=config.mode,
         environment=backend.environment(config.backend_config),
         widths={g.name: g.channels for g in groups.groups},
-        channels={g.name: g.channels for g in groups.groups},
         checkpoint=str(config.checkpoint) if config.checkpoint else None,
         step=config.step,
-        config=settings,
+        config=settings.to_json(),
     )
 
 

@@ -8,7 +8,10 @@ correct the sum of single-group changes (:class:`~trtprune.lut.predict.LatencyMo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from trtprune.records import Record
 
 if TYPE_CHECKING:
     from torch import nn
@@ -16,8 +19,20 @@ if TYPE_CHECKING:
     from trtprune.groups import ModelGroups
 
 
-def layer_joins(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGroups) -> list[dict[str, Any]]:
-    """``[{"layer", "in", "out", "macs"}]`` for every conv/linear; ``in``/``out`` are group names or None."""
+@dataclass(frozen=True)
+class LayerJoin(Record):
+    """One conv/linear: the group it consumes (its input channels), the group it produces (its
+    output channels), None where ungrouped, and its MACs per sample at the unpruned widths.
+    A depthwise conv consumes and produces the same group."""
+
+    layer: str
+    in_group: str | None
+    out_group: str | None
+    macs: int
+
+
+def layer_joins(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGroups) -> list[LayerJoin]:
+    """Every conv/linear of ``model`` with the groups it joins (one forward pass counts the MACs)."""
     import torch
     from torch import nn
 
@@ -43,6 +58,4 @@ def layer_joins(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGro
             h.remove()
     consumes = {layer: g.name for g in groups.groups for layer in g.consumers}
     produces = {layer: g.name for g in groups.groups for layer in g.producers}
-    return [
-        {"layer": layer, "in": consumes.get(layer), "out": produces.get(layer), "macs": n} for layer, n in macs.items()
-    ]
+    return [LayerJoin(layer, consumes.get(layer), produces.get(layer), n) for layer, n in macs.items()]

@@ -37,7 +37,10 @@ class LatencyModel:
 
     def __init__(self, store: LutStore, interactions: bool = True) -> None:
         """``interactions=False``: the plain sum of single-group changes (what a separable solver optimises)."""
+        from trtprune.lut.settings import read_settings
+
         self.meta = store.require_meta()
+        self.settings = read_settings(self.meta, f"table {store.path}")
         self.base_ms = store.base_ms()
         curves: dict[str, dict[int, float]] = defaultdict(dict)
         network = self.meta.mode == "network"
@@ -68,7 +71,7 @@ class LatencyModel:
         Least squares over the probes of (measured - sum of single changes - pair terms)
         against the estimated over-count. Tables without probes: none.
         """
-        widths = self.meta.config.get("probe_widths", {})
+        widths = self.settings.probe_widths
         num = den = 0.0
         for probe in probes:
             if not isinstance(widths.get(probe.name), dict):
@@ -84,19 +87,19 @@ class LatencyModel:
 
         ``share_a``: the layer's part of group a's MACs (of every conv/linear a feeds or leaves).
         """
-        layers = self.meta.config.get("layers", [])
+        layers = self.settings.layers
         touched: dict[str, int] = defaultdict(int)
         for j in layers:
-            for g in {j["in"], j["out"]} - {None}:
-                touched[g] += j["macs"]
+            for g in {j.in_group, j.out_group} - {None}:
+                touched[g] += j.macs
         joins = []
         for j in layers:
-            a, b = j["in"], j["out"]
+            a, b = j.in_group, j.out_group
             if a is None or b is None or a == b or a not in self.curves or b not in self.curves:
                 continue
-            if tuple(sorted((a, b))) in self.pairs or not j["macs"]:
+            if tuple(sorted((a, b))) in self.pairs or not j.macs:
                 continue
-            joins.append((a, b, j["macs"] / touched[a], j["macs"] / touched[b]))
+            joins.append((a, b, j.macs / touched[a], j.macs / touched[b]))
         return joins
 
     def _scaled(self, change_ms: float, ref_ms: float, network: bool) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from trtprune.errors import TrtpruneError
+from trtprune.records import Record
 
 FORMAT = 1
 
@@ -29,9 +30,13 @@ class LutMismatch(TrtpruneError):
     """A table built for another model, engine, device or setting."""
 
 
-@dataclass
-class LutMeta:
-    """Everything a table's numbers depend on."""
+@dataclass(frozen=True)
+class LutMeta(Record):
+    """Everything a table's numbers depend on. ``config`` holds the table's settings as stored
+    (read them with :func:`trtprune.lut.settings.read_settings`)."""
+
+    FORMAT = 2  # format 1 also stored ``channels`` (always equal to ``widths``)
+    REMOVED = {"channels": 2}
 
     model: str
     input_shape: list[int]
@@ -40,18 +45,9 @@ class LutMeta:
     mode: str
     environment: dict[str, Any]
     widths: dict[str, int]  # the model fingerprint: every group's current width
-    channels: dict[str, int]  # every group's full width (grid upper bound)
     checkpoint: str | None = None
     step: int = 8
     config: dict[str, Any] = field(default_factory=dict)
-    format: int = FORMAT
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> LutMeta:
-        return cls(**obj)
 
     @property
     def batch(self) -> int:
@@ -193,10 +189,7 @@ class LutStore:
         row = self.db.execute("SELECT value FROM meta WHERE key='meta'").fetchone()
         if row is None:
             return None
-        obj = json.loads(row[0])
-        if int(obj.get("format", FORMAT)) > FORMAT:
-            raise TrtpruneError(f"{self.path} has table format {obj['format']}; upgrade trtprune to read it")
-        return LutMeta.from_json(obj)
+        return LutMeta.from_json(json.loads(row[0]), f"table {self.path}")
 
     def require_meta(self) -> LutMeta:
         meta = self.meta()
@@ -217,8 +210,6 @@ class LutStore:
                 with self.db:
                     for table in ("rows", "pairs", "probes", "block_refs"):
                         self.db.execute(f"DELETE FROM {table}")
-            elif old.step != meta.step:
-                meta.config = {**old.config, **meta.config}
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('meta', ?)", (json.dumps(meta.to_json()),))
 

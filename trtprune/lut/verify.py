@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from trtprune.backends import BackendConfig
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
 from trtprune.timing import TimingConfig, measure_interleaved
@@ -93,16 +92,15 @@ def verify(
     from trtprune.candidates import prepare
     from trtprune.decision import allowed_widths
     from trtprune.groups import find_groups
-    from trtprune.lut.build import LutConfig, load_for_lut
+    from trtprune.lut.build import load_for_lut
     from trtprune.surgery import prune_copy
 
     with LutStore(lut_path) as store:
         model = LatencyModel(store)
         singles = LatencyModel(store, interactions=False)
     meta = model.meta
-    cfg = meta.config
-    bcfg = BackendConfig.from_json(cfg["backend_config"])
-    loaded = load_for_lut(LutConfig(model=meta.model, input_shape=tuple(meta.input_shape), checkpoint=meta.checkpoint))
+    bcfg = model.settings.backend_config
+    loaded = load_for_lut(model.settings.build)
     groups = find_groups(loaded.model, loaded.input_shape)
     rng = np.random.default_rng(seed)
     allowed = {g.name: [int(w) for w in allowed_widths(g, g.channels, meta.step)] for g in groups.groups}

@@ -110,6 +110,11 @@ def layer_keys(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Conv
     return keys
 
 
+def _fields(record: Any) -> dict[str, Any]:
+    """A record's settings without its format number (a re-versioned record measures the same)."""
+    return {k: v for k, v in record.to_json().items() if k != "format"}
+
+
 class ConvTable:
     """Per-layer latencies (ms) in one backend; measures missing keys on demand."""
 
@@ -119,7 +124,7 @@ class ConvTable:
         self.path, self.backend, self.config, self.timing = Path(path), backend, config, timing
         self.batch_size = batch_size
         env = get_backend(backend).environment(config)
-        fingerprint = {"backend": backend, "environment": env, "config": config.to_json(), "timing": timing.to_json()}
+        fingerprint = {"backend": backend, "environment": env, "config": _fields(config), "timing": _fields(timing)}
         self.env_id = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path)

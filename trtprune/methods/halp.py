@@ -57,18 +57,11 @@ class Halp(Method):
         return exponential_targets(base_ms, budget_ms, stages)
 
     def setup(self, job: Any) -> None:
-        from trtprune.backends import BackendConfig
         from trtprune.methods.conv_table import ConvTable, layer_keys
-        from trtprune.timing import TimingConfig
 
-        meta = job.latency.meta
+        settings = job.latency.settings
         path = Path(self.table_path) if self.table_path else Path(job.config.lut).with_name("halp-convs.db")
-        self.table = ConvTable(
-            path,
-            meta.backend,
-            BackendConfig.from_json(meta.config["backend_config"]),
-            TimingConfig(**meta.config["timing"]),
-        )
+        self.table = ConvTable(path, job.latency.meta.backend, settings.backend_config, settings.timing)
         self.keys = layer_keys(job.loaded.model, tuple(job.loaded.input_shape))
         ms = self.table.lookup(self.keys.values())
         self.full_ms = sum(ms[k] for k in self.keys.values())  # every layer, identical ones included

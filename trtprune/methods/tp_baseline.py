@@ -52,12 +52,6 @@ class TorchPruning(Method):
     def __init__(self, p: int = 2) -> None:
         self.p = p
 
-    def setup(self, job: Any) -> None:
-        from trtprune.methods.macs import layer_macs
-
-        self.layers = layer_macs(job.loaded.model, tuple(job.loaded.input_shape), job.base_groups)
-        self.full = {g.name: g.channels for g in job.base_groups.groups}
-
     def score(self, state: StageState) -> dict[str, np.ndarray]:
         return {g.name: np.zeros(g.channels) for g in state.groups.groups}  # Torch-Pruning ranks inside decide
 
@@ -66,7 +60,7 @@ class TorchPruning(Method):
         from trtprune.errors import InfeasibleBudget
         from trtprune.methods.macs import MacCost
 
-        cost = MacCost(self.layers, self.full, state.latency.meta.widths, state.latency.base_ms)
+        cost = MacCost.of_table(state.latency)
         groups = state.groups.groups
 
         def predicted(ratio: float) -> float:

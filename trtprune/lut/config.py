@@ -1,0 +1,68 @@
+"""A table's build configuration: what to measure (model, input, grid) and how (engine, timing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trtprune.backends import BackendConfig
+from trtprune.errors import UsageError
+from trtprune.records import Record
+from trtprune.timing import TimingConfig
+
+MODES = ("network", "block")
+
+
+@dataclass(frozen=True)
+class LutConfig(Record):
+    """What to measure and how."""
+
+    FORMAT = 2  # format 1 had ``precision`` (now ``row_error``), ``block_noise_share``, ``block_min_rounds``
+    REMOVED = {"precision": 2, "block_noise_share": 2, "block_min_rounds": 2}
+    NESTED = {"backend_config": BackendConfig, "timing": TimingConfig}
+
+    model: str | None
+    input_shape: str | tuple[int, ...] | None = None
+    checkpoint: str | None = None
+    backend: str = "ort"
+    backend_config: BackendConfig = BackendConfig()
+    batch: int | None = None
+    mode: str = "network"
+    step: int = 8
+    small: int = 16  # groups of at most this many channels are measured at every width
+    refine: bool = True
+    refine_rounds: int = 2
+    # joined pairs of groups cut together (a measured interaction term per pair), opt-in: the
+    # probes below fit one joined-layer weight for the whole table, which is cheaper and, in
+    # benchmarks/results/lut_fidelity-*.md, enough
+    pairs: bool = False
+    # whole networks with every group cut to these shares of its channels (on the grid), timed
+    # beside the unpruned network: the prediction fits its joined-layer weight to them
+    probes: tuple[float, ...] = (0.75, 0.5, 0.3)
+    jump_ratio: float = 0.01  # a jump: a latency change above this share of the base (5x a row's target error)
+    candidates_per_batch: int = 6
+    # every row's change is timed until its standard error is at most this share of the base
+    # network (after ``timing.min_rounds`` rounds, at most ``timing.rounds``), in both modes: a
+    # change of a small block is known sooner than the same change read off two whole networks
+    row_error: float = 0.002
+    timing: TimingConfig = TimingConfig(rounds=100, min_rounds=8)
+    # block mode: a group's sub-graph is measured once per distinct structure (a ResNet stage's
+    # identical blocks share one curve; the copies name their source in ``copied_from``)
+    dedupe: bool = True
+    # block mode's cheaper timing: blocks are small, so shorter samples (the floor below, never
+    # above ``timing``'s), a short warm-up between back-to-back batches (the machine is already
+    # in its sustained state) and bigger batches (candidates of several groups, each group's
+    # unpruned block beside them) amortize the fixed costs
+    block_min_sample_ms: float = 2.0
+    block_warmup_ms: float = 50.0
+    block_warmup: int = 3  # untimed runs per new engine before its calibration
+    block_candidates_per_batch: int = 16
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"unknown table mode {self.mode!r}; use network or block")
+        if self.step < 1:
+            raise UsageError(f"--step must be >= 1, not {self.step}")
+        if not 0 < self.row_error < 1:
+            raise UsageError(f"--row-error is a share of the base latency in (0, 1), not {self.row_error}")
+        if self.timing.rounds < 1:
+            raise UsageError(f"--rounds must be >= 1, not {self.timing.rounds}")

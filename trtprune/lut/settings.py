@@ -1,0 +1,60 @@
+"""A table's settings, read in one place: how it was built, its layers' joins, its probes' widths.
+
+Tables store their settings in ``LutMeta.config``. Format 2 (this one) nests the build
+configuration; format 1 (tables written before) held the build configuration's fields flat
+beside ``layers`` and ``probe_widths``, with model and checkpoint in the meta, and may carry
+keys of older builds (``precision`` for ``row_error``; ``block_noise_share``,
+``block_min_rounds``; the timing's ``early_spread`` and ``noise_floor_ms``), which are read
+with a warning. :func:`read_settings` is the only reader; nothing outside ``trtprune.lut``
+indexes ``meta.config``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from trtprune.lut.config import LutConfig
+from trtprune.lut.layers import LayerJoin
+from trtprune.records import Record
+
+if TYPE_CHECKING:
+    from trtprune.backends import BackendConfig
+    from trtprune.lut.store import LutMeta
+    from trtprune.timing import TimingConfig
+
+
+@dataclass(frozen=True)
+class TableSettings(Record):
+    FORMAT = 2
+    NESTED = {"build": LutConfig, "layers": LayerJoin}
+
+    build: LutConfig
+    layers: tuple[LayerJoin, ...] = ()
+    probe_widths: dict[str, dict[str, int]] = field(default_factory=dict)  # probe name -> group -> width
+
+    @property
+    def backend_config(self) -> BackendConfig:
+        return self.build.backend_config
+
+    @property
+    def timing(self) -> TimingConfig:
+        return self.build.timing
+
+
+def read_settings(meta: LutMeta, source: str = "table settings") -> TableSettings:
+    """The settings of a table, of any format this trtprune reads."""
+    config = dict(meta.config)
+    if config.get("format", 1) >= 2:
+        return TableSettings.from_json(config, source)
+    layers = [_join_v1(j) for j in config.pop("layers", [])]
+    widths = config.pop("probe_widths", {})
+    if isinstance(config.get("probes"), dict):  # the first probes stored their widths under "probes"
+        widths = widths or config.pop("probes")
+        config.pop("probes", None)
+    build = LutConfig.from_json({**config, "model": meta.model, "checkpoint": meta.checkpoint}, source)
+    return TableSettings(build, tuple(layers), widths)
+
+
+def _join_v1(obj: dict[str, Any]) -> LayerJoin:
+    return LayerJoin(obj["layer"], obj.get("in"), obj.get("out"), int(obj["macs"]))
