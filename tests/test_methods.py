@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,6 +272,19 @@ def test_matching_moves_up_from_a_goal_the_method_cannot_reach():
         match_target(decide, lambda c: c, lambda c: c, target=0.4, base=1.0, rounds=1)
 
 
+def test_matching_reaches_a_negative_floor_of_a_noisy_table():
+    from trtprune.matching import match_target
+
+    def decide(goal):  # a noisy table whose smallest prediction is below zero
+        if goal < -0.6:
+            raise InfeasibleBudget("too low", smallest_ms=-0.6)
+        return max(round(goal, 3), -0.6)
+
+    # the first choice measures slower than the base: the loop steps below the floor, jumps back onto it
+    m = match_target(decide, lambda c: c, lambda c: 1.2 if c > 0 else 0.2, target=0.28, base=1.0, rounds=4)
+    assert m.met and m.measured <= 0.28 and m.trace[1][0] == pytest.approx(-0.6)
+
+
 def test_matching_jumps_to_the_smallest_goal_the_method_can_do():
     from trtprune.matching import match_target
 
@@ -293,18 +307,18 @@ def test_mac_cost_predicts_the_macs_of_the_pruned_network(name, shape):
     from trtprune.lut.layers import layer_joins
     from trtprune.methods.macs import MacCost
     from trtprune.models import build_model
-    from trtprune.report import _flops
+    from trtprune.prune.deploy import count_macs
     from trtprune.surgery import prune_copy
 
     model = build_model(name, shape)
     groups = find_groups(model, shape)
     full = {g.name: g.channels for g in groups.groups}
     cost = MacCost(tuple(layer_joins(model, shape, groups)), full, ref_ms=2.0)
-    base_macs = _flops(model, list(shape))
+    base_macs = count_macs(model, shape)
     rng = np.random.default_rng(0)
     for _ in range(3):
         widths = {g.name: g.partitions * int(rng.integers(1, g.channels // g.partitions + 1)) for g in groups.groups}
-        macs = _flops(prune_copy(model, groups, widths), list(shape))
+        macs = count_macs(prune_copy(model, groups, widths), shape)
         assert cost.predict_widths(widths) == pytest.approx(2.0 * macs / base_macs, rel=1e-9)
     g = groups.groups[1]
     assert cost.delta_ms(g.name, g.channels) == 0 and cost.delta_ms(g.name, 1) < 0
@@ -362,7 +376,7 @@ def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name)
         limit_eval=256,
         out=str(tmp_path / "r"),
     )
-    report = json.loads((run_prune(config) / "report.json").read_text())
+    report = json.loads((Path(run_prune(config).run_dir) / "report.json").read_text())
     assert report["method"]["method"] == name
     assert report["stages"][-1]["measured_share"] <= 0.7  # the matched choice measured within the budget
     assert report["meets_budget"], report["measured_share"]  # and so does the final measurement of model.onnx

@@ -82,7 +82,7 @@ def test_pipeline_end_to_end(setup, remeasure):
     from trtprune.prune import PruneConfig, run_prune
 
     root, ckpt, table = setup
-    run = run_prune(
+    result = run_prune(
         PruneConfig(
             lut=str(table),
             budget_ratio=0.8,
@@ -93,6 +93,7 @@ def test_pipeline_end_to_end(setup, remeasure):
             out=str(root / f"run-{remeasure}"),
         )
     )
+    run = Path(result.run_dir)
     assert (run / "tables" / "stage2.db").exists() == remeasure
     files = {p.name for p in Path(run).iterdir()}
     assert {

@@ -12,12 +12,29 @@ from pathlib import Path
 from typing import Any
 
 
+def output_folder(dest: str | os.PathLike[str]) -> Path:
+    """Create the folder ``dest`` goes into; a folder that cannot be created or written is a
+    one-line :class:`TrtpruneError` naming it (not a traceback)."""
+    from trtprune.errors import TrtpruneError
+
+    folder = Path(dest).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise TrtpruneError(
+            f"cannot write {dest}: the folder {folder} cannot be created or written ({exc.strerror or exc}); "
+            "choose another --out"
+        ) from None
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it onto ``dest`` only on success."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=output_folder(dest))
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -35,8 +52,7 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
 def atomic_dir(dest: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory beside ``dest``; move it onto ``dest`` only on success."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=output_folder(dest)))
     try:
         yield tmp
         if dest.exists():

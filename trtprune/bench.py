@@ -42,10 +42,13 @@ def bench_path(
     }
 
 
-def measure_onnx_side_by_side(meta: Any, paths: dict[str, Path]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def measure_onnx_side_by_side(
+    meta: Any, paths: dict[str, Path], reference: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Time every ONNX file of ``paths`` in one interleaved harness call, in the engine a latency
     table (``meta``) was measured in, at fp32; returns (name -> Timing, environment), or None when
-    that backend takes modules rather than ONNX files."""
+    that backend takes modules rather than ONNX files. With ``reference`` (one of ``paths``' names)
+    every other timing also carries its ratio to it, paired round by round (drift cancels)."""
     from contextlib import ExitStack
 
     from trtprune.timing import measure_interleaved
@@ -60,4 +63,4 @@ def measure_onnx_side_by_side(meta: Any, paths: dict[str, Path]) -> tuple[dict[s
     cfg = replace(read_settings(meta).backend_config, precision="fp32")
     with ExitStack() as stack:
         timed = {name: stack.enter_context(backend.prepare(p, (), cfg)).timed for name, p in paths.items()}
-        return measure_interleaved(timed), backend.environment(cfg)
+        return measure_interleaved(timed, reference=reference), backend.environment(cfg)

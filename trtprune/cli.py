@@ -27,9 +27,11 @@ DataRootOpt = Annotated[Path | None, typer.Option("--data-root", help="dataset f
 
 
 def _console():
+    """Rich output on stdout; into a pipe or file, wide enough that no name is cut (``| grep`` finds it)."""
     from rich.console import Console
 
-    return Console(stderr=False)
+    console = Console(stderr=False)
+    return console if console.is_terminal else Console(stderr=False, width=100_000, no_color=True)
 
 
 @app.callback()
@@ -40,12 +42,20 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log pro
 
 
 @app.command()
-def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def models(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    family: Annotated[str | None, typer.Option("--family", help="only this family, e.g. torchvision, timm")] = None,
+) -> None:
     """List the models trtprune can build."""
     from trtprune.models import list_models
     from trtprune.shapes import format_shape
 
     specs = list_models()
+    if family is not None:
+        families = sorted({s.family for s in specs})
+        specs = [s for s in specs if s.family == family]
+        if not specs:
+            raise UsageError(f"unknown model family {family!r}; choose one of: {', '.join(families)}")
     if as_json:
         rows = [{"name": s.name, "family": s.family, "input": list(s.default_input)} for s in specs]
         typer.echo(json.dumps(rows, indent=2))
@@ -148,24 +158,16 @@ def export(
     opset: Annotated[int, typer.Option("--opset")] = 17,
 ) -> None:
     """Export a (pruned) model to ONNX, checked and written atomically."""
-    from trtprune.export import export_onnx
+    from trtprune.export import export_onnx, onnx_metadata
     from trtprune.loading import load_model, prune_loaded
 
     if opset < 17:
         raise UsageError(f"opset {opset} is too old: use --opset 17 or newer")
     loaded = prune_loaded(load_model(model, input, checkpoint), plan, keep_ratio)
     params = sum(p.numel() for p in loaded.model.parameters())
-    export_onnx(loaded.model, loaded.input_shape, out, opset, metadata=_metadata(loaded))
+    meta = onnx_metadata(loaded.name, loaded.input_shape, loaded.preprocessing, loaded.plan)
+    export_onnx(loaded.model, loaded.input_shape, out, opset, metadata=meta)
     typer.echo(f"wrote {out} ({loaded.name}, {params:,} parameters)")
-
-
-def _metadata(loaded) -> dict[str, str]:
-    meta = {"trtprune.model": loaded.name, "trtprune.input_shape": json.dumps(list(loaded.input_shape))}
-    if loaded.preprocessing:
-        meta["trtprune.preprocessing"] = json.dumps(loaded.preprocessing)
-    if loaded.plan is not None:
-        meta["trtprune.plan"] = json.dumps(loaded.plan.to_json())
-    return meta
 
 
 @app.command("eval")
@@ -413,13 +415,15 @@ def prune(
     limit: Annotated[
         int | None, typer.Option("--limit", help="each fine-tune uses N training samples drawn at random (seeded)")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the run's result (report.json) as JSON")] = False,
 ) -> None:
     """Prune to a latency budget (SP-LAMP + group knapsack by default) over k stages, fine-tune, export, engine, report."""
+    from trtprune.lut.store import default_table
     from trtprune.methods.base import parse_method_spec
     from trtprune.prune import PruneConfig, run_prune
 
     if lut is None:
-        lut = _default_lut(model)
+        lut = default_table(model)
     method, options = parse_method_spec(":".join([method, *(option or [])]))
     config = PruneConfig(
         lut=str(lut),
@@ -443,12 +447,14 @@ def prune(
         seed=seed,
         limit_train=limit,
     )
-    run_dir = run_prune(config)
-    report = json.loads((run_dir / "report.json").read_text())
+    with _progress_bar("pruning") as progress:
+        r = run_prune(config, progress=progress.stages)
+    if as_json:
+        typer.echo(json.dumps(r.to_json(), indent=2))
+        return
     typer.echo(
-        f"{run_dir}: {report['model']} {report['measured']['base']['median_ms']:.4f} -> "
-        f"{report['measured']['pruned']['median_ms']:.4f} ms ({report['speedup']:.2f}x, budget "
-        f"{'met' if report['meets_budget'] else 'NOT met'}), top-1 {report['base_top1']:.4f} -> {report['top1']:.4f}"
+        f"{r.run_dir}: {r.model} {r.base_ms:.4f} -> {r.pruned_ms:.4f} ms ({r.speedup:.2f}x, budget "
+        f"{'met' if r.meets_budget else 'NOT met'}), top-1 {r.base_top1:.4f} -> {r.top1:.4f}"
     )
 
 
@@ -480,12 +486,14 @@ def compare(
     out: Annotated[Path, typer.Option("--out", help="comparison directory (resumes the runs it holds)")] = Path(
         "engines/compare"
     ),
+    as_json: Annotated[bool, typer.Option("--json", help="print compare.json instead of the table")] = False,
 ) -> None:
     """Every method at every budget through the same pipeline; one table and a Pareto plot."""
     from trtprune.compare import CompareConfig, run_compare
+    from trtprune.lut.store import default_table
 
     if lut is None:
-        lut = _default_lut(model)
+        lut = default_table(model)
     try:
         budget_list = tuple(float(b) for b in budgets.split(",") if b.strip())
     except ValueError:
@@ -509,17 +517,12 @@ def compare(
         out=str(out),
         prune=shared,
     )
-    run_dir = run_compare(config)
+    with _progress_bar("comparing") as progress:
+        run_dir = run_compare(config, progress=progress.runs)
+    if as_json:
+        typer.echo((run_dir / "compare.json").read_text())
+        return
     typer.echo((run_dir / "compare.md").read_text())
-
-
-def _default_lut(model: str | None) -> Path:
-    if model:
-        return Path("engines") / model / "lut.db"
-    tables = sorted(Path("engines").glob("*/lut.db"), key=lambda p: p.stat().st_mtime)
-    if not tables:
-        raise UsageError("no latency table found under engines/: run 'make lut MODEL=...' or pass --lut")
-    return tables[-1]
 
 
 class _progress_bar:
@@ -554,6 +557,21 @@ class _progress_bar:
             )
         else:
             self._progress.update(self._task, total=event["total"], completed=event["measured"], info="")
+
+    def stages(self, event: dict) -> None:
+        if event.get("stage") == "deploy":
+            self._progress.update(self._task, description=f"{self.label}: final fine-tune, export, engine", info="")
+            return
+        self._progress.update(
+            self._task,
+            total=event["stages"],
+            completed=event["stage"],
+            description=f"{self.label} stage {event['stage']}/{event['stages']}",
+            info=f"top-1 {event['top1']:.3f}" if event.get("top1") is not None else "",
+        )
+
+    def runs(self, event: dict) -> None:
+        self._progress.update(self._task, total=event["total"], completed=event["done"], info=event.get("run", ""))
 
     def __call__(self, event: dict) -> None:
         total = event.get("steps")

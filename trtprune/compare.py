@@ -11,21 +11,23 @@ interleaved harness call, so every number shares one machine state. Writes
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from trtprune.errors import UsageError
+from trtprune.records import Record
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class CompareConfig:
+class CompareConfig(Record):
+    """Every method spec at every budget, ``seeds`` paired seeds each, sharing ``prune``'s settings."""
+
     lut: str
     methods: tuple[str, ...] = ("sp-lamp", "halp", "lap", "uniform", "global-l1")
     budgets: tuple[float, ...] = (0.3, 0.5, 0.7)
@@ -33,12 +35,20 @@ class CompareConfig:
     out: str = "engines/compare"
     prune: dict[str, Any] = field(default_factory=dict)  # shared PruneConfig fields (data, stages, limit_train...)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def _check(config: CompareConfig) -> None:
+    from dataclasses import fields
+
     from trtprune.methods.base import parse_method_spec
+    from trtprune.prune import PruneConfig
+
+    per_run = {"lut", "budget_ms", "budget_ratio", "method", "method_options", "seed", "out"}
+    shared = {f.name for f in fields(PruneConfig)} - per_run
+    unknown = sorted(set(config.prune) - shared)
+    if unknown:
+        raise UsageError(
+            f"compare: {unknown[0]!r} is not a shared prune setting; use one of: {', '.join(sorted(shared))}"
+        )
 
     for spec in config.methods:
         parse_method_spec(spec)  # unknown names and options fail here, naming the valid ones
@@ -107,32 +117,37 @@ def _measure(runs: list[tuple[str, float, int, Path]]) -> tuple[list[dict[str, A
     than :data:`REMEASURE_OVER` are measured once more beside the base (the second figure counts)."""
     from trtprune.bench import measure_onnx_side_by_side
     from trtprune.lut.store import LutStore
+    from trtprune.prune import load_result
 
-    reports = {run_dir: json.loads((run_dir / "report.json").read_text()) for *_, run_dir in runs}
-    with LutStore(reports[runs[0][3]]["table"]) as store:
+    results = {run_dir: load_result(run_dir) for *_, run_dir in runs}
+    with LutStore(results[runs[0][3]].table) as store:
         meta = store.require_meta()
     base_onnx = runs[0][3] / "base.onnx"
-    measured = measure_onnx_side_by_side(meta, {"base": base_onnx, **{str(d): d / "model.onnx" for *_, d in runs}})
+    measured = measure_onnx_side_by_side(
+        meta, {"base": base_onnx, **{str(d): d / "model.onnx" for *_, d in runs}}, reference="base"
+    )
     if measured is None:
         raise UsageError(f"compare measures the emitted ONNX models; backend {meta.backend!r} takes modules")
     t, environment = measured
-    shares = {str(d): t[str(d)].median_ms / t["base"].median_ms for *_, d in runs}
+    shares = {str(d): t[str(d)].ratio for *_, d in runs}  # paired with the base round by round
     over = [d for _, budget, _, d in runs if shares[str(d)] > budget * (1 + REMEASURE_OVER)]
     second = {}
     if over:
         log.info("re-measuring %d run(s) over their budget by more than %.0f%%", len(over), 100 * REMEASURE_OVER)
-        again, _ = measure_onnx_side_by_side(meta, {"base": base_onnx, **{str(d): d / "model.onnx" for d in over}})
-        second = {str(d): again[str(d)].median_ms / again["base"].median_ms for d in over}
+        again, _ = measure_onnx_side_by_side(
+            meta, {"base": base_onnx, **{str(d): d / "model.onnx" for d in over}}, reference="base"
+        )
+        second = {str(d): again[str(d)].ratio for d in over}
     base = t["base"].median_ms
     rows = []
     for spec, budget, seed, run_dir in runs:
-        r = reports[run_dir]
+        r = results[run_dir]
         key = str(run_dir)
         share = second.get(key, shares[key])
         rows.append(
             {
                 "method": spec,
-                "importance": r["method"].get("importance"),
+                "importance": r.method.get("importance"),
                 "budget_ratio": budget,
                 "seed": seed,
                 "measured_ms": share * base,
@@ -145,15 +160,15 @@ def _measure(runs: list[tuple[str, float, int, Path]]) -> tuple[list[dict[str, A
                 "over_budget": share > budget * (1 + REMEASURE_OVER),
                 "noisy": t[key].noisy,
                 "spread": t[key].spread,
-                "top1": r["top1"],
-                "base_top1": r["base_top1"],
-                "params": r["params"],
-                "base_params": r["base_params"],
-                "flops": r["flops"],
-                "base_flops": r["base_flops"],
-                "run_share": r["measured_share"],
-                "wall_s": r["wall_s"],
-                "method_s": r.get("method_s"),
+                "top1": r.top1,
+                "base_top1": r.base_top1,
+                "params": r.params,
+                "base_params": r.base_params,
+                "flops": r.flops,
+                "base_flops": r.base_flops,
+                "run_share": r.measured_share,
+                "wall_s": r.wall_s,
+                "method_s": r.method_s,
                 "run": key,
             }
         )

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trtprune.atomic import atomic_path
 from trtprune.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from trtprune.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -79,22 +82,42 @@ def export_onnx(
     return out
 
 
-def ort_session(path: str | os.PathLike[str], threads: int | None = None):
-    """An ONNX Runtime CPU session with full graph optimisation."""
-    import onnxruntime as ort
+def onnx_metadata(
+    model_name: str,
+    input_shape: tuple[int, ...],
+    preprocessing: dict[str, Any] | None = None,
+    plan: Plan | None = None,
+) -> dict[str, str]:
+    """The ``metadata_props`` every trtprune ONNX carries: model, input shape, preprocessing, plan."""
+    meta = {"trtprune.model": model_name, "trtprune.input_shape": json.dumps(list(input_shape))}
+    if preprocessing:
+        meta["trtprune.preprocessing"] = json.dumps(preprocessing)
+    if plan is not None:
+        meta["trtprune.plan"] = json.dumps(plan.to_json())
+    return meta
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+def ort_session(path: str | os.PathLike[str], threads: int | None = None):
+    """An ONNX Runtime CPU session (options from :func:`trtprune.backends.ort.session`, their one owner)."""
+    from trtprune.backends.ort import session
+
+    return session(path, threads)
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX file (without loading its weights)."""
+    return {p.key: p.value for p in load_proto(path, load_external_data=False).metadata_props}
+
+
+def load_proto(path: str | os.PathLike[str], load_external_data: bool = True):
+    """An ONNX file's protobuf; a missing or unreadable file is a one-line :class:`TrtpruneError`."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}
+    from trtprune.errors import TrtpruneError
+
+    if not Path(path).is_file():
+        raise TrtpruneError(f"ONNX model {path} not found")
+    try:
+        return onnx.load(str(path), load_external_data=load_external_data)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError, RuntimeWarning-derived and OSErrors
+        raise TrtpruneError(f"{path} is not a readable ONNX model ({type(exc).__name__}); export it again") from None

@@ -63,7 +63,7 @@ def match_target(
             lo = goal if lo is None or goal > lo else lo
             smallest = getattr(exc, "smallest_ms", None)
             if smallest is not None and smallest > goal and (hi is None or smallest < hi):
-                nxt = smallest * (1 + 1e-9)
+                nxt = smallest + 1e-9 * abs(base)  # just above it (a noisy table's floor may be negative)
             else:
                 nxt = (goal + hi) / 2 if hi is not None else goal + 0.5 * (base - goal)
             log.info("goal %.4f: infeasible for the method; next goal %.4f", goal, nxt)

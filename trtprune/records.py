@@ -33,6 +33,8 @@ class Record:
     FORMAT: ClassVar[int] = 1
     REMOVED: ClassVar[dict[str, int]] = {}  # key -> the format that dropped it (older files may carry it)
     NESTED: ClassVar[dict[str, type[Record]]] = {}  # field -> the record type it holds
+    KEY: ClassVar[str] = "key"  # what a key is called in errors ("training option" for a user's options)
+    ERROR: ClassVar[type[TrtpruneError]] = RecordError
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": self.FORMAT}
@@ -44,10 +46,10 @@ class Record:
     def from_json(cls: type[R], obj: Any, source: str | None = None) -> R:
         source = source or cls.__name__
         if not isinstance(obj, dict):
-            raise RecordError(f"{source}: expected a JSON object, not {type(obj).__name__}")
+            raise cls.ERROR(f"{source}: expected a JSON object, not {type(obj).__name__}")
         fmt = obj.get("format", 1)  # files from before records were versioned are format 1
         if not isinstance(fmt, int) or fmt > cls.FORMAT:
-            raise RecordError(
+            raise cls.ERROR(
                 f"{source} has format {fmt!r}; this trtprune reads {cls.__name__} up to format {cls.FORMAT}: upgrade"
             )
         names = {f.name: f for f in dataclasses.fields(cls)}
@@ -60,12 +62,12 @@ class Record:
                     log.warning("%s: ignoring %r (written by format %d; dropped in format %d)", source, key, fmt,
                                 cls.REMOVED[key])  # fmt: skip
                     continue
-                raise RecordError(f"{source}: unknown key {key!r}; {cls.__name__} has: {', '.join(names)}")
+                raise cls.ERROR(f"{source}: unknown {cls.KEY} {key!r}; {cls.__name__} has: {', '.join(names)}")
             kwargs[key] = _typed(cls, names[key], value, f"{source}.{key}")
         try:
             return cls(**kwargs)
         except TypeError as exc:
-            raise RecordError(f"{source}: {exc}") from None
+            raise cls.ERROR(f"{source}: {exc}") from None
 
 
 def _plain(value: Any) -> Any:

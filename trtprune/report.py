@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtprune.errors import TrtpruneError
+
+if TYPE_CHECKING:
+    from trtprune.prune import PruneResult
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -22,18 +25,15 @@ def compare_onnx(
     paths: list[Path], data: str, data_root: str | os.PathLike[str] | None, threads: int = 1, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Evaluate and time every ONNX model; latencies are measured interleaved in one process."""
-    import onnx
 
     from trtprune.backends import BackendConfig, get_backend
     from trtprune.data import get_dataset, get_spec
     from trtprune.evaluation import evaluate_onnx
-    from trtprune.export import read_metadata
+    from trtprune.export import load_proto, read_metadata
     from trtprune.timing import measure_interleaved
 
     spec = get_spec(data)
     for p in paths:
-        if not Path(p).exists():
-            raise TrtpruneError(f"ONNX model {p} not found")
         pre = read_metadata(p).get("trtprune.preprocessing")
         if pre and json.loads(pre).get("mean") != list(spec.preprocessing.mean):
             raise TrtpruneError(f"{p} was trained with other preprocessing than {data}'s; evaluate it on its own data")
@@ -43,7 +43,7 @@ def compare_onnx(
     timings = measure_interleaved({k: r.timed for k, r in runners.items()})
     rows = []
     for p in paths:
-        proto = onnx.load(str(p))
+        proto = load_proto(p)
         params = sum(int(_numel(t)) for t in proto.graph.initializer if len(t.dims) > 0)
         t = timings[str(p)]
         rows.append(
@@ -68,87 +68,14 @@ def _numel(tensor: Any) -> int:
     return n
 
 
-def write_prune_report(job: Any, out: Path, wall_s: float) -> None:
-    """report.json, report.md and the plots of a prune run (``job`` is the finished pipeline)."""
-    from dataclasses import asdict
-
+def write_prune_report(result: PruneResult, out: Path) -> None:
+    """report.json (the result), report.md and the plots of a prune run."""
     from trtprune.atomic import write_json, write_text
 
-    measured = job.measured
-    base_ms = measured["base"]["median_ms"] if measured else None
-    pruned_ms = measured["pruned"]["median_ms"] if measured else None
-    share = pruned_ms / base_ms if measured else None
-    meta = job.latency.meta
-    report = {
-        "format": 1,
-        "model": job.name,
-        "method": job.method.describe(),
-        "method_s": job.method_s,
-        "checkpoint": job.ckpt,
-        "table": str(job.config.lut),
-        "backend": meta.backend,
-        "precision": meta.precision,
-        "input_shape": meta.input_shape,
-        "preprocessing": job.spec.preprocessing.to_json(),
-        "budget_ms": job.budget,
-        "table_base_ms": job.latency.base_ms,
-        "predicted_ms": job.stages[-1].predicted_ms,
-        "measured": measured,
-        "measured_share": share,
-        "measured_in_table_ms": share * job.latency.base_ms if share else None,
-        "speedup": 1 / share if share else None,
-        "meets_budget": bool(share and share * job.latency.base_ms <= job.budget * 1.0 + 3 * _noise_ms(measured)),
-        "top1": job.top1,
-        "base_top1": job.base_top1_onnx,
-        "top1_source": "ONNX Runtime (CPU) on the test split of model.onnx / base.onnx",
-        "params": job.params,
-        "base_params": job.base_params,
-        "flops": _flops(job.model, meta.input_shape),
-        "base_flops": _flops(job.base_model, meta.input_shape),
-        "widths": job.stages[-1].widths,
-        "base_widths": meta.widths,
-        "stages": [asdict(s) for s in job.stages],
-        "matching": job.match_trace,
-        "final_finetune": {"epochs": job.final.epochs, "top1_torch": job.final.top1},
-        "engine_files": job.engine_files,
-        "config": job.config.to_json(),
-        "wall_s": wall_s,
-        "remeasure_table_s": job.table_s,
-    }
+    report = result.to_json()
     write_json(out / "report.json", report)
     write_text(out / "report.md", _markdown(report))
     _plots(report, out)
-
-
-def _noise_ms(measured: dict) -> float:
-    """The harness's stated noise on the pruned model's median: half its inter-quartile range."""
-    if not measured:
-        return 0.0
-    t = measured["pruned"]
-    return 0.5 * t["spread"] * t["median_ms"] / max(measured["base"]["median_ms"], 1e-12)
-
-
-def _flops(model: Any, shape: list[int]) -> int:
-    """Multiply-accumulates of one forward pass (convs and linears), via forward hooks."""
-    import torch
-
-    total = 0
-
-    def hook(m, inp, out):
-        nonlocal total
-        if isinstance(m, torch.nn.Conv2d):
-            total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, torch.nn.Linear):
-            total += out.numel() * m.in_features
-
-    handles = [
-        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
-    ]
-    with torch.no_grad():
-        model.eval()(torch.zeros(*shape))
-    for h in handles:
-        h.remove()
-    return int(total)
 
 
 def _markdown(r: dict) -> str:

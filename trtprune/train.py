@@ -16,7 +16,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from trtprune.errors import DataError, TrtpruneError, UsageError
+from trtprune.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ MaskHook = Callable[[nn.Module], None]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Record):
     """Hyper-parameters of one training or fine-tuning run.
 
     ``batch_size`` is per process: under ``torchrun`` the global batch is
@@ -43,6 +44,8 @@ class TrainConfig:
     by ``seed``, so every fine-tune of a staged run sees other samples); ``limit_test``
     evaluates on the first N.
     """
+
+    KEY, ERROR = "training option", UsageError
 
     epochs: int = 1
     lr: float = 0.1
@@ -63,16 +66,6 @@ class TrainConfig:
             )
         if not self.lr > 0 or self.momentum < 0 or self.weight_decay < 0:
             raise UsageError(f"bad training config: lr ({self.lr}) must be > 0, momentum and weight decay >= 0")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> TrainConfig:
-        unknown = sorted(set(obj) - {f.name for f in fields(cls)})
-        if unknown:
-            raise UsageError(f"unknown training option(s) {', '.join(unknown)}")
-        return cls(**obj)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The backend interface and registry.
 
-A backend turns a network into a :class:`Runner` (``prepare``) and describes the
-environment its numbers come from (``environment``). ONNX-consuming backends
+A backend turns a network into a :class:`Runner` (``prepare``), turns an exported ONNX
+into the artefact users deploy (``deploy``: ONNX Runtime's optimised model, TensorRT's
+``.plan``) and describes the environment its numbers come from (``environment``). ONNX-consuming backends
 (``ort``, ``trt``) take an ONNX file; the ``torch`` backend takes the module.
 Timing is never done here: the shared harness in :mod:`trtprune.timing` calls
 ``runner.timed(k)``, which runs ``k`` inferences back to back and returns the
@@ -23,6 +24,8 @@ from trtprune.records import Record
 from trtprune.registry import Registry
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from torch import nn
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -81,6 +84,11 @@ class Backend(Protocol):
     ) -> Runner: ...
 
     def environment(self, config: BackendConfig) -> dict[str, Any]: ...
+
+    def deploy(self, onnx_path: Path, out: Path, config: BackendConfig) -> dict[str, str]:
+        """Turn ``onnx_path`` (at the precision already) into the artefact to deploy, written under
+        ``out``; returns ``{"engine": file name}``, or nothing for a backend that runs modules."""
+        ...
 
 
 class RunnerBase:

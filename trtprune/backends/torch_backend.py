@@ -23,6 +23,8 @@ from trtprune.backends.base import BackendConfig, RunnerBase
 from trtprune.errors import TrtpruneError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from torch import nn
 
 
@@ -151,6 +153,10 @@ class TorchBackend:
             raise TrtpruneError(f"the torch backend takes a torch module, not {type(source).__name__}")
         self.check_available(config)
         return TorchRunner(source, input_shape, config)
+
+    def deploy(self, onnx_path: Path, out: Path, config: BackendConfig) -> dict[str, str]:
+        """Nothing beyond the checkpoint and ONNX every run writes: PyTorch runs the module itself."""
+        return {}
 
     def environment(self, config: BackendConfig) -> dict[str, Any]:
         import torch

@@ -340,6 +340,12 @@ class TrtBackend:
             raise TrtpruneError(f"{path}: the trt backend takes an .onnx or a .plan file")
         return TrtRunner(build_engine_bytes(path, config, input_shape), input_shape, config)
 
+    def deploy(self, onnx_path: Path, out: Path, config: BackendConfig) -> dict[str, str]:
+        """The deployable artefact: the serialized engine, ``model.plan``."""
+        self.check_available(config)
+        save_plan(build_engine_bytes(onnx_path, config), out / "model.plan")
+        return {"engine": "model.plan"}
+
     def environment(self, config: BackendConfig) -> dict[str, Any]:
         from trtprune.backends.gpu import gpu_environment
         from trtprune.backends.ort import cpu_name

@@ -399,6 +399,16 @@ def merge_groups(a: ChannelGroup, b: ChannelGroup) -> ChannelGroup:
     )
 
 
+def build_into(
+    config: LutConfig, loaded: LoadedModel, groups: ModelGroups, store: LutStore, progress: Progress | None = None
+) -> _Builder:
+    """Measure (or finish measuring) ``loaded``'s table into an open ``store`` whose meta is set;
+    returns the finished builder (its counts of rows measured, skipped, copied, engines built)."""
+    builder = _Builder(config, loaded, groups, store, progress)
+    builder.run()
+    return builder
+
+
 def build_lut(
     config: LutConfig, out: str | os.PathLike[str], progress: Progress | None = None, force: bool = False
 ) -> LutResult:
@@ -412,8 +422,8 @@ def build_lut(
     groups = find_groups(loaded.model, loaded.input_shape)
     with LutStore(out, create=True) as store:
         store.init_meta(table_meta(loaded, groups, config), force=force)
-        builder = _Builder(config, loaded, groups, store, progress)
-        base_ms = builder.run()
+        builder = build_into(config, loaded, groups, store, progress)
+        base_ms = store.base_ms()
     return LutResult(
         Path(out),
         builder.measured,

@@ -26,6 +26,18 @@ FORMAT = 1
 _ENV_KEYS = ("engine", "version", "device", "processor", "gpu", "threads", "machine")
 
 
+def default_table(model: str | None = None) -> Path:
+    """Where ``make lut MODEL=...`` writes a model's table; without a model, the newest table there."""
+    if model:
+        return Path("engines") / model / "lut.db"
+    tables = sorted(Path("engines").glob("*/lut.db"), key=lambda p: p.stat().st_mtime)
+    if not tables:
+        from trtprune.errors import UsageError
+
+        raise UsageError("no latency table found under engines/: run 'make lut MODEL=...' or pass --lut")
+    return tables[-1]
+
+
 class LutMismatch(TrtpruneError):
     """A table built for another model, engine, device or setting."""
 
@@ -143,7 +155,10 @@ class LutStore:
             raise TrtpruneError(
                 f"latency table {self.path} not found; build it with 'trtprune lut MODEL --out {self.path}'"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from trtprune.atomic import output_folder
+
+        if create:
+            output_folder(self.path)
         try:
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")

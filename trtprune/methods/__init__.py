@@ -9,6 +9,6 @@ latency goal into widths. Registered: ``sp-lamp`` (default), ``halp``, ``lap``,
 
 from __future__ import annotations
 
-from trtprune.methods.base import METHODS, Method, StageState, get_method
+from trtprune.methods.base import METHODS, Method, MethodContext, StageState, get_method, method_names
 
-__all__ = ["METHODS", "Method", "StageState", "get_method"]
+__all__ = ["METHODS", "Method", "MethodContext", "StageState", "get_method", "method_names"]

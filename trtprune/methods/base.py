@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,11 +93,36 @@ def method_names() -> list[str]:
     return sorted(_MODULES)
 
 
+Batches = Callable[[int], Iterable[Any]]  # n -> n shuffled training batches (a fixed order per run)
+
+
+def _no_batches(n: int) -> Iterable[Any]:
+    from trtprune.errors import TrtpruneError
+
+    raise TrtpruneError("this method needs training data: run it through trtprune prune (with --data)")
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method may use once, before the first stage (:meth:`Method.setup`): the unpruned
+    model and its groups, the table and where it lives, and the training data."""
+
+    model: nn.Module
+    input_shape: tuple[int, ...]
+    groups: ModelGroups
+    latency: LatencyModel
+    lut_path: str
+    data: str
+    data_root: str | None
+    seed: int = 0
+    batches: Batches = _no_batches
+
+
 @dataclass
 class StageState:
     """What a method sees at one stage: the (soft-masked, full-shape) model and its groups,
-    the table (``latency``, in the table's milliseconds), the widths kept so far, and the job
-    (data, configuration, engine) for methods that train or evaluate."""
+    the table (``latency``, in the table's milliseconds), the widths kept so far, the earlier
+    stages' plan, and training batches for methods whose scores need gradients."""
 
     model: nn.Module
     groups: ModelGroups
@@ -107,8 +133,8 @@ class StageState:
     stage: int
     stages: int
     seed: int
-    job: Any = None
     plan: Plan | None = None  # the earlier stages' decision (None at the first stage)
+    batches: Batches = _no_batches
     scores: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -122,7 +148,7 @@ class Method:
         """Per-stage latency targets ending at the budget: linear steps (SP-LAMP Sec. 3.3)."""
         return [base_ms - (base_ms - budget_ms) * s / stages for s in range(1, stages + 1)]
 
-    def setup(self, job: Any) -> None:
+    def setup(self, context: MethodContext) -> None:
         """One-off work before the first stage (e.g. measuring a method's own table)."""
 
     taylor_batches = 10  # mini-batches the Taylor sensitivities are averaged over (HALP's 10)
@@ -149,7 +175,7 @@ def score_context(state: StageState, importance: str, taylor_batches: int) -> Sc
 
     context = ScoreContext(seed=state.seed)
     if importance in NEEDS_TAYLOR:
-        context.taylor = taylor_per_layer(state.model, state.job.batches(taylor_batches))
+        context.taylor = taylor_per_layer(state.model, state.batches(taylor_batches))
     return context
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from trtprune.methods.base import METHODS, Method, StageState, allowed_widths_of
+from trtprune.methods.base import METHODS, Method, MethodContext, StageState, allowed_widths_of
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,13 @@ class Halp(Method):
     def schedule(self, base_ms: float, budget_ms: float, stages: int) -> list[float]:
         return exponential_targets(base_ms, budget_ms, stages)
 
-    def setup(self, job: Any) -> None:
+    def setup(self, context: MethodContext) -> None:
         from trtprune.methods.conv_table import ConvTable, layer_keys
 
-        settings = job.latency.settings
-        path = Path(self.table_path) if self.table_path else Path(job.config.lut).with_name("halp-convs.db")
-        self.table = ConvTable(path, job.latency.meta.backend, settings.backend_config, settings.timing)
-        self.keys = layer_keys(job.loaded.model, tuple(job.loaded.input_shape))
+        settings = context.latency.settings
+        path = Path(self.table_path) if self.table_path else Path(context.lut_path).with_name("halp-convs.db")
+        self.table = ConvTable(path, context.latency.meta.backend, settings.backend_config, settings.timing)
+        self.keys = layer_keys(context.model, context.input_shape)
         ms = self.table.lookup(self.keys.values())
         self.full_ms = sum(ms[k] for k in self.keys.values())  # every layer, identical ones included
         log.info("halp: %d layers, summed base latency %.4f ms", len(self.keys), self.full_ms)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from trtprune.methods.base import METHODS, Method, StageState, allowed_widths_of, width_decision
+from trtprune.methods.base import METHODS, Method, MethodContext, StageState, allowed_widths_of, width_decision
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,12 @@ class Lap(Method):
         self.history: list[dict[str, Any]] = []
         self.search_s = 0.0
 
-    def setup(self, job: Any) -> None:
+    def setup(self, context: MethodContext) -> None:
         import torch.utils.data
 
         from trtprune.data import get_dataset
 
-        full = get_dataset(job.config.data, "train", job.config.data_root, augment=False)
+        full = get_dataset(context.data, "train", context.data_root, augment=False)
         n = min(self.holdout, len(full) // 10)
         self.heldout = torch.utils.data.Subset(full, range(len(full) - n, len(full)))
 
@@ -91,7 +91,7 @@ class Lap(Method):
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
         opt = torch.optim.SGD(model.parameters(), lr=self.dynamic_lr, momentum=0.9)
         model.train()
-        for x, y in state.job.batches(self.dynamic_steps):
+        for x, y in state.batches(self.dynamic_steps):
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()
             opt.step()

@@ -1,0 +1,126 @@
+"""Step 3 of a prune run: the model pruned physically, fine-tuned once more, exported, built into the
+deployable engine, evaluated in ONNX Runtime and measured beside the unpruned model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from trtprune.lut.store import LutMeta
+    from trtprune.plan import Plan
+    from trtprune.prune.inputs import PruneInputs
+    from trtprune.train import TrainResult
+
+
+@dataclass(frozen=True)
+class Deployment:
+    final: TrainResult  # the final fine-tune
+    engine_files: dict[str, str]
+    top1: float  # model.onnx in ONNX Runtime on the test split
+    base_top1: float  # base.onnx, the same way
+    measured: dict[str, Any]  # base and pruned timings side by side, and their environment
+    params: int
+    base_params: int
+    flops: int
+    base_flops: int
+
+
+def deploy(run: PruneInputs, model: nn.Module, base_model: nn.Module, plan: Plan, out: Path, stages: int) -> Deployment:
+    """Everything the run directory ``out`` holds besides the report."""
+    from trtprune.checkpoint import save_checkpoint
+    from trtprune.evaluation import evaluate_onnx
+    from trtprune.export import export_onnx, onnx_metadata
+    from trtprune.groups import find_groups
+    from trtprune.surgery import apply_plan
+    from trtprune.train import train
+
+    shape = run.input_shape
+    apply_plan(find_groups(model, shape), plan, run.model_name)
+    final = train(model, run.train_set, run.test_set, run.config.finetune(stages))
+    plan.save(out / "plan.json")
+    pre = run.spec.preprocessing.to_json()
+    save_checkpoint(
+        out / "model.pt",
+        model,
+        model_name=run.model_name,
+        input_shape=shape,
+        num_classes=run.loaded.num_classes,
+        preprocessing=pre,
+        plan=plan.to_json(),
+        metrics={"top1_torch": final.top1},
+    )
+    export_onnx(model, shape, out / "model.onnx", metadata=onnx_metadata(run.model_name, shape, pre, plan))
+    export_onnx(base_model, shape, out / "base.onnx", metadata=onnx_metadata(run.model_name, shape, pre))
+    return Deployment(
+        final=final,
+        engine_files=build_engine(run.latency.meta, out, run.config.calib, model, shape),
+        top1=evaluate_onnx(out / "model.onnx", run.test_set),
+        base_top1=evaluate_onnx(out / "base.onnx", run.test_set),
+        measured=measure_final(run.latency.meta, out / "base.onnx", out / "model.onnx"),
+        params=sum(p.numel() for p in model.parameters()),
+        base_params=sum(p.numel() for p in base_model.parameters()),
+        flops=count_macs(model, shape),
+        base_flops=count_macs(base_model, shape),
+    )
+
+
+def build_engine(
+    meta: LutMeta, out: Path, calib: str | None, model: nn.Module, shape: tuple[int, ...]
+) -> dict[str, str]:
+    """The deployable engine of the table's backend, at the table's precision (an fp16 or QDQ-int8
+    ONNX first where the precision asks for one; int8 calibrated on ``calib``)."""
+    from trtprune.backends import get_backend
+    from trtprune.lut.settings import read_settings
+    from trtprune.precision import export_with_precision
+
+    config = read_settings(meta).backend_config
+    files = {}
+    onnx_path = out / "model.onnx"
+    if config.precision != "fp32":
+        calibration = None
+        if config.precision == "int8" and calib:
+            from trtprune.calib import load_calibration_set
+
+            calibration = load_calibration_set(calib)
+        onnx_path = export_with_precision(
+            model, shape, out / f"model.{config.precision}.onnx", config.precision, calibration
+        )
+        files[config.precision] = onnx_path.name
+    return {**files, **get_backend(meta.backend).deploy(onnx_path, out, config)}
+
+
+def measure_final(meta: LutMeta, base_onnx: Path, pruned_onnx: Path) -> dict[str, Any]:
+    from trtprune.bench import measure_onnx_side_by_side
+
+    measured = measure_onnx_side_by_side(meta, {"base": base_onnx, "pruned": pruned_onnx}, reference="base")
+    if measured is None:
+        return {}
+    t, environment = measured
+    return {"base": t["base"].to_json(), "pruned": t["pruned"].to_json(), "environment": environment}
+
+
+def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass (convs and linears), via forward hooks."""
+    import torch
+
+    total = 0
+
+    def hook(m, inp, out):
+        nonlocal total
+        if isinstance(m, torch.nn.Conv2d):
+            total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, torch.nn.Linear):
+            total += out.numel() * m.in_features
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)
+    ]
+    with torch.no_grad():
+        model.eval()(torch.zeros(*shape))
+    for h in handles:
+        h.remove()
+    return int(total)

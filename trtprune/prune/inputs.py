@@ -1,0 +1,102 @@
+"""Step 1 of a prune run: everything it needs, checked and loaded before any run directory exists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from trtprune.errors import TrtpruneError
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from trtprune.data.registry import DatasetSpec
+    from trtprune.groups import ModelGroups
+    from trtprune.loading import LoadedModel
+    from trtprune.lut.predict import LatencyModel
+    from trtprune.methods import Method
+    from trtprune.prune.config import PruneConfig
+
+
+@dataclass(frozen=True)
+class PruneInputs:
+    """A run's checked inputs. ``groups`` describe the unpruned model (names and indices: valid for
+    every copy of it); ``latency`` is the table as the separable knapsack optimises it (single-group
+    changes, no interaction terms)."""
+
+    config: PruneConfig
+    latency: LatencyModel
+    budget_ms: float
+    model_name: str
+    checkpoint: str | None
+    loaded: LoadedModel
+    groups: ModelGroups
+    spec: DatasetSpec
+    train_set: Dataset
+    test_set: Dataset
+    method: Method
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.loaded.input_shape)
+
+    @property
+    def round_to(self) -> int:
+        return self.config.round_to or self.latency.meta.step
+
+    def batches(self, n: int) -> Iterator[Any]:
+        """``n`` shuffled training batches (a fixed order for the run's seed), for scores that need gradients."""
+        import torch
+        import torch.utils.data
+
+        loader = torch.utils.data.DataLoader(
+            self.train_set,
+            batch_size=self.config.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(self.config.seed),
+        )
+        for i, batch in enumerate(loader):
+            if i >= n:
+                break
+            yield batch
+
+
+def load_inputs(config: PruneConfig) -> PruneInputs:
+    """Read the table, check the budget, model, input, data and method against it; load the model."""
+    from trtprune.data import get_dataset, get_spec
+    from trtprune.decision import infeasible, smallest_ms
+    from trtprune.groups import find_groups
+    from trtprune.loading import load_model
+    from trtprune.lut.predict import LatencyModel
+    from trtprune.lut.store import LutStore
+    from trtprune.shapes import parse_shape
+
+    with LutStore(config.lut) as store:
+        latency = LatencyModel(store, interactions=False)  # what the separable knapsack optimises
+    meta = latency.meta
+    budget = config.budget_of(latency.base_ms)
+    name = config.model or meta.model
+    if name != meta.model:
+        raise TrtpruneError(
+            f"table {config.lut} was built for {meta.model!r}, not {name!r}: build one with 'trtprune lut {name}'"
+        )
+    shape = parse_shape(config.input_shape or tuple(meta.input_shape))
+    if list(shape) != list(meta.input_shape):
+        raise TrtpruneError(f"table {config.lut} was measured at input {meta.input_shape}, not {list(shape)}")
+    method = config.make_method()
+    spec = get_spec(config.data)
+    train_set = get_dataset(config.data, "train", config.data_root, augment=True)
+    test_set = get_dataset(config.data, "test", config.data_root)
+    checkpoint = config.checkpoint or meta.checkpoint
+    loaded = load_model(name, shape, checkpoint, num_classes=spec.num_classes)
+    if loaded.plan is not None:
+        raise TrtpruneError("the checkpoint is already pruned: start from the base checkpoint the table was built for")
+    groups = find_groups(loaded.model, loaded.input_shape)
+    if {g.name: g.channels for g in groups.groups} != meta.widths:
+        raise TrtpruneError(f"table {config.lut} was built for other widths of {name}; rebuild it")
+    inputs = PruneInputs(config, latency, budget, name, checkpoint, loaded, groups, spec, train_set, test_set, method)
+    smallest = smallest_ms(groups, latency, inputs.round_to)
+    if budget < smallest:
+        raise infeasible(budget, smallest, latency, name)
+    return inputs

@@ -1,0 +1,201 @@
+"""Step 2 of a prune run, once per stage: score, decide, match to the measured target, mask, fine-tune.
+
+The method scores the channels of the (soft-masked, full-shape) model and turns a latency
+goal into widths; the shared matching loop (:mod:`trtprune.matching`) moves the goal until
+the choice, built and timed in the table's engine beside the unpruned model, measures just
+under the stage target less ``match_margin``; the choice becomes soft masks and the model
+is fine-tuned with them held.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trtprune.records import Record
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from trtprune.decision import Decision
+    from trtprune.methods import Method, StageState
+    from trtprune.plan import Plan
+    from trtprune.prune.inputs import PruneInputs
+    from trtprune.prune.tables import TableView
+    from trtprune.prune.timer import CandidateTimer
+    from trtprune.surgery import SoftMask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageRecord(Record):
+    """What a stage chose and measured (report.json's ``stages``)."""
+
+    stage: int
+    target_ms: float
+    predicted_ms: float
+    measured_share: float  # measured latency / unpruned latency measured beside it
+    measured_ms: float  # in table milliseconds (share x table base)
+    top1: float | None
+    params: int
+    widths: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """One stage's inputs: the run's, the model as the earlier stages left it, and their choice."""
+
+    run: PruneInputs
+    method: Method
+    timer: CandidateTimer
+    model: nn.Module  # soft-masked by ``mask`` (None at the first stage), full shape
+    base_model: nn.Module  # the unpruned model, untouched
+    stage: int
+    stages: int
+    target_ms: float
+    plan: Plan | None = None
+    current: dict[str, int] | None = None  # the widths the earlier stages kept
+    current_ms: float | None = None  # their measured latency (table ms)
+    mask: SoftMask | None = None
+    workdir: Path | None = None  # where --remeasure writes its tables
+
+
+@dataclass
+class StageOutcome:
+    record: StageRecord
+    plan: Plan
+    mask: SoftMask  # now holding the model's removed channels at zero
+    trace: list[tuple[float, float, float]]  # the matching loop's (goal, predicted, measured) per round
+    method_s: float
+    table_s: float
+
+
+def run_stage(s: StageInputs) -> StageOutcome:
+    from trtprune.groups import find_groups
+    from trtprune.methods import StageState
+    from trtprune.surgery import apply_masks, expected_param_count
+    from trtprune.train import train
+
+    run = s.run
+    groups = find_groups(s.model, run.input_shape)
+    view = _view(s)
+    state = StageState(
+        model=s.model,
+        groups=groups,
+        latency=view.latency,
+        current=s.current or {g.name: g.channels for g in groups.groups},
+        round_to=run.round_to,
+        model_name=run.model_name,
+        stage=s.stage,
+        stages=s.stages,
+        seed=run.config.seed,
+        plan=s.plan,
+        batches=run.batches,
+    )
+    t0 = time.perf_counter()
+    state.scores = removed_last(s.method.score(state), s.plan)
+    decision, share, trace = _match(s, state, view)
+    method_s = time.perf_counter() - t0
+    if s.mask is not None:
+        s.mask.remove()
+    mask = apply_masks(groups, decision.plan, run.model_name)
+    result = train(s.model, run.train_set, run.test_set, run.config.finetune(s.stage - 1), mask_hook=mask_hook(mask))
+    record = StageRecord(
+        s.stage,
+        s.target_ms,
+        decision.predicted_ms * view.scale,
+        share,
+        share * run.latency.base_ms,
+        result.top1,
+        expected_param_count(groups, decision.plan),
+        dict(decision.widths),
+    )
+    log.info(
+        "%s stage %d/%d: target %.4f ms, predicted %.4f, measured share %.3f, top-1 %.4f",
+        s.method.name,
+        s.stage,
+        s.stages,
+        s.target_ms,
+        record.predicted_ms,
+        share,
+        result.top1,
+    )
+    return StageOutcome(record, decision.plan, mask, trace, method_s, view.build_s)
+
+
+def mask_hook(mask: SoftMask):
+    return lambda _model: mask.apply()
+
+
+def _view(s: StageInputs) -> TableView:
+    from trtprune.prune.tables import TableView, remeasured
+
+    if s.run.config.remeasure and s.current:
+        return remeasured(s.run, s.base_model, s.current, s.current_ms, s.workdir / f"stage{s.stage}.db")
+    return TableView(s.run.latency, 1.0)
+
+
+def _match(s: StageInputs, state: StageState, view: TableView) -> tuple[Decision, float, list]:
+    """Decide, build and time the choice; adjust the goal until it measures just under target."""
+    from trtprune.errors import InfeasibleBudget
+    from trtprune.matching import match_target
+    from trtprune.surgery import prune_copy
+
+    run = s.run
+    shares: dict[tuple, float] = {}
+
+    def measure(decision: Decision) -> float:
+        share = s.timer.share(prune_copy(s.base_model, run.groups, decision.widths))
+        shares[_key(decision)] = share
+        return share * run.latency.base_ms
+
+    def decide(goal: float) -> Decision:
+        try:
+            return s.method.decide(state, goal / view.scale)
+        except InfeasibleBudget as exc:  # the smallest it can do, in the run's table's ms
+            if exc.smallest_ms is not None:
+                exc.smallest_ms *= view.scale
+            raise
+
+    match = match_target(
+        decide,
+        lambda d: d.predicted_ms * view.scale,
+        measure,
+        s.target_ms * (1 - run.config.match_margin),
+        run.latency.base_ms,
+        rounds=run.config.repair_rounds,
+        tolerance=run.config.match_tolerance,
+        key=_key,
+    )
+    if not match.met:
+        log.warning(
+            "stage target %.4f ms (less the %.0f%% margin) not met: the fastest choice measured %.4f ms",
+            s.target_ms,
+            100 * run.config.match_margin,
+            match.measured,
+        )
+    return match.choice, shares[_key(match.choice)], match.trace
+
+
+def _key(decision: Decision) -> tuple:
+    return tuple(sorted(decision.widths.items()))
+
+
+def removed_last(scores: dict[str, Any], plan: Plan | None) -> dict[str, Any]:
+    """Channels an earlier stage removed stay removed: they score below every kept channel
+    (soft masks zero only the producer side, so some scores still see their consumer slices)."""
+    if plan is None:
+        return scores
+    out = dict(scores)
+    for name, kept in plan.groups.items():
+        values = np.asarray(out[name], dtype=np.float64)
+        alive = np.zeros(len(values), dtype=bool)
+        alive[np.asarray(kept)] = True
+        out[name] = np.where(alive, values, values.min() - 1.0 - np.abs(values).max())
+    return out

@@ -1,0 +1,34 @@
+"""Timing a candidate the way the table was measured: its engine, beside the unpruned model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from trtprune.lut.store import LutMeta
+
+
+class CandidateTimer:
+    """Builds candidates in the table's backend and times each beside the unpruned model (prepared once)."""
+
+    def __init__(self, meta: LutMeta, base_model: nn.Module, input_shape: tuple[int, ...]) -> None:
+        from trtprune.candidates import prepare
+        from trtprune.lut.settings import read_settings
+
+        self.backend, self.input_shape = meta.backend, input_shape
+        self.config = read_settings(meta).backend_config
+        self.base_runner = prepare(base_model, input_shape, self.backend, self.config)
+
+    def share(self, model: nn.Module) -> float:
+        """``model``'s latency as a share of the unpruned model's, paired round by round."""
+        from trtprune.candidates import prepare
+        from trtprune.timing import measure_interleaved
+
+        with prepare(model, self.input_shape, self.backend, self.config) as runner:
+            t = measure_interleaved({"base": self.base_runner.timed, "cand": runner.timed}, reference="base")
+        return t["cand"].ratio
+
+    def close(self) -> None:
+        self.base_runner.close()
