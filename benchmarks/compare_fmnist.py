@@ -44,12 +44,13 @@ BASES = {  # trained once from scratch with `trtprune train` (SGD 0.9, lr 0.1 co
     "resnet20": {"epochs": 15},
     "resnet56": {"epochs": 10},
 }
-SP_LAMP_VALUES = ("sp-lamp", "sp-lamp-taylor", "sp-lamp-group")  # --importance values of the default method
+OTHER_SP_LAMP_VALUES = ("sp-lamp", "sp-lamp-group")  # the default method's other --importance values
 PARTS = {
     "resnet20": {
         "budgets": (0.3, 0.5, 0.7),
         "methods": (
-            *(f"sp-lamp:importance={v}" for v in SP_LAMP_VALUES),  # one of them is the default
+            "sp-lamp",  # the default: importance sp-lamp-taylor
+            *(f"sp-lamp:importance={v}" for v in OTHER_SP_LAMP_VALUES),
             "halp",
             "lap",
             "uniform",
