@@ -225,7 +225,7 @@ def structural(monkeypatch):
             model, example_inputs, tuple(self.loaded.input_shape), state["scale"], state["aligned"]
         )
 
-    copy = build._Builder._copy
+    copy = build.TableBuilder._copy
 
     def killable_copy(self, *args):
         if state["kill_at_copy"] is not None and state["copies"] >= state["kill_at_copy"]:
@@ -233,8 +233,8 @@ def structural(monkeypatch):
         state["copies"] += 1
         return copy(self, *args)
 
-    monkeypatch.setattr(build._Builder, "_prepare", prepare)
-    monkeypatch.setattr(build._Builder, "_copy", killable_copy)
+    monkeypatch.setattr(build.TableBuilder, "_prepare", prepare)
+    monkeypatch.setattr(build.TableBuilder, "_copy", killable_copy)
     return state
 
 

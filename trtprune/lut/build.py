@@ -69,10 +69,17 @@ def table_meta(loaded: LoadedModel, groups: ModelGroups, config: LutConfig) -> L
     )
 
 
-class _Builder:
+class TableBuilder:
+    """Measures a table into an open store: the base network and its probes, then every group's
+    grid (refined where its staircase jumps) in batches timed beside their references, then the
+    copies of identical blocks and the joined pairs. What a row times is the mode's strategy
+    (:mod:`trtprune.lut.strategies`)."""
+
     def __init__(
         self, config: LutConfig, loaded: LoadedModel, groups: ModelGroups, store: LutStore, progress: Progress | None
     ):
+        from trtprune.lut.strategies import STRATEGIES
+
         self.config, self.loaded, self.groups, self.store = config, loaded, groups, store
         self.progress = progress or (lambda event: None)
         self.engines = 0
@@ -80,23 +87,9 @@ class _Builder:
         self.skipped = 0
         self.copied = 0
         self.noisy: list[str] = []
-        self._block_trace = None
-        self._blocks: dict[str, Any] = {}
-        self._signatures: dict[str, str] = {}  # group -> its block's signature (block mode)
-        self._measured_by: dict[str, str] = {}  # signature -> the group whose block is measured for it
-        self._refs: dict[str, Runner] = {}  # signature -> the unpruned block, prepared once
-        self._base_runner: Runner | None = None
-        self._pair_sources: dict[str, tuple[str, str]] = {}  # joint-block signature -> the pair measured for it
-        self.timing = config.timing
-        if config.mode == "block":
-            self.timing = replace(
-                config.timing,
-                min_sample_ms=min(config.timing.min_sample_ms, config.block_min_sample_ms),
-                warmup_ms=min(config.timing.warmup_ms, config.block_warmup_ms),
-                warmup=min(config.timing.warmup, config.block_warmup),
-            )
+        self.strategy = STRATEGIES[config.mode](config, loaded, groups, self._prepare)
+        self.timing = self.strategy.timing
 
-    # candidates -------------------------------------------------------------
     def _prepare(self, model, example_inputs=None) -> Runner:
         from trtprune.candidates import prepare
 
@@ -109,47 +102,19 @@ class _Builder:
             example_inputs=example_inputs,
         )
 
-    def _candidate(self, group: ChannelGroup, width: int) -> Runner:
-        from trtprune.surgery import prune_copy
+    def run(self) -> float:
+        base_ms = self.base()
+        self.timing = replace(self.timing, target_se_ms=self.config.row_error * base_ms)
+        self.measure_groups(base_ms)
+        self.strategy.close_references()
+        if self.config.pairs:
+            self.measure_pairs()
+        self.strategy.close()
+        return base_ms
 
-        if self.config.mode == "network":
-            return self._prepare(prune_copy(self.loaded.model, self.groups, {group.name: width}))
-        block = self._block(group)
-        return self._prepare(prune_copy(block.module, self.groups, {group.name: width}), block.inputs)
-
-    def _block(self, group: ChannelGroup):
-        import torch
-
-        from trtprune.lut.block import extract_block, signature, trace
-
-        if group.name not in self._blocks:
-            if self._block_trace is None:
-                self._block_trace = trace(self.loaded.model, torch.randn(*self.loaded.input_shape))
-            block = extract_block(*self._block_trace, group)
-            self._blocks[group.name] = block
-            self._signatures[group.name] = signature(block) if self.config.dedupe else group.name
-        return self._blocks[group.name]
-
-    def _ref_key(self, group: ChannelGroup) -> str:
-        return "network" if self.config.mode == "network" else self._signatures[group.name]
-
-    def _reference(self, group: ChannelGroup) -> Runner:
-        """What a group's candidates are timed beside: the unpruned network, or its unpruned block
-        (one per signature); prepared once and kept until the groups are measured."""
-        if self.config.mode == "network":
-            if self._base_runner is None:
-                self._base_runner = self._prepare(self.loaded.model)
-            return self._base_runner
-        block = self._block(group)
-        sig = self._signatures[group.name]
-        if sig not in self._refs:
-            self._refs[sig] = self._prepare(block.module, block.inputs)
-        return self._refs[sig]
-
-    # measuring --------------------------------------------------------------
     def base(self) -> float:
-        """The unpruned network, the probes and (block mode) every distinct unpruned block, timed in
-        one interleaved batch, each paired with the network.
+        """The unpruned network, the probes and the strategy's base references (block mode: every
+        distinct unpruned block), timed in one interleaved batch, each paired with the network.
 
         Block rows are timed minutes later, when a shared machine may run faster or slower;
         each block's share of the network measured here puts their changes in the base's
@@ -159,57 +124,39 @@ class _Builder:
         from trtprune.surgery import prune_copy
 
         probes = probe_widths(self.groups, self.config)
-        block = self.config.mode == "block"
         have_base = bool(self.store.done(BASE))
-        have_blocks = not block or {g.name for g in self.groups.groups} <= set(self.store.block_refs())
+        need_blocks = self.config.mode == "block"
+        have_blocks = not need_blocks or {g.name for g in self.groups.groups} <= set(self.store.block_refs())
         if have_base and have_blocks and set(probes) <= {p.name for p in self.store.probes()}:
             return self.store.base_ms()
         net = self._prepare(self.loaded.model)
         runners = {name: self._prepare(prune_copy(self.loaded.model, self.groups, w)) for name, w in probes.items()}
-        if block:
-            for g in self.groups.groups:
-                self._block(g)
-            runners.update({f"block:{self._ref_key(g)}": self._reference(g) for g in self.groups.groups})
+        references = self.strategy.base_references()
         net.timed(self.config.timing.warmup)
         rough_ms = net.timed(3) / 3  # the base is not known yet: the rows' error target from a rough one
         timing = replace(self.config.timing, target_se_ms=self.config.row_error * rough_ms)
-        t = measure_interleaved({BASE: net.timed, **{n: r.timed for n, r in runners.items()}}, timing, reference=BASE)
+        candidates = {BASE: net.timed, **{n: r.timed for n, r in {**runners, **references}.items()}}
+        t = measure_interleaved(candidates, timing, reference=BASE)
         b = t[BASE]
-        refs = {}
-        if block:
-            refs = {
-                g.name: (t[f"block:{self._ref_key(g)}"].ratio * b.median_ms, b.median_ms) for g in self.groups.groups
-            }
         self.store.add_base(
             None if have_base else Row(BASE, 0, b.median_ms, b.p90_ms, b.spread, b.noisy, b.median_ms),
             [Probe(n, t[n].ratio * b.median_ms, b.median_ms) for n in probes],
-            refs,
+            self.strategy.block_refs(t, b.median_ms),
         )
-        for name in probes:
-            runners[name].close()  # block references stay open: they are the rows' references
-        if self.config.mode == "network" and self._base_runner is None:
-            self._base_runner = net  # the reference of every network-mode batch
-        else:
-            net.close()
+        for runner in runners.values():
+            runner.close()  # the strategy's references stay open: they are the rows' references
+        self.strategy.adopt_base(net)
         return self.store.base_ms()
 
     def measure_groups(self, base_ms: float) -> None:
-        """Every group's grid, then refinement passes where its curve jumps; then block copies.
+        """Every group's grid, then refinement passes where its curve jumps; then the copies.
 
         Each pass measures the candidates of all groups in shared batches (each group's
         reference in its batch). Pass ``k`` refines only between widths known after pass
         ``k - 1``, so a resumed build measures exactly the widths an uninterrupted one would.
         """
-        sources: list[ChannelGroup] = []
-        copies: list[tuple[ChannelGroup, str]] = []
-        for group in self.groups.groups:
-            if self.config.mode == "block":
-                self._block(group)
-                source = self._measured_by.setdefault(self._signatures[group.name], group.name)
-                if source != group.name:
-                    copies.append((group, source))
-                    continue
-            sources.append(group)
+        sources = [g for g in self.groups.groups if self.strategy.source(g) == g.name]
+        copies = [(g, self.strategy.source(g)) for g in self.groups.groups if self.strategy.source(g) != g.name]
         known = {
             g.name: set(grid_widths(g.channels, self.config.step, self.config.small, g.partitions)) | {g.channels}
             for g in sources
@@ -226,50 +173,49 @@ class _Builder:
             self._measure(jobs, f"pass {k + 1}")
             if k == passes - 1:
                 break
-            for g in sources:
-                deltas = {r.width: r.delta_ms for r in self.store.rows(g.name) if r.width in known[g.name]}
-                deltas[g.channels] = 0.0
-                threshold = self.config.jump_ratio * base_ms  # rows are precise to a fraction of it
-                pending[g.name] = [w for w in refine_candidates(deltas, threshold, g.partitions) if w not in deltas]
-                known[g.name] |= set(pending[g.name])
+            pending = self._refinements(sources, known, base_ms)
             if not any(pending.values()):
                 break
         for i, (group, source) in enumerate(copies):
             self._copy(i, len(copies), group, source)
 
+    def _refinements(
+        self, sources: list[ChannelGroup], known: dict[str, set[int]], base_ms: float
+    ) -> dict[str, list[int]]:
+        """The widths the next pass measures: between known widths where a group's curve jumps."""
+        pending = {}
+        for g in sources:
+            deltas = {r.width: r.delta_ms for r in self.store.rows(g.name) if r.width in known[g.name]}
+            deltas[g.channels] = 0.0
+            threshold = self.config.jump_ratio * base_ms  # rows are precise to a fraction of it
+            pending[g.name] = [w for w in refine_candidates(deltas, threshold, g.partitions) if w not in deltas]
+            known[g.name] |= set(pending[g.name])
+        return pending
+
     def _measure(self, jobs: list[tuple[ChannelGroup, int]], label: str) -> None:
         """Time ``(group, width)`` candidates in interleaved batches beside their groups' references."""
-        per_batch = (
-            self.config.candidates_per_batch
-            if self.config.mode == "network"
-            else self.config.block_candidates_per_batch
-        )
-        for start in range(0, len(jobs), max(1, per_batch)):
+        key = self.strategy.ref_key
+        per_batch = max(1, self.strategy.per_batch)
+        for start in range(0, len(jobs), per_batch):
             chunk = jobs[start : start + per_batch]
-            refs = {self._ref_key(g): self._reference(g) for g, _ in chunk}
-            runners = {(g.name, w): self._candidate(g, w) for g, w in chunk}
-            candidates = {f"ref:{key}": r.timed for key, r in refs.items()}
+            refs = {key(g): self.strategy.reference(g) for g, _ in chunk}
+            runners = {(g.name, w): self.strategy.candidate(g, w) for g, w in chunk}
+            candidates = {f"ref:{k}": r.timed for k, r in refs.items()}
             candidates.update({f"{g}@{w}": r.timed for (g, w), r in runners.items()})
             timings = measure_interleaved(
-                candidates, self.timing, reference={f"{g.name}@{w}": f"ref:{self._ref_key(g)}" for g, w in chunk}
+                candidates, self.timing, reference={f"{g.name}@{w}": f"ref:{key(g)}" for g, w in chunk}
             )
             rows = []
             for g, w in chunk:
-                t, ref = timings[f"{g.name}@{w}"], timings[f"ref:{self._ref_key(g)}"]
+                t, ref = timings[f"{g.name}@{w}"], timings[f"ref:{key(g)}"]
                 rows.append(Row(g.name, w, t.ratio * ref.median_ms, t.p90_ms, t.spread, t.noisy, ref.median_ms))
             self.store.add(rows)
             self.measured += len(rows)
             self.noisy += [f"{r.group}@{r.width}" for r in rows if r.noisy]
             for r in runners.values():
                 r.close()
-            self.progress(
-                {
-                    "group": f"{label}: {chunk[-1][0].name}",
-                    "index": start + len(chunk) - 1,
-                    "groups": len(jobs),
-                    "measured": self.measured,
-                }
-            )
+            where = {"group": f"{label}: {chunk[-1][0].name}", "index": start + len(chunk) - 1, "groups": len(jobs)}
+            self.progress({**where, "measured": self.measured})
 
     def _copy(self, index: int, total: int, group: ChannelGroup, source: str) -> None:
         """Store the rows of ``source`` (an identical block, measured earlier) for ``group``."""
@@ -283,30 +229,34 @@ class _Builder:
             log.info("%s: %d rows copied from the identical block of %s", group.name, len(todo), source)
         self.progress({"group": f"copies: {group.name}", "index": index, "groups": total, "measured": self.measured})
 
+    def measure_pairs(self) -> None:
+        """Every joined pair once (opt-in ``--pairs``); pairs of identical joint blocks are copied."""
+        done = {(p.a, p.b) for p in self.store.pairs()}
+        edges = joined_pairs(self.groups)
+        for i, (a, b) in enumerate(edges):
+            ga, gb = self.groups.by_name[a], self.groups.by_name[b]
+            if (a, b) in done:
+                self.skipped += 1
+                self.strategy.pair_done(ga, gb)  # later identical pairs copy this one
+                continue
+            self.pair(ga, gb)
+            self.progress({"group": f"{a} x {b}", "index": i, "groups": len(edges), "measured": self.measured})
+
     def pair(self, a: ChannelGroup, b: ChannelGroup) -> None:
-        from trtprune.lut.block import signature
         from trtprune.surgery import prune_copy
 
+        parts = self.strategy.pair_parts(a, b)
+        if parts.copy_of is not None:
+            measured = next(p for p in self.store.pairs() if (p.a, p.b) == parts.copy_of)
+            self.store.add_pair(replace(measured, a=a.name, b=b.name, copied_from=parts.copy_of))
+            self.copied += 1
+            return
         wa = half_width(a, self.config.step, self.config.small)
         wb = half_width(b, self.config.step, self.config.small)
         widths = {"a": {a.name: wa}, "b": {b.name: wb}, "ab": {a.name: wa, b.name: wb}}
-        if self.config.mode == "block":
-            block = extract_pair_block(self, a, b)
-            if self.config.dedupe:
-                sig = signature(block, [a, b])
-                source = self._pair_sources.setdefault(sig, (a.name, b.name))
-                if source != (a.name, b.name):
-                    measured = next(p for p in self.store.pairs() if (p.a, p.b) == source)
-                    self.store.add_pair(replace(measured, a=a.name, b=b.name, copied_from=source))
-                    self.copied += 1
-                    return
-            source, inputs = block.module, block.inputs
-            reference = self._prepare(source, inputs)
-        else:
-            source, inputs, reference = self.loaded.model, None, self._reference(a)
-        runners = {k: self._prepare(prune_copy(source, self.groups, w), inputs) for k, w in widths.items()}
+        runners = {k: self._prepare(prune_copy(parts.module, self.groups, w), parts.inputs) for k, w in widths.items()}
         t = measure_interleaved(
-            {"ref": reference.timed, **{k: r.timed for k, r in runners.items()}}, self.timing, reference="ref"
+            {"ref": parts.reference.timed, **{k: r.timed for k, r in runners.items()}}, self.timing, reference="ref"
         )
         ref = t["ref"].median_ms
         self.store.add_pair(
@@ -315,40 +265,8 @@ class _Builder:
         self.measured += 1
         for r in runners.values():
             r.close()
-        if reference is not self._base_runner:
-            reference.close()
-
-    def run(self) -> float:
-        base_ms = self.base()
-        self.timing = replace(self.timing, target_se_ms=self.config.row_error * base_ms)
-        self.measure_groups(base_ms)
-        for sig in list(self._refs):
-            self._refs.pop(sig).close()
-        done = {(p.a, p.b) for p in self.store.pairs()}
-        edges = joined_pairs(self.groups) if self.config.pairs else []
-        for i, (a, b) in enumerate(edges):
-            if (a, b) in done:
-                self.skipped += 1
-                if self.config.mode == "block" and self.config.dedupe:  # later identical pairs copy this one
-                    from trtprune.lut.block import signature
-
-                    block = extract_pair_block(self, self.groups.by_name[a], self.groups.by_name[b])
-                    sig = signature(block, [self.groups.by_name[a], self.groups.by_name[b]])
-                    self._pair_sources.setdefault(sig, (a, b))
-                continue
-            self.pair(self.groups.by_name[a], self.groups.by_name[b])
-            self.progress({"group": f"{a} x {b}", "index": i, "groups": len(edges), "measured": self.measured})
-        if self._base_runner is not None:
-            self._base_runner.close()
-        return base_ms
-
-
-def extract_pair_block(builder: _Builder, a: ChannelGroup, b: ChannelGroup):
-    """The joint sub-graph of two joined groups (cut from the builder's traced network)."""
-    from trtprune.lut.block import extract_block
-
-    builder._block(a)  # traces the network once
-    return extract_block(*builder._block_trace, merge_groups(a, b))
+        if parts.owned:
+            parts.reference.close()
 
 
 def probe_widths(groups: ModelGroups, config: LutConfig) -> dict[str, dict[str, int]]:
@@ -390,21 +308,12 @@ def joined_pairs(groups: ModelGroups) -> list[tuple[str, str]]:
     return sorted(edges)
 
 
-def merge_groups(a: ChannelGroup, b: ChannelGroup) -> ChannelGroup:
-    """A pseudo-group spanning both groups' layers (to cut the pair's joint sub-graph)."""
-    from dataclasses import replace
-
-    return replace(
-        a, producers=a.producers + b.producers, consumers=a.consumers + b.consumers, layers=a.layers + b.layers
-    )
-
-
 def build_into(
     config: LutConfig, loaded: LoadedModel, groups: ModelGroups, store: LutStore, progress: Progress | None = None
-) -> _Builder:
+) -> TableBuilder:
     """Measure (or finish measuring) ``loaded``'s table into an open ``store`` whose meta is set;
     returns the finished builder (its counts of rows measured, skipped, copied, engines built)."""
-    builder = _Builder(config, loaded, groups, store, progress)
+    builder = TableBuilder(config, loaded, groups, store, progress)
     builder.run()
     return builder
 
