@@ -162,7 +162,10 @@ def test_block_mode_and_verify_and_plot(tmp_path):
     assert len(res.rows) == 3
     for r in res.rows:
         assert 0.3 * res.base_ms <= r.predicted_ms <= res.base_ms
-        assert r.measured_ms > 0 and r.error_pct >= 0
+        assert r.measured_ms > 0
+        # the error is the one the row states: share predicted vs share measured beside the base
+        share = r.measured_ms / r.base_now_ms
+        assert r.error_pct == pytest.approx(100 * abs(r.predicted_ms / res.base_ms - share) / share)
     pngs = plot_lut(path, tmp_path / "plots")
     assert (tmp_path / "plots" / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(pngs) == 13

@@ -115,6 +115,8 @@ def test_pipeline_end_to_end(setup, remeasure):
     assert plan.model == "resnet20" and plan.groups
     assert report["params"] < report["base_params"]
     assert report["measured"]["pruned"]["median_ms"] > 0
+    assert report["meets_budget"], report["measured_share"]  # model.onnx measures within the budget
+    assert result.measured_share == pytest.approx(report["measured_share"]) and result.run_dir == str(run)
 
 
 def test_decision_keeps_top_scored_prefixes_within_budget(setup):

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 from trtprune.errors import TrtpruneError
 
 if TYPE_CHECKING:
+    from torch import nn
     from torch.utils.data import Dataset
 
     from trtprune.data.registry import DatasetSpec
     from trtprune.groups import ModelGroups
     from trtprune.loading import LoadedModel
     from trtprune.lut.predict import LatencyModel
-    from trtprune.methods import Method
+    from trtprune.methods import Method, MethodContext
     from trtprune.prune.config import PruneConfig
 
 
@@ -44,6 +45,22 @@ class PruneInputs:
     @property
     def round_to(self) -> int:
         return self.config.round_to or self.latency.meta.step
+
+    def method_context(self, base_model: nn.Module) -> MethodContext:
+        """What the run's method may use before the first stage (:meth:`Method.setup`)."""
+        from trtprune.methods import MethodContext
+
+        return MethodContext(
+            model=base_model,
+            input_shape=self.input_shape,
+            groups=self.groups,
+            latency=self.latency,
+            lut_path=str(self.config.lut),
+            data=self.config.data,
+            data_root=self.config.data_root,
+            seed=self.config.seed,
+            batches=self.batches,
+        )
 
     def batches(self, n: int) -> Iterator[Any]:
         """``n`` shuffled training batches (a fixed order for the run's seed), for scores that need gradients."""

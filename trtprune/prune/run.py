@@ -50,7 +50,7 @@ def _pipeline(run: PruneInputs, out: Path, run_dir: str, start: float, progress)
     workdir.mkdir()
     method = run.method
     t0 = time.perf_counter()
-    method.setup(_context(run, base_model))
+    method.setup(run.method_context(base_model))
     method_s, table_s = time.perf_counter() - t0, 0.0
     timer = CandidateTimer(run.latency.meta, base_model, run.input_shape)
     k = max(1, run.config.stages)
@@ -84,19 +84,3 @@ def _pipeline(run: PruneInputs, out: Path, run_dir: str, start: float, progress)
     progress({"stage": "deploy"})
     deployed = deploy(run, model, base_model, plan, out, k)
     return assemble(run, records, matching, deployed, method_s, table_s, time.perf_counter() - start, run_dir)
-
-
-def _context(run: PruneInputs, base_model):
-    from trtprune.methods import MethodContext
-
-    return MethodContext(
-        model=base_model,
-        input_shape=run.input_shape,
-        groups=run.groups,
-        latency=run.latency,
-        lut_path=str(run.config.lut),
-        data=run.config.data,
-        data_root=run.config.data_root,
-        seed=run.config.seed,
-        batches=run.batches,
-    )

@@ -1,0 +1,129 @@
+"""Contracts over the registries: every method, every backend, every command's --help."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trtprune.backends import BACKENDS, BackendConfig, get_backend
+from trtprune.errors import TrtpruneError
+from trtprune.methods import method_names
+
+OLD_TABLE = Path(__file__).parent / "fixtures" / "table-format1.db"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", method_names())
+def test_every_method_decides_on_a_table_from_before_the_timing_change(name, tmp_path):
+    """Setup, score and decide of every registered method on a format-1 table (3ba278b)."""
+    from trtprune.methods import StageState
+    from trtprune.prune import PruneConfig
+    from trtprune.prune.inputs import load_inputs
+
+    options = {"table": str(tmp_path / "convs.db")} if name == "halp" else {}  # not beside the fixture
+    if name == "lap":
+        options = {"episodes": 12, "warmup": 4, "holdout": 100}
+    run = load_inputs(PruneConfig(lut=str(OLD_TABLE), budget_ratio=0.7, method=name, method_options=options))
+    model = copy.deepcopy(run.loaded.model)
+    run.method.setup(run.method_context(copy.deepcopy(model)))
+    state = StageState(
+        model=model,
+        groups=run.groups,
+        latency=run.latency,
+        current={g.name: g.channels for g in run.groups.groups},
+        round_to=run.round_to,
+        model_name=run.model_name,
+        stage=1,
+        stages=1,
+        seed=0,
+        batches=run.batches,
+    )
+    state.scores = run.method.score(state)
+    assert set(state.scores) == {g.name for g in run.groups.groups}
+    goal = 0.7 * run.latency.base_ms
+    decision = run.method.decide(state, goal)
+    assert decision.predicted_ms <= goal + 1e-9
+    assert all(1 <= decision.widths[g.name] <= g.channels for g in run.groups.groups)
+    decision.plan.validate(run.groups, "resnet20")
+
+
+class _Tiny:
+    @staticmethod
+    def build():
+        import torch
+        from torch import nn
+
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(8, 4),
+        ).eval()  # fmt: skip
+
+
+@pytest.mark.parametrize("name", BACKENDS.names())
+def test_every_backend_runs_times_describes_and_deploys(name, tmp_path):
+    import torch
+
+    from trtprune.export import export_onnx
+
+    backend = get_backend(name)
+    config = BackendConfig(device="cuda" if name == "trt" else "cpu")
+    try:
+        backend.check_available(config)
+    except TrtpruneError as exc:
+        pytest.skip(f"{name}: {exc}")
+    model, shape = _Tiny.build(), (1, 1, 8, 8)
+    onnx_path = export_onnx(model, shape, tmp_path / "tiny.onnx")
+    source = model if backend.consumes == "module" else onnx_path
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    with backend.prepare(source, shape, config) as runner:
+        np.testing.assert_allclose(runner.infer(x), expected, atol=1e-4, rtol=1e-4)
+        assert runner.timed(5) > 0
+        with pytest.raises(TrtpruneError, match="does not match"):
+            runner.infer(np.zeros((2, 1, 8, 8), np.float32))
+    env = backend.environment(config)
+    assert {"engine", "version", "device"} <= set(env)
+    files = backend.deploy(onnx_path, tmp_path, config)
+    assert all((tmp_path / f).is_file() for f in files.values())
+    assert bool(files) == (backend.consumes == "onnx")
+
+
+_HELP_EVERYWHERE = r"""
+import contextlib, io, json, sys
+sys.modules["tensorrt"] = None  # import tensorrt fails as it does where TensorRT is absent
+import typer
+from trtprune.cli import app, main
+
+def paths(command, prefix=()):
+    yield prefix
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from paths(sub, prefix + (name,))
+
+results = {}
+for path in paths(typer.main.get_command(app)):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main([*path, "--help"])
+    results[" ".join(path)] = (code, "Usage" in out.getvalue())
+print(json.dumps({"results": results, "torch_cuda": "torch.cuda" in sys.modules and __import__("torch").cuda.is_available()}))
+"""
+
+
+def test_every_command_and_subcommand_has_help_without_tensorrt_or_cuda():
+    env = {**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""}
+    res = subprocess.run([sys.executable, "-c", _HELP_EVERYWHERE], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    commands = out["results"]
+    expected = {"", "models", "groups", "train", "export", "eval", "lut", "lut build", "lut predict", "lut verify"}
+    assert expected | {"lut plot", "lut export-json", "bench", "prune", "compare"} <= set(commands)
+    assert all(code == 0 and usage for code, usage in commands.values()), commands
+    assert not out["torch_cuda"]
