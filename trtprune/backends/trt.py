@@ -57,6 +57,33 @@ def _major_version(trt: Any) -> int:
         return 0
 
 
+# Every TensorRT class, member and enum value this backend touches (TensorRT 10/11 Python API):
+# tests/test_trt_api.py checks this list against the code below and against the names declared in
+# PyPI's real tensorrt-cu12/cu13 bindings. TensorRT 10 removed build_engine, execute_async_v2 and
+# the binding-index calls; 11 removed the FP16/INT8 builder flags (precision comes from the ONNX).
+TENSORRT_API = (
+    "Logger", "Logger.WARNING",
+    "Builder", "Builder.create_network", "Builder.create_builder_config", "Builder.create_optimization_profile",
+    "Builder.build_serialized_network",
+    "NetworkDefinitionCreationFlag", "NetworkDefinitionCreationFlag.STRONGLY_TYPED",
+    "OnnxParser", "OnnxParser.parse", "OnnxParser.get_error", "OnnxParser.num_errors", "ParserError.desc",
+    "IBuilderConfig", "IBuilderConfig.set_memory_pool_limit", "IBuilderConfig.builder_optimization_level",
+    "IBuilderConfig.clear_flag", "IBuilderConfig.create_timing_cache", "IBuilderConfig.set_timing_cache",
+    "IBuilderConfig.get_timing_cache", "IBuilderConfig.add_optimization_profile",
+    "MemoryPoolType.WORKSPACE", "BuilderFlag.TF32", "ITimingCache.serialize",
+    "INetworkDefinition", "INetworkDefinition.num_inputs", "INetworkDefinition.get_input", "ITensor.shape",
+    "ITensor.name", "IOptimizationProfile.set_shape",
+    "Runtime", "Runtime.deserialize_cuda_engine",
+    "ICudaEngine", "ICudaEngine.create_execution_context", "ICudaEngine.num_io_tensors", "ICudaEngine.get_tensor_name",
+    "ICudaEngine.get_tensor_mode", "ICudaEngine.get_tensor_dtype", "ICudaEngine.get_tensor_shape",
+    "TensorIOMode.INPUT", "TensorIOMode.OUTPUT",
+    "IExecutionContext", "IExecutionContext.get_tensor_shape", "IExecutionContext.set_tensor_address",
+    "IExecutionContext.set_input_shape", "IExecutionContext.execute_async_v3",
+    "DataType", "DataType.FLOAT", "DataType.HALF", "DataType.BF16", "DataType.INT8", "DataType.UINT8",
+    "DataType.INT32", "DataType.INT64", "DataType.BOOL",
+)  # fmt: skip
+
+
 @functools.cache
 def _logger() -> Any:
     """One TensorRT logger for the process (builder and runtime share it), warnings and errors only."""
@@ -253,8 +280,8 @@ class TrtRunner(RunnerBase):
             self.outputs[name] = torch.empty(
                 shape, dtype=_torch_dtype(trt, self.engine.get_tensor_dtype(name)), device="cuda"
             )
-        for name, tensor in {**self.inputs, **self.outputs}.items():
-            if not self.context.set_tensor_address(name, tensor.data_ptr()):
+        for name, buffer in {**self.inputs, **self.outputs}.items():
+            if not self.context.set_tensor_address(name, buffer.data_ptr()):
                 raise TrtpruneError(f"TensorRT rejected the buffer for tensor {name}")
         self.input_name, self.output_name = input_names[0], output_names[0]
         self.input_shape = tuple(self.inputs[self.input_name].shape)
