@@ -530,6 +530,8 @@ class _progress_bar:
 
     def __init__(self, label: str) -> None:
         self.label = label
+        self._progress = None
+        self._task = None
 
     def __enter__(self):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

@@ -141,38 +141,40 @@ def _measure(runs: list[tuple[str, float, int, Path]]) -> tuple[list[dict[str, A
     base = t["base"].median_ms
     rows = []
     for spec, budget, seed, run_dir in runs:
-        r = results[run_dir]
         key = str(run_dir)
         share = second.get(key, shares[key])
-        rows.append(
-            {
-                "method": spec,
-                "importance": r.method.get("importance"),
-                "budget_ratio": budget,
-                "seed": seed,
-                "measured_ms": share * base,
-                "base_ms": base,
-                "measured_share": share,
-                "first_share": shares[key],
-                "remeasured": key in second,
-                "speedup": 1 / share,
-                "meets_budget": share <= budget,
-                "over_budget": share > budget * (1 + REMEASURE_OVER),
-                "noisy": t[key].noisy,
-                "spread": t[key].spread,
-                "top1": r.top1,
-                "base_top1": r.base_top1,
-                "params": r.params,
-                "base_params": r.base_params,
-                "flops": r.flops,
-                "base_flops": r.base_flops,
-                "run_share": r.measured_share,
-                "wall_s": r.wall_s,
-                "method_s": r.method_s,
-                "run": key,
-            }
-        )
+        rows.append(_row(results[run_dir], spec, budget, seed, share, shares[key], key in second, t[key], base))
     return rows, environment
+
+
+def _row(r, spec: str, budget: float, seed: int, share: float, first: float, again: bool, t, base_ms: float) -> dict:
+    """One run's row: its measured share (the second figure where it was timed again), its result."""
+    return {
+        "method": spec,
+        "importance": r.method.get("importance"),
+        "budget_ratio": budget,
+        "seed": seed,
+        "measured_ms": share * base_ms,
+        "base_ms": base_ms,
+        "measured_share": share,
+        "first_share": first,
+        "remeasured": again,
+        "speedup": 1 / share,
+        "meets_budget": share <= budget,
+        "over_budget": share > budget * (1 + REMEASURE_OVER),
+        "noisy": t.noisy,
+        "spread": t.spread,
+        "top1": r.top1,
+        "base_top1": r.base_top1,
+        "params": r.params,
+        "base_params": r.base_params,
+        "flops": r.flops,
+        "base_flops": r.base_flops,
+        "run_share": r.measured_share,
+        "wall_s": r.wall_s,
+        "method_s": r.method_s,
+        "run": r.run_dir,
+    }
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

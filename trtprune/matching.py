@@ -49,23 +49,15 @@ def match_target(
     predicted latency, ``measure(choice)`` -> its measured latency, all in the same unit as
     ``target`` and ``base`` (the unpruned latency). ``key(choice)`` identifies identical choices,
     which are measured once."""
-    goal = target
-    lo = hi = None  # goals known to measure under / over the target
-    best_under = best_over = None
+    search = _Search(target, base)
     seen: dict[Any, float] = {}
     trace: list[tuple[float, float, float]] = []
+    goal = target
     for _ in range(rounds):
         try:
             choice = decide(goal)
         except InfeasibleBudget as exc:
-            # nothing fits this goal in the method's own latency model: ask for less, at once for
-            # the smallest it can do when it says what that is
-            lo = goal if lo is None or goal > lo else lo
-            smallest = getattr(exc, "smallest_ms", None)
-            if smallest is not None and smallest > goal and (hi is None or smallest < hi):
-                nxt = smallest + 1e-9 * abs(base)  # just above it (a noisy table's floor may be negative)
-            else:
-                nxt = (goal + hi) / 2 if hi is not None else goal + 0.5 * (base - goal)
+            nxt = search.after_infeasible(goal, getattr(exc, "smallest_ms", None))
             log.info("goal %.4f: infeasible for the method; next goal %.4f", goal, nxt)
             goal = nxt
             continue
@@ -75,26 +67,9 @@ def match_target(
         seen[k] = measured
         predicted = predicted_of(choice)
         trace.append((goal, predicted, measured))
-        if measured <= target:
-            if best_under is None or measured > best_under[1]:
-                best_under = (choice, measured)
-            lo = goal if lo is None or goal > lo else lo
-            if measured >= target * (1 - tolerance):
-                break
-        else:
-            if best_over is None or measured < best_over[1]:
-                best_over = (choice, measured)
-            hi = goal if hi is None or goal < hi else hi
-        if measured < base:
-            nxt = base - (base - target) * (base - predicted) / (base - measured)  # secant on the saving
-        else:  # measured no saving at all: no secant; step down by the excess
-            nxt = goal - (measured - target)
-        if lo is not None and hi is not None and not lo < nxt < hi:
-            nxt = (lo + hi) / 2
-        elif hi is not None and nxt >= hi:
-            nxt = hi - (measured - target)
-        elif lo is not None and nxt <= lo:
-            nxt = lo + (target - measured)
+        if search.record(choice, goal, measured) and measured >= target * (1 - tolerance):
+            break
+        nxt = search.next_goal(goal, predicted, measured)
         log.info(
             "goal %.4f: predicted %.4f, measured %.4f (target %.4f); next goal %.4f",
             goal,
@@ -106,8 +81,55 @@ def match_target(
         if repeat and abs(nxt - goal) < 1e-9 * base:
             break
         goal = nxt
-    if best_under is None and best_over is None:
+    if search.best_under is None and search.best_over is None:
         return Match(decide(target), float("nan"), False, 0, trace)  # raises the method's InfeasibleBudget
-    if best_under is not None:
-        return Match(best_under[0], best_under[1], True, len(trace), trace)
-    return Match(best_over[0], best_over[1], False, len(trace), trace)
+    if search.best_under is not None:
+        return Match(*search.best_under, True, len(trace), trace)
+    return Match(*search.best_over, False, len(trace), trace)
+
+
+class _Search:
+    """The brackets on the goal (goals known to measure under / over the target) and the best
+    choices on either side."""
+
+    def __init__(self, target: float, base: float) -> None:
+        self.target, self.base = target, base
+        self.lo: float | None = None
+        self.hi: float | None = None
+        self.best_under: tuple[Any, float] | None = None  # the slowest choice measured under the target
+        self.best_over: tuple[Any, float] | None = None  # the fastest choice measured over it
+
+    def record(self, choice: Any, goal: float, measured: float) -> bool:
+        """Note a measured choice; True when it is under the target."""
+        if measured <= self.target:
+            if self.best_under is None or measured > self.best_under[1]:
+                self.best_under = (choice, measured)
+            self.lo = goal if self.lo is None or goal > self.lo else self.lo
+            return True
+        if self.best_over is None or measured < self.best_over[1]:
+            self.best_over = (choice, measured)
+        self.hi = goal if self.hi is None or goal < self.hi else self.hi
+        return False
+
+    def after_infeasible(self, goal: float, smallest: float | None) -> float:
+        """Nothing fits ``goal`` in the method's own latency model: ask for less, at once for the
+        smallest it can do when it says what that is."""
+        self.lo = goal if self.lo is None or goal > self.lo else self.lo
+        if smallest is not None and smallest > goal and (self.hi is None or smallest < self.hi):
+            return smallest + 1e-9 * abs(self.base)  # just above it (a noisy table's floor may be negative)
+        return (goal + self.hi) / 2 if self.hi is not None else goal + 0.5 * (self.base - goal)
+
+    def next_goal(self, goal: float, predicted: float, measured: float) -> float:
+        """A secant step on the saving, kept strictly inside the brackets (bisection when it would leave them)."""
+        base, target, lo, hi = self.base, self.target, self.lo, self.hi
+        if measured < base:
+            nxt = base - (base - target) * (base - predicted) / (base - measured)
+        else:  # measured no saving at all: no secant; step down by the excess
+            nxt = goal - (measured - target)
+        if lo is not None and hi is not None and not lo < nxt < hi:
+            return (lo + hi) / 2
+        if hi is not None and nxt >= hi:
+            return hi - (measured - target)
+        if lo is not None and nxt <= lo:
+            return lo + (target - measured)
+        return nxt

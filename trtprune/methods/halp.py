@@ -52,6 +52,10 @@ class Halp(Method):
     def __init__(self, batches: int = 10, table: str | None = None) -> None:
         self.taylor_batches = batches
         self.table_path = table
+        self.table = None  # the per-layer table (setup)
+        self.keys: dict[str, Any] = {}  # layer -> its ConvKey in the unpruned model
+        self.full_ms = 0.0  # the unpruned model's summed layers
+        self.predicted_halp_ms = 0.0  # the last decision, by HALP's own table
 
     def schedule(self, base_ms: float, budget_ms: float, stages: int) -> list[float]:
         return exponential_targets(base_ms, budget_ms, stages)

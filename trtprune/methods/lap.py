@@ -72,6 +72,8 @@ class Lap(Method):
         self.searched_stage = 0
         self.history: list[dict[str, Any]] = []
         self.search_s = 0.0
+        self.heldout = None  # a held-out slice of the training split (setup)
+        self.archive: list[tuple[float, float, dict[str, int]]] = []  # this stage's (accuracy, predicted, widths)
 
     def setup(self, context: MethodContext) -> None:
         import torch.utils.data
@@ -113,7 +115,7 @@ class Lap(Method):
             self.agent = Ddpg(STATE_DIM, seed=state.seed)
         full_search = self.searched_stage != state.stage
         if full_search:
-            self.archive: list[tuple[float, float, dict[str, int]]] = []  # (accuracy, predicted, widths)
+            self.archive = []
         self.searched_stage = state.stage
         episodes = self.episodes if full_search else self.repair_episodes
         warmup = self.warmup if self.agent.episodes == 0 else 0
