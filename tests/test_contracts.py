@@ -18,9 +18,17 @@ from trtprune.methods import method_names
 OLD_TABLE = Path(__file__).parent / "fixtures" / "table-format1.db"
 
 
+@pytest.fixture
+def old_table(tmp_path) -> Path:
+    """A copy of the format-1 fixture (opening a table migrates its schema in place)."""
+    import shutil
+
+    return Path(shutil.copy(OLD_TABLE, tmp_path / "old.db"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", method_names())
-def test_every_method_decides_on_a_table_from_before_the_timing_change(name, tmp_path):
+def test_every_method_decides_on_a_table_from_before_the_timing_change(name, tmp_path, old_table):
     """Setup, score and decide of every registered method on a format-1 table (3ba278b)."""
     from trtprune.methods import StageState
     from trtprune.prune import PruneConfig
@@ -29,7 +37,7 @@ def test_every_method_decides_on_a_table_from_before_the_timing_change(name, tmp
     options = {"table": str(tmp_path / "convs.db")} if name == "halp" else {}  # not beside the fixture
     if name == "lap":
         options = {"episodes": 12, "warmup": 4, "holdout": 100}
-    run = load_inputs(PruneConfig(lut=str(OLD_TABLE), budget_ratio=0.7, method=name, method_options=options))
+    run = load_inputs(PruneConfig(lut=str(old_table), budget_ratio=0.7, method=name, method_options=options))
     model = copy.deepcopy(run.loaded.model)
     run.method.setup(run.method_context(copy.deepcopy(model)))
     state = StageState(

@@ -64,11 +64,14 @@ def test_keys_an_older_format_dropped_are_read_with_a_warning(caplog):
     assert PruneConfig.from_json({"lut": "t.db", "force_table": True}) == PruneConfig(lut="t.db")
 
 
-def test_a_format_1_table_reads_as_today(caplog):
+def test_a_format_1_table_reads_as_today(caplog, tmp_path):
     """The fixture was written by trtprune 3ba278b: flat settings, the old timing keys, ``channels``."""
+    import shutil
+
     from trtprune.lut.predict import LatencyModel
 
-    with caplog.at_level(logging.WARNING), LutStore(OLD_TABLE) as store:
+    table = shutil.copy(OLD_TABLE, tmp_path / "old.db")  # opening a table migrates its schema in place
+    with caplog.at_level(logging.WARNING), LutStore(table) as store:
         meta = store.require_meta()
         settings = read_settings(meta)
         latency = LatencyModel(store)
