@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_same_seed_gives_identical_weights(fmnist) -> None:
     rng_before = torch.get_rng_state()
     runs = []
     for seed, model in zip((3, 3, 4), models, strict=True):
-        result = train(model, augmented, fmnist[1], TrainConfig(**{**config.to_json(), "seed": seed}))
+        result = train(model, augmented, fmnist[1], replace(config, seed=seed))
         runs.append((model.state_dict(), result))
     assert _states_equal(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1]
@@ -262,3 +263,52 @@ def test_checkpoint_for_another_model(tmp_path: Path) -> None:
     torch.save(build_model("resnet20", "1x3x32x32").state_dict(), bare)
     with pytest.raises(CheckpointError, match=r"does not fit this model: first mismatching key conv1.weight has shape"):
         load_weights(build_model("resnet20", SHAPE), load_checkpoint(bare), bare)
+
+
+def test_a_run_resumed_from_an_epoch_snapshot_is_bit_identical(fmnist) -> None:
+    import io
+
+    augmented = get_dataset("fashion-mnist", "train", augment=True, limit=96)
+    config = TrainConfig(epochs=3, batch_size=16, seed=5, limit_test=32)
+    whole = build_model("resnet20", SHAPE)
+    expected = train(whole, augmented, fmnist[1], config)
+    snaps = []
+
+    def killed_after_one_epoch(snap):
+        snaps.append(snap)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(build_model("resnet20", SHAPE), augmented, fmnist[1], config, on_epoch=killed_after_one_epoch)
+    buf = io.BytesIO()
+    torch.save(snaps[-1], buf)  # what a journal stores, read back as it would be
+    snap = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+    resumed = build_model("resnet20", SHAPE)
+    calls = []
+    result = train(resumed, augmented, fmnist[1], config, resume=snap, on_epoch=lambda s: calls.append(s["epoch"]))
+    assert calls == [2, 3]  # epoch 1 is not run again
+    assert _states_equal(resumed.state_dict(), whole.state_dict())
+    assert result == expected
+
+
+def test_distillation_mixes_the_label_loss_with_the_teachers_logits() -> None:
+    import copy
+
+    import torch.nn.functional as F
+
+    from trtprune.train import Distillation
+
+    model = build_model("resnet20", SHAPE).eval()
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 3, 1, 9])
+    with torch.no_grad():
+        logits = model(x)
+    ce = F.cross_entropy(logits, y)
+    assert float(Distillation(copy.deepcopy(model), weight=0.0).loss(logits, x, y)) == pytest.approx(float(ce))
+    # its own teacher: the KL term is zero, so only (1 - w) of the label loss remains
+    assert Distillation(copy.deepcopy(model), weight=0.25).loss(logits, x, y) == pytest.approx(
+        0.75 * float(ce), rel=1e-5
+    )
+    other = build_model("resnet56", SHAPE).eval()
+    assert float(Distillation(other, weight=1.0).loss(logits, x, y)) > 0
+    with pytest.raises(UsageError, match="temperature"):
+        Distillation(model, temperature=0.0)
