@@ -84,6 +84,18 @@ class Plan:
             if group is None:
                 raise PlanError(f"plan names unknown group {name!r} for model {model_name}; see 'trtprune groups'")
             _check_kept(group, kept)
+            _check_members(group, kept)
+
+
+def _check_members(group: ChannelGroup, kept: list[int]) -> None:
+    """No layer of the group may lose every channel it sees (a layer sees a subset after a split or
+    a slice; groups are discovered so that none does, and this keeps it so for any plan)."""
+    keep = set(kept)
+    for m in group.members:
+        if not keep.intersection(m.root_idxs):
+            raise PlanError(
+                f"plan group {group.name!r} keeps none of the channels of layer {m.layer!r}: every layer keeps at least one"
+            )
 
 
 def _check_kept(group: ChannelGroup, kept: list[int]) -> None:

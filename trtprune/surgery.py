@@ -45,17 +45,40 @@ def _pruned(groups: ModelGroups, plan: Plan) -> dict[str, list[int]]:
 def apply_plan(groups: ModelGroups, plan: Plan, model_name: str) -> nn.Module:
     """Physically remove the channels ``plan`` drops; returns the (same, now smaller) model.
 
-    ``groups`` is consumed: its member indices describe the unpruned model.
+    ``groups`` is consumed: its member indices describe the unpruned model. Every layer is cut once
+    (:mod:`trtprune.layer_cut`), then the model is run once on the traced input's shape.
     """
+    from trtprune.layer_cut import cut, removed_slices
+
     plan.validate(groups, model_name)
-    for name, pruned in _pruned(groups, plan).items():
-        try:
-            groups.pruning_group(name, pruned).prune()
-        except Exception as exc:  # torch-pruning surgery failure = unsupported layer pattern
-            raise UnsupportedModelError(
-                f"cannot prune group {name!r} of {model_name}: {type(exc).__name__}: {exc}"
-            ) from None
+    cut(groups.model, groups, removed_slices(groups, plan.groups))
+    _check_runs(groups.model, tuple(groups.example_input.shape), model_name)
     return groups.model
+
+
+def _check_runs(model: nn.Module, shape: tuple[int, ...], model_name: str) -> None:
+    """Run the pruned model once; a layer that keeps an old channel count in Python fails here."""
+    import torch
+
+    stack: list[str] = []
+    names = {m: n for n, m in model.named_modules()}
+    hooks = [m.register_forward_pre_hook(lambda mod, _a: stack.append(names[mod])) for m in names]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(*shape))
+    except Exception as exc:  # a shape error: the layer that raised is the last one entered
+        where = stack[-1] if stack and stack[-1] else type(model).__name__
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UnsupportedModelError(
+            f"pruned {model_name} does not run: {first} (at layer {where!r}); a layer before it keeps a channel "
+            "count in Python that trtprune cannot update"
+        ) from None
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
 
 
 def _param_slices(module: nn.Module, member: Member) -> list[tuple[torch.nn.Parameter, int, list[int]]]:
@@ -92,12 +115,11 @@ def _member_slices(groups: ModelGroups, plan: Plan, producers_only: bool, model:
         for m in groups.by_name[name].members:
             if producers_only and m.role != "out" and not _is_norm(m.kind):
                 continue
-            module = model.get_submodule(m.layer) if m.kind != "Parameter" else None
-            if module is None:
-                raise UnsupportedModelError(
-                    f"soft masks do not support the bare parameter {m.layer!r} in group {name!r}"
-                )
             pairs = [(i, r) for i, r in zip(m.idxs, m.root_idxs, strict=True) if r in drop]
+            if pairs and m.kind == "Parameter":  # a bare parameter (e.g. a layer scale): its pruned dim
+                yield model.get_parameter(m.layer), m.dim, [p[0] for p in pairs]
+                continue
+            module = model.get_submodule(m.layer)
             if pairs:
                 sub = replace(m, idxs=tuple(p[0] for p in pairs), root_idxs=tuple(p[1] for p in pairs))
                 yield from _param_slices(module, sub)
@@ -173,34 +195,21 @@ def prune_copy(model: nn.Module, groups: ModelGroups, widths: dict[str, int]) ->
     """A copy of ``model`` (the unpruned model ``groups`` was traced on, or a sub-graph of it
     keeping its layer names) with each listed group cut to its first ``widths[g]`` channels.
 
-    Replays Torch-Pruning's per-layer pruning functions on the group's recorded members
-    instead of re-tracing a dependency graph per copy: the cheap path for latency candidates.
+    Replays Torch-Pruning's per-layer pruning functions on the groups' recorded members (each layer
+    cut once) instead of re-tracing a dependency graph per copy: the cheap path for latency candidates.
     """
     import copy
 
     import numpy as np
-    import torch_pruning as tp
 
+    from trtprune.layer_cut import cut, removed_slices
     from trtprune.plan import _expand_local
 
-    pruners = tp.DependencyGraph()  # unbuilt: only its registry of per-layer pruners is used
-    out = copy.deepcopy(model)
-    names = {n for n, _ in out.named_modules()}
+    kept = {}
     for name, width in widths.items():
         group = groups.by_name[name]
-        if width >= group.channels:
-            continue
-        kept = set(_expand_local(group, np.arange(max(1, width // group.partitions))))
-        done: set[tuple[str, str]] = set()
-        for m in group.members:
-            if m.layer not in names or (m.layer, m.role) in done:
-                continue
-            done.add((m.layer, m.role))
-            idxs = sorted({i for i, r in zip(m.idxs, m.root_idxs, strict=True) if r not in kept})
-            module = out.get_submodule(m.layer)
-            pruner = pruners.get_pruner_of_module(module)
-            if pruner is None or not idxs:
-                continue
-            fn = pruner.prune_out_channels if m.role == "out" else pruner.prune_in_channels
-            fn(module, idxs)
+        if width < group.channels:
+            kept[name] = _expand_local(group, np.arange(max(1, width // group.partitions)))
+    out = copy.deepcopy(model)
+    cut(out, groups, removed_slices(groups, kept))
     return out

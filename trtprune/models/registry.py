@@ -42,13 +42,21 @@ def _ensure_registered() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from trtprune.models import cifar_resnet, efficientnet_lite, torchvision_zoo  # noqa: F401
+    from trtprune.models import cifar_resnet, efficientnet_lite, timm_zoo, torchvision_zoo  # noqa: F401
 
     torchvision_zoo.register_all()
+    timm_zoo.register_all()  # after torchvision: a shared name stays torchvision's
 
 
 def get_model_spec(name: str) -> ModelSpec:
     _ensure_registered()
+    if name not in MODELS:
+        from trtprune.errors import UsageError
+        from trtprune.models.timm_zoo import not_a_cnn
+
+        why = not_a_cnn(name)
+        if why is not None:
+            raise UsageError(why)
     return MODELS.get(name)
 
 
