@@ -60,3 +60,22 @@ def freeze_while_timing(cgroup: str | None) -> None:
             if getattr(module, "__name__", "").startswith("trtprune") and getattr(module, name, None) is original:
                 setattr(module, name, wrapped)
     log.info("timing calls freeze %s", path)
+
+
+def benchmark_parser(description: str):
+    """The options every training-and-timing benchmark takes: where its work lives, what to freeze."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", default="engines/bench", help="bases, tables and runs (kept: the benchmark resumes)")
+    parser.add_argument("--freeze-cgroup", default=None, help="cgroup-v1 freezer of other jobs, frozen while timing")
+    return parser
+
+
+def start(args) -> Path:
+    """Log with timestamps, freeze ``--freeze-cgroup`` while timing; returns ``--out`` (created)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    freeze_while_timing(args.freeze_cgroup)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out

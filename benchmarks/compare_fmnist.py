@@ -14,7 +14,6 @@ benchmarks/results/compare_fmnist.{md,json} and compare_fmnist-<model>.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shlex
@@ -23,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from _quiet import freeze_while_timing  # benchmarks/_quiet.py, beside this script
+from _quiet import benchmark_parser, start  # benchmarks/_quiet.py, beside this script
 from _results import RESULTS, save
 
 log = logging.getLogger("compare_fmnist")
@@ -104,9 +103,13 @@ def table(model: str, ckpt: str, out: Path) -> dict:
     return {"path": str(path), "base_ms": result.base_ms, "engines_built": result.engines_built}
 
 
-def run_part(model: str, out: Path) -> dict:
+def run_part(model: str, out: Path, finished_only: bool = False) -> dict | None:
+    """Train or reuse the base, build or resume the table, run or resume every run, measure them
+    all together. ``finished_only``: measure what has finished (None when nothing has)."""
     from trtprune.compare import CompareConfig, run_compare
 
+    if finished_only and not any((out / f"compare-{model}" / "runs").glob("*/report.json")):
+        return None
     t0 = time.perf_counter()
     base = base_checkpoint(model, out)
     lut = table(model, base["checkpoint"], out)
@@ -119,7 +122,7 @@ def run_part(model: str, out: Path) -> dict:
         out=str(out / f"compare-{model}"),
         prune={"model": model, "checkpoint": base["checkpoint"], **RECIPE},
     )
-    result_dir = run_compare(config)
+    result_dir = run_compare(config, finished_only=finished_only)
     result = json.loads((result_dir / "compare.json").read_text())
     result.update(base=base, table=lut, session_wall_s=time.perf_counter() - t0)
     return result
@@ -152,6 +155,14 @@ def _markdown(parts: dict[str, dict], command: str) -> str:
             + f"). Table: block mode, step 8, {t['engines_built']} engines this session, base {t['base_ms']:.4f} ms. "
             f"Runs: {len(r['rows'])}, {total / 60:.0f} min of prune wall time in all (resumed sessions included).",
             "",
+            *(
+                [
+                    f"**Snapshot of a benchmark in progress: {len(r['missing'])} runs not finished yet (listed below).**",
+                    "",
+                ]
+                if r.get("missing")
+                else []
+            ),
             markdown(r).split("\n", 2)[2],
             f"![pareto](compare_fmnist-{model}.png)",
             "",
@@ -161,21 +172,23 @@ def _markdown(parts: dict[str, dict], command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet20,resnet56", help="comma list of parts to run")
-    parser.add_argument("--out", default="engines/bench", help="bases, tables and runs (kept: the benchmark resumes)")
-    parser.add_argument("--freeze-cgroup", default=None, help="cgroup-v1 freezer of other jobs, frozen while timing")
+    parser.add_argument(
+        "--finished-only", action="store_true", help="run nothing: measure and tabulate the runs finished so far"
+    )
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    freeze_while_timing(args.freeze_cgroup)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = start(args)
     saved = RESULTS / "compare_fmnist.json"
     parts = json.loads(saved.read_text()).get("parts", {}) if saved.exists() else {}
     for model in (m.strip() for m in args.models.split(",") if m.strip()):
         if model not in PARTS:
             raise SystemExit(f"unknown part {model!r}; choose from {', '.join(PARTS)}")
-        parts[model] = run_part(model, out)
+        part = run_part(model, out, args.finished_only)
+        if part is None:  # nothing of this part has finished: no stale figures either
+            parts.pop(model, None)
+            continue
+        parts[model] = part
         from trtprune.compare import pareto_plot
 
         pareto_plot(parts[model]["rows"], RESULTS / f"compare_fmnist-{model}.png", title=f"{model}, Fashion-MNIST")

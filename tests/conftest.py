@@ -37,3 +37,22 @@ def run_cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def r20_table(tmp_path_factory):
+    """(checkpoint, table): an untrained resnet20 for Fashion-MNIST and a small table measured for it,
+    shared by the modules that prune (read-only: each writes its runs under its own folder)."""
+    from trtprune.checkpoint import save_checkpoint
+    from trtprune.lut.build import LutConfig, build_lut
+    from trtprune.models import build_model
+    from trtprune.timing import TimingConfig
+
+    root = tmp_path_factory.mktemp("r20-table")
+    ckpt = root / "base.pt"
+    model = build_model("resnet20", "1x1x28x28")
+    save_checkpoint(ckpt, model, model_name="resnet20", input_shape=(1, 1, 28, 28), num_classes=10, preprocessing=None)
+    fast = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
+    table = root / "lut.db"
+    build_lut(LutConfig(model=None, checkpoint=str(ckpt), step=16, small=4, refine=False, timing=fast), table)
+    return ckpt, table

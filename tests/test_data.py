@@ -63,6 +63,13 @@ def test_imagefolder(tmp_path):
     ds = get_dataset("imagefolder", "test", tmp_path)
     x, y = ds[1]
     assert x.shape == (3, 224, 224) and int(y) == 1
+    small = get_dataset("imagefolder", "train", tmp_path, input_size=(3, 64, 80))  # the model's input, not 224
+    assert small[0][0].shape == (3, 64, 80)
+
+
+def test_fixed_size_data_keeps_its_size():
+    x, _ = get_dataset("fashion-mnist", "test", limit=1, input_size=(1, 64, 64))[0]
+    assert tuple(x.shape) == (1, 28, 28)
 
 
 def test_missing_folders_explain(tmp_path):

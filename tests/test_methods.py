@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +257,12 @@ def test_compare_runs_measures_and_resumes(setup, tmp_path):
     stamps = {p: p.stat().st_mtime for p in (out / "runs").glob("*/report.json")}
     run_compare(config)  # resumes: no run is redone
     assert {p: p.stat().st_mtime for p in (out / "runs").glob("*/report.json")} == stamps
+    wider = replace(config, methods=("sp-lamp", "uniform", "global-l1"))
+    run_compare(wider, finished_only=True)  # a snapshot: runs nothing, lists what is missing
+    snapshot = json.loads((out / "compare.json").read_text())
+    assert len(snapshot["rows"]) == 4 and snapshot["missing"] == ["global-l1-b0.7-s0", "global-l1-b0.7-s1"]
+    assert "Not finished yet (2 runs" in (out / "compare.md").read_text()
+    assert not list((out / "runs").glob("global-l1*"))
 
 
 def test_matching_moves_up_from_a_goal_the_method_cannot_reach():

@@ -7,33 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from trtprune.lut.build import LutConfig, build_lut
 from trtprune.timing import TimingConfig
 
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """An (untrained) resnet20 checkpoint for Fashion-MNIST and a small table measured for it."""
-    from trtprune.checkpoint import save_checkpoint
-    from trtprune.models import build_model
-
-    root = tmp_path_factory.mktemp("prune")
-    ckpt = root / "base.pt"
-    save_checkpoint(
-        ckpt,
-        build_model("resnet20", "1x1x28x28"),
-        model_name="resnet20",
-        input_shape=(1, 1, 28, 28),
-        num_classes=10,
-        preprocessing=None,
-    )
-    table = root / "lut.db"
-    build_lut(
-        LutConfig(model=None, checkpoint=str(ckpt), step=16, small=4, refine=False, pairs=False, timing=FAST), table
-    )
-    return root, ckpt, table
+def setup(tmp_path_factory, r20_table):
+    """This module's folder, and the shared resnet20 checkpoint and table (conftest)."""
+    return tmp_path_factory.mktemp("prune"), *r20_table
 
 
 def _one_line(code: int, err: str) -> None:

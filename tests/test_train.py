@@ -18,7 +18,8 @@ from trtprune.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from trtprune.data import get_dataset, get_spec
 from trtprune.errors import CheckpointError, DataError, UsageError
 from trtprune.models import build_model
-from trtprune.train import TrainConfig, TrainResult, evaluate, is_main_process, train
+from trtprune.parallel import is_main_process
+from trtprune.train import TrainConfig, TrainResult, evaluate, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = "1x1x28x28"
@@ -125,7 +126,8 @@ import torch.distributed as dist
 
 from trtprune.data import get_dataset
 from trtprune.models import build_model
-from trtprune.train import TrainConfig, is_main_process, train
+from trtprune.parallel import is_main_process
+from trtprune.train import TrainConfig, train
 
 out = sys.argv[1]
 rank = int(os.environ["RANK"])

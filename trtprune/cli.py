@@ -91,6 +91,8 @@ def groups(
     for g in found.groups:
         table.add_row(g.name, str(g.channels), str(g.partitions), ", ".join(g.layers))
     _console().print(table)
+    for p in found.pinned:
+        typer.echo(f"left whole: {p.name}: {p.reason}")
 
 
 @app.command()
@@ -109,11 +111,17 @@ def train(
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = 5e-4,
     momentum: Annotated[float, typer.Option("--momentum")] = 0.9,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: Annotated[str, typer.Option("--device")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA where present), cpu, cuda or cuda:N")] = "auto",
     workers: Annotated[int, typer.Option("--workers")] = 0,
     limit: Annotated[
         int | None, typer.Option("--limit", help="train on N training samples drawn at random (seeded by --seed)")
     ] = None,
+    distill: Annotated[
+        bool, typer.Option("--distill", help="distil from --teacher's logits (e.g. fine-tune a plan later)")
+    ] = False,
+    teacher: Annotated[Path | None, typer.Option("--teacher", help="the unpruned model's checkpoint")] = None,
+    distill_temperature: Annotated[float, typer.Option("--distill-temperature")] = 4.0,
+    distill_weight: Annotated[float, typer.Option("--distill-weight")] = 0.5,
 ) -> None:
     """Train (or fine-tune a pruned) model; works under torchrun for data parallel."""
     from trtprune.finetune import TrainJob, run_train_job
@@ -140,7 +148,12 @@ def train(
         plan=plan,
         keep_ratio=keep_ratio,
         config=config,
+        teacher=teacher if distill else None,
+        distill_temperature=distill_temperature,
+        distill_weight=distill_weight,
     )
+    if distill and teacher is None:
+        raise UsageError("--distill fine-tunes against a teacher's logits: pass --teacher CKPT (the unpruned model)")
     with _progress_bar("training") as progress:
         result = run_train_job(job, progress)
     if result is not None:
@@ -415,6 +428,26 @@ def prune(
     limit: Annotated[
         int | None, typer.Option("--limit", help="each fine-tune uses N training samples drawn at random (seeded)")
     ] = None,
+    limit_eval: Annotated[
+        int | None, typer.Option("--limit-eval", help="per-stage top-1 on the first N test samples")
+    ] = None,
+    match_rounds: Annotated[
+        int, typer.Option("--match-rounds", help="decide-build-time rounds per stage to land under its target")
+    ] = 6,
+    device: Annotated[
+        str, typer.Option("--device", help="fine-tuning: auto (CUDA where present), cpu, cuda or cuda:N")
+    ] = "auto",
+    workers: Annotated[int, typer.Option("--workers", help="data-loading processes per rank")] = 0,
+    distill: Annotated[
+        bool, typer.Option("--distill", help="fine-tune against the unpruned model's logits (needs its checkpoint)")
+    ] = False,
+    distill_temperature: Annotated[float, typer.Option("--distill-temperature")] = 4.0,
+    distill_weight: Annotated[
+        float, typer.Option("--distill-weight", help="the KL term's share of the loss, in [0, 1]")
+    ] = 0.5,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="discard an unfinished run in --out instead of resuming it")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the run's result (report.json) as JSON")] = False,
 ) -> None:
     """Prune to a latency budget (SP-LAMP + group knapsack by default) over k stages, fine-tune, export, engine, report."""
@@ -446,9 +479,18 @@ def prune(
         out=str(out) if out else None,
         seed=seed,
         limit_train=limit,
+        limit_eval=limit_eval,
+        repair_rounds=match_rounds,
+        device=device,
+        workers=workers,
+        distill=distill,
+        distill_temperature=distill_temperature,
+        distill_weight=distill_weight,
     )
     with _progress_bar("pruning") as progress:
-        r = run_prune(config, progress=progress.stages)
+        r = run_prune(config, progress=progress.stages, restart=restart)
+    if r is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     if as_json:
         typer.echo(json.dumps(r.to_json(), indent=2))
         return
@@ -486,6 +528,9 @@ def compare(
     out: Annotated[Path, typer.Option("--out", help="comparison directory (resumes the runs it holds)")] = Path(
         "engines/compare"
     ),
+    finished_only: Annotated[
+        bool, typer.Option("--finished-only", help="run nothing: measure and tabulate the runs finished so far")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print compare.json instead of the table")] = False,
 ) -> None:
     """Every method at every budget through the same pipeline; one table and a Pareto plot."""
@@ -518,7 +563,7 @@ def compare(
         prune=shared,
     )
     with _progress_bar("comparing") as progress:
-        run_dir = run_compare(config, progress=progress.runs)
+        run_dir = run_compare(config, progress=progress.runs, finished_only=finished_only)
     if as_json:
         typer.echo((run_dir / "compare.json").read_text())
         return

@@ -64,8 +64,11 @@ def run_dir_name(spec: str, budget: float, seed: int) -> str:
     return f"{spec.replace(':', '_').replace('=', '-')}-b{budget:g}-s{seed}"
 
 
-def run_compare(config: CompareConfig, progress=None) -> Path:
-    """Run (or resume) every run, measure them together, write the tables; returns OUT."""
+def run_compare(config: CompareConfig, progress=None, finished_only: bool = False) -> Path:
+    """Run (or resume) every run, measure them together, write the tables; returns OUT.
+
+    ``finished_only``: run nothing; measure and tabulate the runs that have finished (a snapshot
+    of a long comparison in progress), the missing ones listed in the tables."""
     from trtprune.atomic import write_json, write_text
     from trtprune.methods.base import parse_method_spec
     from trtprune.prune import PruneConfig, run_prune
@@ -73,13 +76,16 @@ def run_compare(config: CompareConfig, progress=None) -> Path:
     _check(config)
     out = Path(config.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    runs = []
+    runs, missing = [], []
     total = len(config.budgets) * len(config.methods) * config.seeds
     for budget in config.budgets:
         for spec in config.methods:
             method, options = parse_method_spec(spec)
             for seed in range(config.seeds):
                 run_dir = out / "runs" / run_dir_name(spec, budget, seed)
+                if not (run_dir / "report.json").exists() and finished_only:
+                    missing.append(run_dir.name)
+                    continue
                 if not (run_dir / "report.json").exists():  # run directories are atomic: present means whole
                     t0 = time.perf_counter()
                     pc = PruneConfig(
@@ -95,13 +101,16 @@ def run_compare(config: CompareConfig, progress=None) -> Path:
                 runs.append((spec, budget, seed, run_dir))
                 if progress:
                     progress({"done": len(runs), "total": total})
-    rows, environment = _measure(runs)
+    if not runs:
+        raise UsageError(f"compare: no finished run under {out / 'runs'} to measure")
+    rows, environment = measure_runs(runs)
     result = {
         "format": 2,
         "config": config.to_json(),
         "environment": environment,
         "rows": rows,
         "summary": summarize(rows),
+        "missing": missing,
     }
     write_json(out / "compare.json", result)
     write_text(out / "compare.md", markdown(result))
@@ -112,7 +121,7 @@ def run_compare(config: CompareConfig, progress=None) -> Path:
 REMEASURE_OVER = 0.03  # a run measuring more than this share over its budget is timed once more
 
 
-def _measure(runs: list[tuple[str, float, int, Path]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def measure_runs(runs: list[tuple[str, float, int, Path]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every emitted model and the base in one interleaved call; runs over their budget by more
     than :data:`REMEASURE_OVER` are measured once more beside the base (the second figure counts)."""
     from trtprune.bench import measure_onnx_side_by_side
@@ -230,6 +239,11 @@ def markdown(result: dict[str, Any]) -> str:
             f"{s['params_mean']:,.0f} | {s['flops_mean'] / 1e6:.2f} | {s.get('meet_budget', '')}/{s['seeds']} | "
             f"{s.get('over_budget', 0)} |"
         )
+    if result.get("missing"):
+        lines += [
+            "",
+            f"Not finished yet ({len(result['missing'])} runs, not in the table): {', '.join(result['missing'])}.",
+        ]
     lines += [
         "",
         "Per run:",

@@ -23,6 +23,9 @@ class TrainJob:
     plan: Path | None = None
     keep_ratio: float | None = None
     config: TrainConfig = TrainConfig()
+    teacher: Path | None = None  # distil from this (unpruned) checkpoint's logits
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.5
 
 
 def run_train_job(job: TrainJob, progress=None) -> TrainResult | None:
@@ -30,18 +33,26 @@ def run_train_job(job: TrainJob, progress=None) -> TrainResult | None:
     from trtprune.checkpoint import save_checkpoint
     from trtprune.data import get_dataset, get_spec
     from trtprune.loading import load_model, prune_loaded
-    from trtprune.train import is_main_process, train
+    from trtprune.parallel import is_main_process
+    from trtprune.train import train
 
     spec = get_spec(job.data)
     shape = job.input_shape
     if shape is None and job.checkpoint is None:
         shape = (1, *spec.preprocessing.input_size)
-    train_set = get_dataset(job.data, "train", job.data_root, augment=True)
-    test_set = get_dataset(job.data, "test", job.data_root)
-    classes = spec.num_classes or len(getattr(train_set, "classes", [])) or None
+    classes = spec.num_classes or len(getattr(get_dataset(job.data, "train", job.data_root), "classes", [])) or None
     loaded = load_model(job.model, shape, job.checkpoint, num_classes=classes)
+    size = tuple(loaded.input_shape[1:])  # an ImageFolder resizes to the model's input
+    train_set = get_dataset(job.data, "train", job.data_root, augment=True, input_size=size)
+    test_set = get_dataset(job.data, "test", job.data_root, input_size=size)
     loaded = prune_loaded(loaded, job.plan, job.keep_ratio)
-    result = train(loaded.model, train_set, test_set, job.config, progress=progress)
+    distill = None
+    if job.teacher is not None:
+        from trtprune.train import Distillation
+
+        teacher = load_model(loaded.name, loaded.input_shape, job.teacher, num_classes=classes).model
+        distill = Distillation(teacher, job.distill_temperature, job.distill_weight)
+    result = train(loaded.model, train_set, test_set, job.config, progress=progress, distill=distill)
     if not is_main_process():
         return None
     save_checkpoint(

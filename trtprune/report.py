@@ -37,7 +37,12 @@ def compare_onnx(
         pre = read_metadata(p).get("trtprune.preprocessing")
         if pre and json.loads(pre).get("mean") != list(spec.preprocessing.mean):
             raise TrtpruneError(f"{p} was trained with other preprocessing than {data}'s; evaluate it on its own data")
-    test_set = get_dataset(data, "test", data_root, limit=limit)
+    sizes = {tuple(_input_size(p)) for p in paths}
+    if len(sizes) > 1:
+        raise TrtpruneError(
+            f"the models take different inputs ({', '.join(map(str, sorted(sizes)))}): compare like with like"
+        )
+    test_set = get_dataset(data, "test", data_root, limit=limit, input_size=sizes.pop() if sizes else None)
     backend, config = get_backend("ort"), BackendConfig(threads=threads)
     runners = {str(p): backend.prepare(p, (), config) for p in paths}
     timings = measure_interleaved({k: r.timed for k, r in runners.items()})
@@ -59,6 +64,14 @@ def compare_onnx(
             }
         )
     return rows
+
+
+def _input_size(path: Path) -> tuple[int, ...]:
+    """(C, H, W) of an ONNX model's first input."""
+    from trtprune.export import load_proto
+
+    dims = load_proto(path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return tuple(int(d.dim_value) for d in dims[1:])
 
 
 def _numel(tensor: Any) -> int:

@@ -11,11 +11,9 @@ The library only logs; a CLI drives its progress bar through the ``progress`` ca
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from trtprune.errors import DataError, TrtpruneError, UsageError
+from trtprune.parallel import env_int, process_group, rank
 from trtprune.records import Record
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ class TrainConfig(Record):
     batch_size: int = 128
     workers: int = 0
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # CUDA where present, else the CPU
     limit_train: int | None = None
     limit_test: int | None = None
 
@@ -109,7 +108,9 @@ class Distillation:
         with torch.no_grad():
             target = _logits(self.teacher(x))
         t = self.temperature
-        kl = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(target / t, 1), log_target=True, reduction="batchmean")
+        kl = F.kl_div(
+            F.log_softmax(logits / t, 1), F.log_softmax(target / t, 1), log_target=True, reduction="batchmean"
+        )
         return (1 - self.weight) * F.cross_entropy(logits, y) + self.weight * t * t * kl
 
 
@@ -132,60 +133,21 @@ class _Loop:
     distill: Distillation | None = None
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-def is_distributed() -> bool:
-    """True inside an initialised process group of more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def is_main_process() -> bool:
-    """True on rank 0, or when not launched distributed: the process that writes outputs."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank() == 0
-    return _env_int("RANK", 0) == 0
-
-
-def _rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
-def _resolve_device(name: str | torch.device) -> torch.device:
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` is CUDA where present, else the CPU; ``cuda`` without an index is this rank's GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise UsageError(f"unknown device {name!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
+        raise UsageError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise TrtpruneError(f"device {name!r} requested but CUDA is not available; use --device cpu")
         if device.index is None:
-            device = torch.device("cuda", _env_int("LOCAL_RANK", 0))
+            device = torch.device("cuda", env_int("LOCAL_RANK", 0))
         torch.cuda.set_device(device)
     return device
-
-
-@contextlib.contextmanager
-def _process_group(device: torch.device) -> Iterator[bool]:
-    """Join the torchrun process group when WORLD_SIZE > 1; yields whether training is distributed."""
-    if _env_int("WORLD_SIZE", 1) <= 1:
-        yield False
-        return
-    if not dist.is_available():
-        raise TrtpruneError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed support")
-    created = not dist.is_initialized()
-    if created:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://")
-        log.info("joined process group: rank %d of %d", dist.get_rank(), dist.get_world_size())
-    try:
-        yield True
-    finally:
-        if created:
-            dist.destroy_process_group()
 
 
 def _limit(dataset: Dataset, limit: int | None, seed: int | None = None) -> Dataset:
@@ -213,7 +175,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: 
     """Top-1 accuracy of ``model`` on ``dataset``, in [0, 1]; leaves the model in eval mode on ``device``."""
     if len(dataset) == 0:
         raise DataError("cannot evaluate on an empty dataset")
-    device = _resolve_device(device)
+    device = resolve_device(device)
     model = _unwrap(model).to(device).eval()
     correct = total = 0
     for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
@@ -265,7 +227,7 @@ def _snapshot(loop: _Loop, history: list[dict[str, Any]]) -> Snapshot:
         "scheduler": loop.scheduler.state_dict(),
         "rng": torch.get_rng_state(),
         "loader_rng": loop.loader.generator.get_state(),
-        "rank": _rank(),
+        "rank": rank(),
     }
 
 
@@ -345,13 +307,13 @@ def train(
     teacher's logits.
     """
     config = config or TrainConfig()
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device)
     train_set, test_set = _limit(train_set, config.limit_train, config.seed), _limit(test_set, config.limit_test)
     if len(train_set) == 0:
         raise DataError("cannot train on an empty dataset")
     rng_devices = [device.index] if device.type == "cuda" else []
-    with _process_group(device) as distributed, torch.random.fork_rng(devices=rng_devices):
-        torch.manual_seed(config.seed + _rank())  # per-rank augmentation; DDP broadcasts rank 0's weights
+    with process_group(device) as distributed, torch.random.fork_rng(devices=rng_devices):
+        torch.manual_seed(config.seed + rank())  # per-rank augmentation; DDP broadcasts rank 0's weights
         model.to(device)
         if distill is not None:
             distill.teacher.to(device).eval()

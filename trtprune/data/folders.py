@@ -110,6 +110,7 @@ DATASETS.register(
         num_classes=None,
         preprocessing=Preprocessing(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), input_size=(3, 224, 224)),
         loader=_load_imagefolder,
+        resizes=True,
         missing_hint="pass --data-root DIR (or set TRTPRUNE_IMAGEFOLDER_ROOT) holding train/<class>/*.jpg and val/<class>/*.jpg",
     ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ class DatasetSpec:
     preprocessing: Preprocessing
     loader: Callable[..., Dataset]
     missing_hint: str
+    resizes: bool = False  # images are resized to the model's input (ImageFolder); else fixed-size arrays
 
     def root(self, root: str | os.PathLike[str] | None) -> Path | None:
         chosen = root or os.environ.get(f"TRTPRUNE_{self.name.upper().replace('-', '_')}_ROOT")
@@ -46,18 +47,23 @@ def get_dataset(
     root: str | os.PathLike[str] | None = None,
     augment: bool = False,
     limit: int | None = None,
+    input_size: tuple[int, ...] | None = None,
 ) -> Dataset:
     """Load ``split`` ('train' or 'test') of a registered dataset as a torch Dataset.
 
     ``augment`` applies the dataset's training augmentation (the paper's CIFAR
     recipe: random crop with 4-pixel padding and horizontal flip) to the train split.
     ``limit`` keeps only the first N samples (for quick runs and tests).
+    ``input_size`` (C, H, W) is the model's input: a dataset that resizes its images (ImageFolder)
+    resizes to it; fixed-size datasets keep their own size.
     """
     from trtprune.errors import UsageError
 
     if split not in ("train", "test"):
         raise UsageError(f"unknown split {split!r}; use 'train' or 'test'")
     spec = get_spec(name)
+    if input_size is not None and spec.resizes:
+        spec = replace(spec, preprocessing=replace(spec.preprocessing, input_size=tuple(int(x) for x in input_size)))
     ds = spec.loader(spec, spec.root(root), split, augment and split == "train")
     if limit is not None and limit < len(ds):
         import torch.utils.data

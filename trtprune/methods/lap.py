@@ -80,7 +80,9 @@ class Lap(Method):
 
         from trtprune.data import get_dataset
 
-        full = get_dataset(context.data, "train", context.data_root, augment=False)
+        full = get_dataset(
+            context.data, "train", context.data_root, augment=False, input_size=tuple(context.input_shape[1:])
+        )
         n = min(self.holdout, len(full) // 10)
         self.heldout = torch.utils.data.Subset(full, range(len(full) - n, len(full)))
 

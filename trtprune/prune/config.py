@@ -31,7 +31,7 @@ class PruneConfig(Record):
     importance: str | None = None  # the channel scorer, for methods that take one (sp-lamp)
     method_options: dict[str, Any] = field(default_factory=dict)
     stages: int = 1
-    finetune_epochs: int = 1
+    finetune_epochs: int = 1  # per stage and for the final fine-tune; 0: prune, match and export only
     lr: float = 0.01
     batch_size: int = 128
     round_to: int | None = None  # default: the table's grid step
@@ -46,6 +46,22 @@ class PruneConfig(Record):
     # aim this share under each stage target: the same model measured again later (the report's and
     # compare's measurements) moves by about its spread, 1-2.5% on the machines measured here
     match_margin: float = 0.02
+    device: str = "auto"  # where fine-tuning runs: CUDA where present, else the CPU (latency is always measured in the table's engine)
+    workers: int = 0  # data-loading processes per rank (ImageFolder decoding)
+    distill: bool = False  # fine-tune against the unpruned model's logits
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.finetune_epochs < 0 or self.stages < 1:
+            raise UsageError(
+                f"--finetune-epochs must be >= 0 and --stages >= 1, not {self.finetune_epochs} and {self.stages}"
+            )
+        if not self.distill_temperature > 0 or not 0 <= self.distill_weight <= 1:
+            raise UsageError(
+                f"--distill-temperature must be > 0 and --distill-weight in [0, 1], not {self.distill_temperature} "
+                f"and {self.distill_weight}"
+            )
 
     def make_method(self) -> Method:
         from trtprune.methods import get_method
@@ -78,6 +94,8 @@ class PruneConfig(Record):
             lr=self.lr,
             batch_size=self.batch_size,
             seed=self.seed + seed_offset,
+            device=self.device,
+            workers=self.workers,
             limit_train=self.limit_train,
             limit_test=self.limit_eval,
         )

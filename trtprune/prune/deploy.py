@@ -1,8 +1,10 @@
-"""Step 3 of a prune run: the model pruned physically, fine-tuned once more, exported, built into the
-deployable engine, evaluated in ONNX Runtime and measured beside the unpruned model."""
+"""Step 3 of a prune run: the model pruned physically and fine-tuned once more (every rank), then
+(rank 0) exported, built into the deployable engine, evaluated in ONNX Runtime and measured
+beside the unpruned model."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,12 +15,15 @@ if TYPE_CHECKING:
     from trtprune.lut.store import LutMeta
     from trtprune.plan import Plan
     from trtprune.prune.inputs import PruneInputs
-    from trtprune.train import TrainResult
+    from trtprune.prune.journal import Journal
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Deployment:
-    final: TrainResult  # the final fine-tune
+    final: dict[str, Any]  # the final fine-tune: {"epochs", "top1"} (torch, on the test split)
     engine_files: dict[str, str]
     top1: float  # model.onnx in ONNX Runtime on the test split
     base_top1: float  # base.onnx, the same way
@@ -29,18 +34,47 @@ class Deployment:
     base_flops: int
 
 
-def deploy(run: PruneInputs, model: nn.Module, base_model: nn.Module, plan: Plan, out: Path, stages: int) -> Deployment:
-    """Everything the run directory ``out`` holds besides the report."""
+def prune_and_finetune(
+    run: PruneInputs, model: nn.Module, base_model: nn.Module, plan: Plan, journal: Journal
+) -> dict[str, Any]:
+    """Prune ``model`` physically by ``plan`` and fine-tune it once more (every rank; resumed from the
+    journal: a finished final fine-tune is loaded, not redone); returns ``{"epochs", "top1"}``."""
+    from trtprune.groups import find_groups
+    from trtprune.parallel import rank
+    from trtprune.prune.journal import JournalEntry
+    from trtprune.prune.tuning import finetune
+    from trtprune.surgery import apply_plan
+
+    apply_plan(find_groups(model, run.input_shape), plan, run.model_name)
+    done = journal.find("final")
+    if done:
+        model.load_state_dict(journal.load_checkpoint(done[0].checkpoint)["model"])
+        return done[0].data
+    tuned = finetune(run, model, base_model, 0, journal)
+    checkpoint = journal.save_checkpoint("final.pt", {"model": model.state_dict()})
+    journal.add(JournalEntry("final", data=tuned, checkpoint=checkpoint))
+    log.info("rank %d: final weights %s", rank(), weights_digest(model))
+    return tuned
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A checksum of every parameter and buffer: equal on every rank of a data-parallel run."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def deploy(run: PruneInputs, model: nn.Module, base_model: nn.Module, plan: Plan, final: dict, out: Path) -> Deployment:
+    """Everything the run directory ``out`` holds besides the report (rank 0)."""
     from trtprune.checkpoint import save_checkpoint
     from trtprune.evaluation import evaluate_onnx
     from trtprune.export import export_onnx, onnx_metadata
-    from trtprune.groups import find_groups
-    from trtprune.surgery import apply_plan
-    from trtprune.train import train
 
     shape = run.input_shape
-    apply_plan(find_groups(model, shape), plan, run.model_name)
-    final = train(model, run.train_set, run.test_set, run.config.finetune(stages))
     plan.save(out / "plan.json")
     pre = run.spec.preprocessing.to_json()
     save_checkpoint(
@@ -51,7 +85,7 @@ def deploy(run: PruneInputs, model: nn.Module, base_model: nn.Module, plan: Plan
         num_classes=run.loaded.num_classes,
         preprocessing=pre,
         plan=plan.to_json(),
-        metrics={"top1_torch": final.top1},
+        metrics={"top1_torch": final["top1"]},
     )
     export_onnx(model, shape, out / "model.onnx", metadata=onnx_metadata(run.model_name, shape, pre, plan))
     export_onnx(base_model, shape, out / "base.onnx", metadata=onnx_metadata(run.model_name, shape, pre))

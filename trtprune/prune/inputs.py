@@ -103,9 +103,15 @@ def load_inputs(config: PruneConfig) -> PruneInputs:
         raise TrtpruneError(f"table {config.lut} was measured at input {meta.input_shape}, not {list(shape)}")
     method = config.make_method()
     spec = get_spec(config.data)
-    train_set = get_dataset(config.data, "train", config.data_root, augment=True)
-    test_set = get_dataset(config.data, "test", config.data_root)
+    size = tuple(shape[1:])  # an ImageFolder resizes to the table's input; fixed-size data keeps its own
+    train_set = get_dataset(config.data, "train", config.data_root, augment=True, input_size=size)
+    test_set = get_dataset(config.data, "test", config.data_root, input_size=size)
     checkpoint = config.checkpoint or meta.checkpoint
+    if config.distill and not checkpoint:
+        raise TrtpruneError(
+            "--distill fine-tunes against the unpruned model's logits, so it needs that model's trained weights: "
+            "pass --checkpoint (the table records none)"
+        )
     loaded = load_model(name, shape, checkpoint, num_classes=spec.num_classes)
     if loaded.plan is not None:
         raise TrtpruneError("the checkpoint is already pruned: start from the base checkpoint the table was built for")

@@ -108,7 +108,7 @@ def assemble(
         base_widths=dict(meta.widths),
         stages=tuple(stages),
         matching=matching,
-        final_finetune={"epochs": deployed.final.epochs, "top1_torch": deployed.final.top1},
+        final_finetune={"epochs": deployed.final["epochs"], "top1_torch": deployed.final["top1"]},
         engine_files=deployed.engine_files,
         config=run.config,
         wall_s=wall_s,

@@ -1,10 +1,17 @@
-"""``trtprune prune`` end to end: inputs -> k stages -> deploy -> result, in a run directory that
-appears whole or not at all."""
+"""``trtprune prune`` end to end: inputs -> k stages -> deploy -> result.
+
+Work in progress lives in ``RUN.partial/`` with a journal (:mod:`trtprune.prune.journal`):
+a killed run, rerun with the same command, continues from its last finished step. The run
+directory ``RUN`` appears whole, and only at the end. Under ``torchrun`` every rank runs
+this; rank 0 decides, times and writes, every rank fine-tunes its shard.
+"""
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,54 +19,93 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from torch import nn
+
     from trtprune.prune.config import PruneConfig
     from trtprune.prune.inputs import PruneInputs
+    from trtprune.prune.journal import Journal
     from trtprune.prune.result import PruneResult
 
 log = logging.getLogger(__name__)
+WORK = "resume"  # RUN.partial/resume/: the journal and checkpoints, dropped once the run is whole
 
 
-def run_prune(config: PruneConfig, progress: Callable[[dict[str, Any]], None] | None = None) -> PruneResult:
-    """Run the pipeline; returns its result (``result.run_dir`` is the run directory).
+def run_prune(
+    config: PruneConfig, progress: Callable[[dict[str, Any]], None] | None = None, restart: bool = False
+) -> PruneResult | None:
+    """Run (or resume) the pipeline; returns its result on rank 0 (``result.run_dir`` is the run
+    directory), None on the other ranks of a torchrun job.
 
     ``progress`` is called after every stage with ``{"stage", "stages", "target_ms", "top1"}``
     and once more with ``{"stage": "deploy"}`` before the final fine-tune and export.
+    ``restart`` discards the work in progress of an earlier, unfinished run of ``config.out``.
     """
-    from trtprune.atomic import atomic_dir
+    from trtprune.parallel import from_main, is_main_process, process_group
     from trtprune.prune.inputs import load_inputs
-    from trtprune.report import write_prune_report
+    from trtprune.prune.journal import Journal, partial_dir
+    from trtprune.train import resolve_device
 
     start = time.perf_counter()
-    run = load_inputs(config)
-    run_dir = Path(config.out or Path("engines") / run.model_name / f"prune-{time.strftime('%Y%m%d-%H%M%S')}")
-    with atomic_dir(run_dir) as tmp:
-        result = _pipeline(run, tmp, str(run_dir), start, progress or (lambda event: None))
-        write_prune_report(result, tmp)
+    with process_group(resolve_device(config.device)):
+        run = load_inputs(config)
+        default = Path("engines") / run.model_name / f"prune-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = Path(from_main(lambda: str(config.out or default)))
+        journal = from_main(lambda: Journal(run_dir, config, restart=restart))  # rank 0 creates or checks it
+        journal.write = is_main_process()
+        result = _pipeline(run, journal, run_dir, start, progress or (lambda event: None))
+        if result is not None:
+            _finish(partial_dir(run_dir), run_dir)
     return result
 
 
-def _pipeline(run: PruneInputs, out: Path, run_dir: str, start: float, progress) -> PruneResult:
-    from trtprune.prune.deploy import deploy
+def _pipeline(run: PruneInputs, journal: Journal, run_dir: Path, start: float, progress) -> PruneResult | None:
+    from trtprune.parallel import barrier, is_main_process
+    from trtprune.prune.deploy import deploy, prune_and_finetune
     from trtprune.prune.result import assemble
-    from trtprune.prune.stage import StageInputs, run_stage
     from trtprune.prune.timer import CandidateTimer
+    from trtprune.report import write_prune_report
 
     model = run.loaded.model
     base_model = copy.deepcopy(model)
-    workdir = out / "tables"
-    workdir.mkdir()
-    method = run.method
+    out = journal.dir
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    main = is_main_process()
     t0 = time.perf_counter()
-    method.setup(run.method_context(base_model))
-    method_s, table_s = time.perf_counter() - t0, 0.0
-    timer = CandidateTimer(run.latency.meta, base_model, run.input_shape)
-    k = max(1, run.config.stages)
-    records, matching, plan, mask = [], [], None, None
-    for s, target in enumerate(method.schedule(run.latency.base_ms, run.budget_ms, k), start=1):
-        outcome = run_stage(
-            StageInputs(
+    if main:
+        run.method.setup(run.method_context(base_model))
+    setup_s = time.perf_counter() - t0
+    timer = CandidateTimer(run.latency.meta, base_model, run.input_shape) if main else None
+    stages, plan, mask = _stages(run, journal, model, base_model, timer, progress)
+    mask.remove()
+    if timer is not None:
+        timer.close()
+    progress({"stage": "deploy"})
+    final = prune_and_finetune(run, model, base_model, plan, journal)
+    barrier()
+    if not main:
+        return None
+    deployed = deploy(run, model, base_model, plan, final, out)
+    method_s = setup_s + sum(o.decision.method_s for o in stages)
+    table_s = sum(o.decision.table_s for o in stages)
+    records, matching = [o.record for o in stages], [o.decision.trace for o in stages]
+    result = assemble(run, records, matching, deployed, method_s, table_s, time.perf_counter() - start, str(run_dir))
+    write_prune_report(result, out)
+    return result
+
+
+def _stages(run: PruneInputs, journal: Journal, model: nn.Module, base_model: nn.Module, timer, progress):
+    """Every stage in order; a stage the journal records as finished is restored, not redone."""
+    from trtprune.prune.stage import StageInputs, run_stage
+
+    k = run.config.stages
+    outcomes, plan, mask = [], None, None
+    for s, target in enumerate(run.method.schedule(run.latency.base_ms, run.budget_ms, k), start=1):
+        done = _restored(run, journal, model, s, mask)
+        if done is None:
+            last = outcomes[-1].record if outcomes else None
+            inputs = StageInputs(
                 run=run,
-                method=method,
+                method=run.method,
                 timer=timer,
                 model=model,
                 base_model=base_model,
@@ -67,20 +113,43 @@ def _pipeline(run: PruneInputs, out: Path, run_dir: str, start: float, progress)
                 stages=k,
                 target_ms=target,
                 plan=plan,
-                current=records[-1].widths if records else None,
-                current_ms=records[-1].measured_ms if records else None,
+                current=last.widths if last else None,
+                current_ms=last.measured_ms if last else None,
                 mask=mask,
-                workdir=workdir,
+                workdir=journal.dir / "tables",
             )
-        )
-        records.append(outcome.record)
-        matching.append(outcome.trace)
-        plan, mask = outcome.plan, outcome.mask
-        method_s += outcome.method_s
-        table_s += outcome.table_s
-        progress({"stage": s, "stages": k, "target_ms": target, "top1": outcome.record.top1})
-    mask.remove()
-    timer.close()
-    progress({"stage": "deploy"})
-    deployed = deploy(run, model, base_model, plan, out, k)
-    return assemble(run, records, matching, deployed, method_s, table_s, time.perf_counter() - start, run_dir)
+            done = run_stage(inputs, journal)
+        outcomes.append(done)
+        plan, mask = done.plan, done.mask
+        progress({"stage": s, "stages": k, "target_ms": target, "top1": done.record.top1})
+    return outcomes, plan, mask
+
+
+def _restored(run: PruneInputs, journal: Journal, model: nn.Module, stage: int, mask):
+    """The outcome of a stage the journal records as finished, with the model loaded as it left it."""
+    from trtprune.groups import find_groups
+    from trtprune.plan import Plan
+    from trtprune.prune.stage import StageDecision, StageOutcome, StageRecord
+    from trtprune.surgery import apply_masks
+
+    done = journal.find("stage", stage)
+    if not done:
+        return None
+    decision = StageDecision.from_json(journal.find("decided", stage)[0].data)
+    record = StageRecord.from_json(done[0].data["record"])
+    plan = Plan.from_json(decision.plan)
+    model.load_state_dict(journal.load_checkpoint(done[0].checkpoint)["model"])
+    if mask is not None:
+        mask.remove()
+    log.info("stage %d: finished before, restored from %s", stage, done[0].checkpoint)
+    return StageOutcome(record, plan, apply_masks(find_groups(model, run.input_shape), plan, run.model_name), decision)
+
+
+def _finish(partial: Path, run_dir: Path) -> None:
+    """The work in progress becomes the run directory, whole: its checkpoints go, the journal stays
+    (``journal.json``: every step, once, in the order it finished, across resumes)."""
+    os.replace(partial / WORK / "journal.json", partial / "journal.json")
+    shutil.rmtree(partial / WORK, ignore_errors=True)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    os.replace(partial, run_dir)

@@ -4,7 +4,8 @@ The method scores the channels of the (soft-masked, full-shape) model and turns 
 goal into widths; the shared matching loop (:mod:`trtprune.matching`) moves the goal until
 the choice, built and timed in the table's engine beside the unpruned model, measures just
 under the stage target less ``match_margin``; the choice becomes soft masks and the model
-is fine-tuned with them held.
+is fine-tuned with them held. Under torchrun rank 0 decides and every rank fine-tunes;
+each finished step is journaled (:mod:`trtprune.prune.journal`) so a killed run resumes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from trtprune.methods import Method, StageState
     from trtprune.plan import Plan
     from trtprune.prune.inputs import PruneInputs
+    from trtprune.prune.journal import Journal
     from trtprune.prune.tables import TableView
     from trtprune.prune.timer import CandidateTimer
     from trtprune.surgery import SoftMask
@@ -48,12 +50,25 @@ class StageRecord(Record):
 
 
 @dataclass(frozen=True)
+class StageDecision(Record):
+    """A stage's matched choice, before its fine-tune (journaled: a resumed run does not decide again)."""
+
+    plan: dict[str, Any]  # the Plan's JSON
+    widths: dict[str, int]
+    predicted_ms: float  # in the run's table's milliseconds
+    measured_share: float
+    trace: list[Any]  # the matching loop's (goal, predicted, measured) per round
+    method_s: float
+    table_s: float
+
+
+@dataclass(frozen=True)
 class StageInputs:
     """One stage's inputs: the run's, the model as the earlier stages left it, and their choice."""
 
     run: PruneInputs
-    method: Method
-    timer: CandidateTimer
+    method: Method | None  # None on ranks other than 0 (they do not decide)
+    timer: CandidateTimer | None
     model: nn.Module  # soft-masked by ``mask`` (None at the first stage), full shape
     base_model: nn.Module  # the unpruned model, untouched
     stage: int
@@ -71,16 +86,60 @@ class StageOutcome:
     record: StageRecord
     plan: Plan
     mask: SoftMask  # now holding the model's removed channels at zero
-    trace: list[tuple[float, float, float]]  # the matching loop's (goal, predicted, measured) per round
-    method_s: float
-    table_s: float
+    decision: StageDecision
 
 
-def run_stage(s: StageInputs) -> StageOutcome:
+def run_stage(s: StageInputs, journal: Journal) -> StageOutcome:
+    """Decide (rank 0, or the journal's decision), mask and fine-tune (every rank), journal the stage."""
+    from trtprune.groups import find_groups
+    from trtprune.parallel import from_main, is_main_process
+    from trtprune.plan import Plan
+    from trtprune.prune.journal import JournalEntry
+    from trtprune.prune.tuning import finetune
+    from trtprune.surgery import apply_masks, expected_param_count
+
+    run = s.run
+    decided = journal.find("decided", s.stage)
+    if decided:
+        decision = StageDecision.from_json(decided[0].data, f"journal, stage {s.stage}")
+    else:
+        decision = from_main(lambda: decide(s))
+        journal.add(JournalEntry("decided", s.stage, data=decision.to_json()))
+    plan = Plan.from_json(decision.plan, f"stage {s.stage}'s plan")
+    if s.mask is not None:
+        s.mask.remove()
+    groups = find_groups(s.model, run.input_shape)
+    mask = apply_masks(groups, plan, run.model_name)
+    tuned = finetune(run, s.model, s.base_model, s.stage, journal, mask)
+    record = StageRecord(
+        s.stage,
+        s.target_ms,
+        decision.predicted_ms,
+        decision.measured_share,
+        decision.measured_share * run.latency.base_ms,
+        tuned["top1"],
+        expected_param_count(groups, plan),
+        dict(decision.widths),
+    )
+    checkpoint = journal.save_checkpoint(f"stage{s.stage}.pt", {"model": s.model.state_dict()})
+    journal.add(JournalEntry("stage", s.stage, data={"record": record.to_json()}, checkpoint=checkpoint))
+    if is_main_process():
+        log.info(
+            "stage %d/%d: target %.4f ms, predicted %.4f, measured share %.3f, top-1 %s",
+            s.stage,
+            s.stages,
+            s.target_ms,
+            record.predicted_ms,
+            record.measured_share,
+            tuned["top1"],
+        )
+    return StageOutcome(record, plan, mask, decision)
+
+
+def decide(s: StageInputs) -> StageDecision:
+    """Score the channels and find the choice that measures just under the stage target."""
     from trtprune.groups import find_groups
     from trtprune.methods import StageState
-    from trtprune.surgery import apply_masks, expected_param_count
-    from trtprune.train import train
 
     run = s.run
     groups = find_groups(s.model, run.input_shape)
@@ -101,36 +160,15 @@ def run_stage(s: StageInputs) -> StageOutcome:
     t0 = time.perf_counter()
     state.scores = removed_last(s.method.score(state), s.plan)
     decision, share, trace = _match(s, state, view)
-    method_s = time.perf_counter() - t0
-    if s.mask is not None:
-        s.mask.remove()
-    mask = apply_masks(groups, decision.plan, run.model_name)
-    result = train(s.model, run.train_set, run.test_set, run.config.finetune(s.stage - 1), mask_hook=mask_hook(mask))
-    record = StageRecord(
-        s.stage,
-        s.target_ms,
+    return StageDecision(
+        decision.plan.to_json(),
+        dict(decision.widths),
         decision.predicted_ms * view.scale,
         share,
-        share * run.latency.base_ms,
-        result.top1,
-        expected_param_count(groups, decision.plan),
-        dict(decision.widths),
+        [list(t) for t in trace],
+        time.perf_counter() - t0,
+        view.build_s,
     )
-    log.info(
-        "%s stage %d/%d: target %.4f ms, predicted %.4f, measured share %.3f, top-1 %.4f",
-        s.method.name,
-        s.stage,
-        s.stages,
-        s.target_ms,
-        record.predicted_ms,
-        share,
-        result.top1,
-    )
-    return StageOutcome(record, decision.plan, mask, trace, method_s, view.build_s)
-
-
-def mask_hook(mask: SoftMask):
-    return lambda _model: mask.apply()
 
 
 def _view(s: StageInputs) -> TableView:
