@@ -13,7 +13,7 @@ DEMO_FINETUNE_SAMPLES ?= 20000
 TRTPRUNE := $(PYTHON) -m trtprune.cli
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test lint demo lut clean
+.PHONY: install system-deps test test-slow lint demo lut clean
 
 # Debian packages (Fashion-MNIST) and the package with its dev extra.
 system-deps:
@@ -31,8 +31,12 @@ lint: install
 	$(PYTHON) -m ruff check trtprune tests benchmarks
 	$(PYTHON) -m ruff format --check trtprune tests benchmarks
 
+# The suite without the tests marked slow (under 15 min on 2 cores); test-slow runs those (CI runs both).
 test: lint
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	$(PYTHON) -m pytest -q -m slow $(PYTEST_ARGS)
 
 # The main job end to end on the embedded default engine (ONNX Runtime, CPU):
 # train (or reuse) the demo model -> latency table -> prune to half the latency -> report.

@@ -70,6 +70,8 @@ def match_target(
         if search.record(choice, goal, measured) and measured >= target * (1 - tolerance):
             break
         nxt = search.next_goal(goal, predicted, measured)
+        if measured > target:  # any goal at or above this choice's prediction gets the same choice back
+            nxt = min(nxt, predicted - 1e-6 * abs(base))
         log.info(
             "goal %.4f: predicted %.4f, measured %.4f (target %.4f); next goal %.4f",
             goal,

@@ -91,6 +91,7 @@ def load_inputs(config: PruneConfig) -> PruneInputs:
 
     with LutStore(config.lut) as store:
         latency = LatencyModel(store, interactions=False)  # what the separable knapsack optimises
+        joined = LatencyModel(store)  # the table's full prediction (joined layers corrected)
     meta = latency.meta
     budget = config.budget_of(latency.base_ms)
     name = config.model or meta.model
@@ -119,7 +120,7 @@ def load_inputs(config: PruneConfig) -> PruneInputs:
     if {g.name: g.channels for g in groups.groups} != meta.widths:
         raise TrtpruneError(f"table {config.lut} was built for other widths of {name}; rebuild it")
     inputs = PruneInputs(config, latency, budget, name, checkpoint, loaded, groups, spec, train_set, test_set, method)
-    smallest = smallest_ms(groups, latency, inputs.round_to)
+    smallest = smallest_ms(groups, latency, inputs.round_to, joined)
     if budget < smallest:
         raise infeasible(budget, smallest, latency, name)
     return inputs
