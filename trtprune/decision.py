@@ -53,13 +53,13 @@ def smallest_ms(
     The separable sum over-counts the saving of groups cut together; where it comes out at no
     latency at all (a noisy table), ``joined`` (the table with its joined-layer correction) gives it."""
     cheapest = {
-        g.name: min(allowed_widths(g, g.channels, round_to), key=lambda k, g=g: latency.delta_ms(g.name, int(k)))
+        g.name: int(min(allowed_widths(g, g.channels, round_to), key=lambda k, g=g: latency.delta_ms(g.name, int(k))))
         for g in groups.groups
     }
-    separable = latency.base_ms + sum(latency.delta_ms(name, int(k)) for name, k in cheapest.items())
+    separable = latency.base_ms + sum(latency.delta_ms(name, k) for name, k in cheapest.items())
     if separable > 0 or joined is None:
         return separable
-    return joined.predict_widths({name: int(k) for name, k in cheapest.items()})
+    return joined.predict_widths(cheapest)
 
 
 def infeasible(budget_ms: float, smallest: float, latency: LatencyModel, model_name: str) -> InfeasibleBudget:

@@ -70,8 +70,6 @@ def match_target(
         if search.record(choice, goal, measured) and measured >= target * (1 - tolerance):
             break
         nxt = search.next_goal(goal, predicted, measured)
-        if measured > target:  # any goal at or above this choice's prediction gets the same choice back
-            nxt = min(nxt, predicted - 1e-6 * abs(base))
         log.info(
             "goal %.4f: predicted %.4f, measured %.4f (target %.4f); next goal %.4f",
             goal,
@@ -122,6 +120,12 @@ class _Search:
         return (goal + self.hi) / 2 if self.hi is not None else goal + 0.5 * (self.base - goal)
 
     def next_goal(self, goal: float, predicted: float, measured: float) -> float:
+        """The next goal; after a choice measured over the target, below its prediction (any goal at
+        or above it returns the same choice)."""
+        nxt = self._step(goal, predicted, measured)
+        return min(nxt, predicted - 1e-6 * abs(self.base)) if measured > self.target else nxt
+
+    def _step(self, goal: float, predicted: float, measured: float) -> float:
         """A secant step on the saving, kept strictly inside the brackets (bisection when it would leave them)."""
         base, target, lo, hi = self.base, self.target, self.lo, self.hi
         if measured < base:
