@@ -388,3 +388,22 @@ def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name)
     assert report["stages"][-1]["measured_share"] <= 0.7  # the matched choice measured within the budget
     assert report["meets_budget"], report["measured_share"]  # and so does the final measurement of model.onnx
     assert report["params"] < report["base_params"]
+
+
+def test_a_final_measurement_over_the_budget_is_measured_three_times_and_the_median_kept(setup, tmp_path):
+    from trtprune.export import export_onnx
+    from trtprune.lut.store import LutStore
+    from trtprune.prune.deploy import measure_final
+    from trtprune.prune.result import paired_share
+    from trtprune.surgery import prune_copy
+
+    _, _, table, model, groups, _ = setup
+    with LutStore(table) as store:
+        meta = store.require_meta()
+    export_onnx(model, (1, 1, 28, 28), tmp_path / "base.onnx")
+    half = {g.name: max(1, g.channels // 2) for g in groups.groups}
+    export_onnx(prune_copy(model, groups, half), (1, 1, 28, 28), tmp_path / "model.onnx")
+    within = measure_final(meta, tmp_path / "base.onnx", tmp_path / "model.onnx", budget_share=1.5)
+    assert "shares" not in within and paired_share(within) < 1.5  # under the budget: measured once
+    over = measure_final(meta, tmp_path / "base.onnx", tmp_path / "model.onnx", budget_share=0.0)
+    assert len(over["shares"]) == 3 and paired_share(over) == sorted(over["shares"])[1]

@@ -132,8 +132,8 @@ def test_resuming_with_another_setting_or_version_or_a_damaged_checkpoint_is_one
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         return err
 
-    err = refused(*[a if a != "0.6" else "0.5" for a in _args(setup, out)])
-    assert "budget_ratio=0.6, not 0.5" in err and "--restart" in err
+    err = refused(*[a if a != "0.6" else "0.7" for a in _args(setup, out)])  # another (feasible) budget
+    assert "budget_ratio=0.6, not 0.7" in err and "--restart" in err
     journal = partial / "resume" / "journal.json"
     state = json.loads(journal.read_text())
     journal.write_text(json.dumps({**state, "version": "0.0.1"}))

@@ -91,6 +91,13 @@ def write_prune_report(result: PruneResult, out: Path) -> None:
     _plots(report, out)
 
 
+def _remeasured(m: dict) -> str:
+    if not m or "shares" not in m:
+        return ""
+    shares = ", ".join(f"{x:.3f}" for x in m["shares"])
+    return f"The first measurement was over the budget; measured three times (shares {shares}), the median kept."
+
+
 def _markdown(r: dict) -> str:
     m = r["measured"]
     lines = [
@@ -110,6 +117,7 @@ def _markdown(r: dict) -> str:
         f"| MACs | {r['base_flops']:,} | {r['flops']:,} |",
         "",
         f"Speed-up {r['speedup']:.2f}x; budget {'met' if r['meets_budget'] else 'NOT met'}." if m else "",
+        _remeasured(m),
         f"Preprocessing: mean {r['preprocessing']['mean']}, std {r['preprocessing']['std']}, input {r['preprocessing']['input_size']}.",
         "",
         "## Stages",
