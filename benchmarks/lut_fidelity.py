@@ -56,11 +56,13 @@ def case_shape(case: str) -> tuple[str, str]:
 
 def floor(first, second) -> dict[str, float]:
     """The same plans measured twice: |share1 - share2| / share2 in percent, median and p90."""
-    diffs = sorted(
-        100 * abs(a.measured_ms / a.base_now_ms - b.measured_ms / b.base_now_ms) / (b.measured_ms / b.base_now_ms)
-        for a, b in zip(first.rows, second.rows, strict=True)
-    )
+    diffs = sorted(100 * abs(_share(a) - _share(b)) / _share(b) for a, b in zip(first.rows, second.rows, strict=True))
     return {"median": statistics.median(diffs), "p90": _p90(diffs)}
+
+
+def _share(row) -> float:
+    """A verified plan's measured latency as a share of the base timed beside it."""
+    return row.measured_ms / row.base_now_ms
 
 
 def _p90(values: list[float]) -> float:
@@ -90,7 +92,7 @@ def verify_case(case: str, mode: str, built: dict, args, workdir: Path) -> tuple
         runs.append((verify(str(path), samples=args.samples, seed=args.seed), time.perf_counter() - t0))
     (first, first_s), (second, _) = runs
     j1, j2 = first.to_json(), second.to_json()
-    shares = [r.measured_ms / r.base_now_ms for r in first.rows]
+    shares = [_share(r) for r in first.rows]
     fl = floor(first, second)
     row = {
         "case": case,

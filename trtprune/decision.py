@@ -10,6 +10,7 @@ for that width (Eq. 7, read off the staircase).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,12 +47,16 @@ def allowed_widths(group: ChannelGroup, current: int, round_to: int | None) -> n
 
 
 def smallest_ms(
-    groups: ModelGroups, latency: LatencyModel, round_to: int | None, joined: LatencyModel | None = None
+    groups: ModelGroups,
+    latency: LatencyModel,
+    round_to: int | None,
+    joined: Callable[[], LatencyModel] | None = None,
 ) -> float:
     """The lowest latency the table predicts for any allowed widths (every group at its cheapest).
 
     The separable sum over-counts the saving of groups cut together; where it comes out at no
-    latency at all (a noisy table), ``joined`` (the table with its joined-layer correction) gives it."""
+    latency at all (a noisy table), ``joined()`` (the table with its joined-layer correction,
+    loaded only then) gives it."""
     cheapest = {
         g.name: int(min(allowed_widths(g, g.channels, round_to), key=lambda k, g=g: latency.delta_ms(g.name, int(k))))
         for g in groups.groups
@@ -59,7 +64,7 @@ def smallest_ms(
     separable = latency.base_ms + sum(latency.delta_ms(name, k) for name, k in cheapest.items())
     if separable > 0 or joined is None:
         return separable
-    return joined.predict_widths(cheapest)
+    return joined().predict_widths(cheapest)
 
 
 def infeasible(budget_ms: float, smallest: float, latency: LatencyModel, model_name: str) -> InfeasibleBudget:

@@ -79,6 +79,15 @@ class PruneInputs:
             yield batch
 
 
+def _joined(lut: str) -> LatencyModel:
+    """The table's full prediction (joined layers corrected)."""
+    from trtprune.lut.predict import LatencyModel
+    from trtprune.lut.store import LutStore
+
+    with LutStore(lut) as store:
+        return LatencyModel(store)
+
+
 def load_inputs(config: PruneConfig) -> PruneInputs:
     """Read the table, check the budget, model, input, data and method against it; load the model."""
     from trtprune.data import get_dataset, get_spec
@@ -91,7 +100,6 @@ def load_inputs(config: PruneConfig) -> PruneInputs:
 
     with LutStore(config.lut) as store:
         latency = LatencyModel(store, interactions=False)  # what the separable knapsack optimises
-        joined = LatencyModel(store)  # the table's full prediction (joined layers corrected)
     meta = latency.meta
     budget = config.budget_of(latency.base_ms)
     name = config.model or meta.model
@@ -120,7 +128,7 @@ def load_inputs(config: PruneConfig) -> PruneInputs:
     if {g.name: g.channels for g in groups.groups} != meta.widths:
         raise TrtpruneError(f"table {config.lut} was built for other widths of {name}; rebuild it")
     inputs = PruneInputs(config, latency, budget, name, checkpoint, loaded, groups, spec, train_set, test_set, method)
-    smallest = smallest_ms(groups, latency, inputs.round_to, joined)
+    smallest = smallest_ms(groups, latency, inputs.round_to, lambda: _joined(config.lut))
     if budget < smallest:
         raise infeasible(budget, smallest, latency, name)
     return inputs
