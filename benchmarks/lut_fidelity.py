@@ -29,6 +29,8 @@ from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
 from trtprune.atomic import write_text
 from trtprune.lut.build import LutConfig, build_lut
+from trtprune.lut.predict import LatencyModel
+from trtprune.lut.store import LutStore
 from trtprune.lut.verify import verify
 from trtprune.report import markdown_table
 
@@ -79,7 +81,8 @@ def table_path(case: str, mode: str, workdir: Path) -> Path:
 def build_case(case: str, mode: str, args, workdir: Path) -> dict:
     """Build (or finish building) the case's table; what the build cost."""
     model, shape = case_shape(case)
-    config = LutConfig(model=model, input_shape=shape, mode=mode, step=args.step, pairs=args.pairs)
+    coarse = {"coarse_above": args.coarse_above or None} if args.coarse_above is not None else {}
+    config = LutConfig(model=model, input_shape=shape, mode=mode, step=args.step, pairs=args.pairs, **coarse)
     built = build_lut(config, table_path(case, mode, workdir))  # resumes an interrupted build
     return {k: str(v) if isinstance(v, Path) else v for k, v in built.__dict__.items()}
 
@@ -107,13 +110,46 @@ def verify_case(case: str, mode: str, built: dict, args, workdir: Path) -> tuple
         "p90_err_pct": round(j1["p90_error_pct"], 2),
         "ms_median_pct": round(j1["absolute_median_error_pct"], 2),
         "ms_p90_pct": round(j1["absolute_p90_error_pct"], 2),
+        "unscaled_median_pct": round(j1["no_stage_scales_median_error_pct"], 2),
+        "unscaled_p90_pct": round(j1["no_stage_scales_p90_error_pct"], 2),
         "again_median_pct": round(j2["median_error_pct"], 2),
         "again_p90_pct": round(j2["p90_error_pct"], 2),
         "floor_median_pct": round(fl["median"], 2),
         "floor_p90_pct": round(fl["p90"], 2),
         "verify_s": round(first_s, 1),
     }
-    return row, {"build": built, "verify": [j1, j2]}
+    with LutStore(path) as store:
+        latency = LatencyModel(store)
+    fitted = {"stage_scales": latency.stage_scales, "join_weight": latency.join_weight}
+    return row, {"build": built, "verify": [j1, j2], "fitted": fitted}
+
+
+def rescore(key: str, case: dict, workdir: Path) -> None:
+    """Recompute a finished case's table errors from its stored tables and measurements with this
+    trtprune's prediction rule (no timing: the same measurements, another rule)."""
+    import numpy as np
+
+    path = table_path(*key.split("/"), workdir)
+    with LutStore(path) as store:
+        rules = {"": LatencyModel(store), "unscaled_": LatencyModel(store, stage_scales=False)}
+    row, first = case["row"], case["raw"]["verify"][0]["rows"]
+    for prefix, latency in rules.items():
+        errs = []
+        for r in first:
+            share = r["measured_ms"] / r["base_now_ms"]
+            errs.append(100 * abs(latency.predict_widths(r["widths"]) / latency.base_ms - share) / share)
+        row[f"{prefix}median_{'err_' if not prefix else ''}pct"] = round(float(np.median(errs)), 2)
+        row[f"{prefix}p90_{'err_' if not prefix else ''}pct"] = round(float(np.percentile(errs, 90)), 2)
+        if not prefix:
+            ms = [100 * abs(latency.predict_widths(r["widths"]) - r["measured_ms"]) / r["measured_ms"] for r in first]
+            row["ms_median_pct"], row["ms_p90_pct"] = round(float(np.median(ms)), 2), round(_p90(ms), 2)
+    latency = rules[""]
+    again = []
+    for r in case["raw"]["verify"][1]["rows"]:
+        share = r["measured_ms"] / r["base_now_ms"]
+        again.append(100 * abs(latency.predict_widths(r["widths"]) / latency.base_ms - share) / share)
+    row["again_median_pct"], row["again_p90_pct"] = round(float(np.median(again)), 2), round(_p90(again), 2)
+    case["raw"]["fitted"] = {"stage_scales": latency.stage_scales, "join_weight": latency.join_weight}
 
 
 def report(rows: list[dict], args) -> str:
@@ -123,8 +159,19 @@ def report(rows: list[dict], args) -> str:
             f"# LUT fidelity (ONNX Runtime CPU, 1 thread, {platform.processor() or platform.machine()})",
             "",
             f"Command: `python benchmarks/lut_fidelity.py --cases {args.cases} --modes {args.modes} "
-            f"--samples {args.samples} --step {args.step} --seed {args.seed}" + (" --pairs`" if args.pairs else "`"),
+            f"--samples {args.samples} --step {args.step} --seed {args.seed}"
+            + (" --pairs" if args.pairs else "")
+            + (f" --coarse-above {args.coarse_above}`" if args.coarse_above is not None else "`"),
             "",
+            *(
+                [
+                    "Errors recomputed from the stored tables and measurements with this trtprune's prediction rule "
+                    "(`--rescore`, no timing).",
+                    "",
+                ]
+                if args.rescore
+                else []
+            ),  # fmt: skip
             f"Tables built as `trtprune lut build` builds them (step {args.step}, "
             f"{'with' if args.pairs else 'without'} measured pairs). `engines`: engines built (what a TensorRT "
             "user pays in build time); `rows` measured, `copied` from a structurally identical block.",
@@ -134,7 +181,9 @@ def report(rows: list[dict], args) -> str:
             f"Errors over {args.samples} random plans on prune's allowed widths (`plans_share`: the measured range, as "
             "shares of the base network), |predicted - measured| / measured: on latency as a share of the base "
             "network measured beside each plan (`median_err_pct`, `p90_err_pct`; again against a second measurement "
-            "of the same plans: `again_*`) and in raw milliseconds (`ms_*`). `floor_*`: how far the two "
+            "of the same plans: `again_*`) and in raw milliseconds (`ms_*`). `unscaled_*`: the same measurements "
+            "against the rule before the stage scales (format-2 tables: each group's change as its block measured "
+            "it, the joined-layer weight alone fitted to the probes). `floor_*`: how far the two "
             "measurements of the same plan fall apart (shares): what this machine allows at best.",
             "",
             f"Targets (median <= {TARGETS['median']}%, p90 <= {TARGETS['p90']}% share error) met in "
@@ -152,22 +201,31 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the random plans verified")
     parser.add_argument("--step", type=int, default=8, help="the table's grid step")
     parser.add_argument("--pairs", action="store_true", help="also measure joined pairs (off, as in trtprune lut)")
+    parser.add_argument(
+        "--coarse-above", type=int, default=None, help="the table's coarse_above (0: every group on the step grid)"
+    )
     parser.add_argument("--out", default=None, help="results path stem (default benchmarks/results/lut_fidelity)")
     parser.add_argument("--workdir", default="engines/bench-lut", help="tables and finished cases are kept here")
     parser.add_argument("--restart", action="store_true", help="measure every case again (tables are rebuilt)")
+    parser.add_argument(
+        "--rescore", action="store_true", help="recompute finished cases' errors with this prediction rule (no timing)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     state_path = workdir / "fidelity-state.json"
-    settings = {k: getattr(args, k) for k in ("samples", "seed", "step", "pairs")}
+    settings = {k: getattr(args, k) for k in ("samples", "seed", "step", "pairs", "coarse_above")}
     state = json.loads(state_path.read_text()) if state_path.exists() and not args.restart else {}
-    if state.get("settings", settings) != settings:
+    if {"coarse_above": None, **state.get("settings", settings)} != settings:  # states from before the option
         raise SystemExit(f"{state_path} was measured with {state['settings']}, not {settings}: pass --restart")
     state = {"settings": settings, "builds": state.get("builds", {}), "cases": state.get("cases", {})}
     for case in args.cases.split(","):
         for mode in args.modes.split(","):
             key = f"{case}/{mode}"
+            if key in state["cases"] and args.rescore:
+                rescore(key, state["cases"][key], workdir)
+                write_text(state_path, json.dumps(state, indent=1, default=float))
             if key in state["cases"]:
                 continue
             if key not in state["builds"]:

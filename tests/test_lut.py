@@ -19,6 +19,7 @@ from trtprune.errors import PlanError, TrtpruneError
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.grid import grid_widths, refine_candidates, staircase
 from trtprune.lut.predict import LatencyModel
+from trtprune.lut.settings import read_settings
 from trtprune.lut.store import LutMismatch, LutStore, Probe
 from trtprune.plan import Plan
 from trtprune.timing import TimingConfig
@@ -67,8 +68,11 @@ def test_table_rows_and_prediction(table):
     assert all(r.median_ms > 0 and r.ref_ms > 0 for r in rows)
     row = next(r for r in rows if r.group == "layer3.1.conv1" and r.width == 16)
     plan = Plan("resnet20", (1, 1, 12, 12), {"layer3.1.conv1": list(range(16))})
-    # network mode keeps each change as a share of the unpruned network measured beside it
-    assert model.predict(plan) == pytest.approx(model.base_ms * (1 + row.delta_ms / row.ref_ms))
+    # network mode keeps each change as a share of the unpruned network measured beside it, times
+    # its stage's scale (fitted to the probes)
+    scale = model.scale("layer3.1.conv1")
+    assert 0.5 <= scale <= 2.0 and model.stage_of["layer3.1.conv1"] == "3x3"
+    assert model.predict(plan) == pytest.approx(model.base_ms * (1 + scale * row.delta_ms / row.ref_ms))
     assert model.predict(Plan("resnet20", (1, 1, 12, 12), {})) == model.base_ms
 
 
@@ -270,7 +274,9 @@ def test_dedupe_gives_the_rows_of_measuring_each(tmp_path, structural):
     engines_each = structural["engines"]
     once = build_lut(BLOCK, tmp_path / "once.db")
     assert once.copied > 0 and each.copied == 0
-    assert structural["engines"] - engines_each < 0.75 * engines_each  # fewer engines built
+    with LutStore(tmp_path / "each.db") as store:
+        shared = 1 + len(store.probes())  # the base network and its probes, timed in both
+    assert structural["engines"] - engines_each - shared < 0.75 * (engines_each - shared)  # fewer engines built
     a, b = _all_rows(tmp_path / "each.db"), _all_rows(tmp_path / "once.db")
     assert set(a) == set(b)
     for key, row in a.items():
@@ -285,8 +291,9 @@ def test_dedupe_gives_the_rows_of_measuring_each(tmp_path, structural):
     assert once.copied == sum(1 for r in b.values() if r.copied_from)
     with LutStore(tmp_path / "once.db") as store:
         probes = store.probes()
-        assert [p.name for p in probes] == ["probe-30", "probe-50", "probe-75"]  # timed beside the network
-        assert 0 < probes[0].share < probes[1].share < probes[2].share < 1
+        whole = [p for p in probes if p.name.startswith("probe-")]  # timed beside the network
+        assert [p.name for p in whole] == ["probe-30", "probe-50", "probe-75"]
+        assert 0 < whole[0].share < whole[1].share < whole[2].share < 1
         refs = store.block_refs()  # every group's unpruned block, timed beside the network
         assert set(refs) == set(store.require_meta().widths) and refs["layer1.1.conv1"] == refs["layer1.0.conv1"]
         assert {r["copied_from"] for r in store.export_json()["rows"]} == {None, *copied.values()}
@@ -318,9 +325,83 @@ def test_joined_correction_only_adds_back(tmp_path, structural):
     build_lut(BLOCK, tmp_path / "t.db")
     with LutStore(tmp_path / "t.db") as store:
         singles, joined = LatencyModel(store, interactions=False), LatencyModel(store)
-        assert singles.joins == [] and joined.joins and 0.0 <= joined.join_weight <= 1.0
+        assert joined.joins and 0.0 <= joined.join_weight <= 1.0
         half = {g: max(1, w // 2) for g, w in joined.meta.widths.items()}
+        assert singles.interaction_ms(half) == 0.0
+        assert singles.stage_scales == joined.stage_scales  # the separable costs keep the stage scales
         assert singles.predict_widths(half) <= joined.predict_widths(half) <= joined.base_ms  # never below the sum
+
+
+def test_every_stage_has_probes_that_cut_only_its_groups(tmp_path, structural):
+    build_lut(BLOCK, tmp_path / "t.db")
+    with LutStore(tmp_path / "t.db") as store:
+        settings = read_settings(store.require_meta())
+        stored = {p.name for p in store.probes()}
+        full = store.require_meta().widths
+    resolutions = settings.resolutions
+    assert set(resolutions.values()) == {"12x12", "6x6", "3x3"}  # resnet20's three stages at 12x12
+    assert resolutions["conv1"] == "12x12" and resolutions["layer3.2.conv1"] == "3x3"
+    stage_probes = {n: w for n, w in settings.probe_widths.items() if n.startswith("stage-")}
+    assert set(stage_probes) == {f"stage-{r}-{pct}" for r in ("12x12", "6x6", "3x3") for pct in (30, 50, 75)}
+    assert set(settings.probe_widths) == stored  # every probe timed beside the network and stored
+    for name, widths in stage_probes.items():
+        cut = {g for g, w in widths.items() if w < full[g]}
+        assert cut and cut == {g for g in cut if resolutions[g] == name.split("-")[1]}
+
+
+def test_stage_scales_and_join_weight_are_fitted_to_the_probes(tmp_path, structural):
+    """Probes that show each stage saving k_s times what its blocks' rows add up to (and 0.3 of the
+    joined-layer over-count) give back k_s and 0.3; a plan cutting one stage predicts k_s x its rows."""
+    build_lut(BLOCK, tmp_path / "t.db")
+    scales = {"12x12": 1.25, "6x6": 0.9, "3x3": 1.1}
+    with LutStore(tmp_path / "t.db") as store:
+        model = LatencyModel(store)
+        base, stage_of = model.base_ms, model.stage_of
+        probes = []
+        for name, w in model.settings.probe_widths.items():
+            change = sum(scales[stage_of[g]] * model._raw(g, v) for g, v in w.items()) + 0.3 * model._joined_ms(w)
+            probes.append(Probe(name, base + change, base))
+        store.add_base(None, probes)
+        fitted = LatencyModel(store)
+    # the probes are reproduced, each within 5% of its change; the scales move from 1 to the truth
+    # (up to the prior that holds them at 1 and what they trade with the weight)
+    for probe in probes:
+        assert fitted.predict_widths(fitted.settings.probe_widths[probe.name]) - base == pytest.approx(
+            probe.ms - base, rel=0.05
+        )
+    assert fitted.stage_scales == pytest.approx(scales, abs=0.1) and 0.0 < fitted.join_weight < 1.0
+    assert fitted.stage_scales["12x12"] > 1.1 and fitted.stage_scales["6x6"] < 0.95
+    half = {g: max(1, w // 2) if stage_of[g] == "6x6" else w for g, w in fitted.meta.widths.items()}
+    singles = sum(fitted._raw(g, w) for g, w in half.items())
+    k = fitted.stage_scales["6x6"]
+    assert fitted.predict_widths(half) == pytest.approx(
+        base + k * singles + fitted.join_weight * fitted._joined_ms(half)
+    )
+    assert sum(ms for _, ms in fitted.terms(half)) == pytest.approx(fitted.predict_widths(half) - base)
+
+
+def test_a_table_without_stage_probes_gets_them_on_resume_and_keeps_its_rows(tmp_path, structural):
+    path = tmp_path / "t.db"
+    build_lut(replace(BLOCK, stage_probes=()), path)  # as tables were built before the stage probes
+    with LutStore(path) as store:
+        assert not any(p.name.startswith("stage-") for p in store.probes())
+    before = _all_rows(path)
+    structural["scale"] = 2.0  # a re-measured row would double
+    result = build_lut(BLOCK, path)
+    assert result.measured == 0 and _all_rows(path) == before
+    with LutStore(path) as store:
+        assert {p.name for p in store.probes()} == set(read_settings(store.require_meta()).probe_widths)
+
+
+def test_an_older_trtprune_refuses_a_table_with_stage_scales(tmp_path, structural, monkeypatch):
+    """A prediction rule without the stage scales would mispredict a format-3 table: it must refuse it."""
+    from trtprune.lut.settings import TableSettings
+    from trtprune.records import RecordError
+
+    build_lut(BLOCK, tmp_path / "t.db")
+    monkeypatch.setattr(TableSettings, "FORMAT", 2)  # the reader of trtprune before the stage scales
+    with LutStore(tmp_path / "t.db") as store, pytest.raises(RecordError, match="format 3.*up to format 2: upgrade"):
+        LatencyModel(store)
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.35, 0.8])
@@ -330,14 +411,14 @@ def test_join_weight_is_fitted_to_the_probes(tmp_path, structural, weight):
         model = LatencyModel(store)
         probes = store.require_meta().config["probe_widths"]
         base = model.base_ms
-        # probes that show ``weight`` of the over-count, give or take 5% of it
+        # probes cutting every stage that show ``weight`` of the over-count, give or take 5% of it (the
+        # weight is fitted to them; the stage probes, which fit the stage scales, show it exactly)
+        noise = {name: 0.05 if i % 2 else -0.05 for i, name in enumerate(n for n in probes if n.startswith("probe-"))}
         store.add_base(
             None,
             [
-                Probe(
-                    name, base + model._singles(w) + (weight + (0.05 if i % 2 else -0.05)) * model._joined_ms(w), base
-                )
-                for i, (name, w) in enumerate(probes.items())
+                Probe(name, base + model._singles(w) + (weight + noise.get(name, 0.0)) * model._joined_ms(w), base)
+                for name, w in probes.items()
             ],
         )
         assert LatencyModel(store).join_weight == pytest.approx(weight, abs=0.1)

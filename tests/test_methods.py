@@ -223,6 +223,26 @@ def test_matching_lands_just_under_the_measured_target():
     assert m.met and m.measured >= 0.5 * 0.97 and m.trace[0][0] == 0.5 and m.trace[-1][0] > 0.7
 
 
+def test_matching_confirms_a_choice_before_accepting_it():
+    """A choice measured just under the target in a fast spell and over it when measured again is
+    not accepted on its first measurement: it counts with the slower one, and the loop goes on."""
+    from trtprune.matching import match_target
+
+    calls: dict[float, int] = {}
+
+    def measure(choice):  # every first measurement 10% fast, every later one true
+        calls[choice] = calls.get(choice, 0) + 1
+        return choice * (0.9 if calls[choice] == 1 else 1.0)
+
+    m = match_target(lambda g: round(g, 3), lambda c: c, measure, target=0.5, base=1.0, rounds=8, tolerance=0.03)
+    assert m.met and m.measured <= 0.5 and m.choice <= 0.5  # accepted on its true latency, not the fast one
+    assert calls[m.choice] == 2 and all(n <= 2 for n in calls.values())  # confirmed; nothing measured thrice
+    unconfirmed = match_target(
+        lambda g: round(g, 3), lambda c: c, lambda c: c * 0.9, target=0.5, base=1.0, rounds=8, confirm=False
+    )
+    assert unconfirmed.choice > 0.5  # without confirming, a choice 10% over is taken on one fast measurement
+
+
 def test_matching_returns_the_fastest_when_nothing_fits():
     from trtprune.matching import match_target
 

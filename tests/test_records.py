@@ -80,4 +80,4 @@ def test_a_format_1_table_reads_as_today(caplog, tmp_path):
     assert settings.backend_config == BackendConfig() and settings.layers and not settings.probe_widths
     assert {j.layer for j in settings.layers} >= {"conv1", "fc"}
     assert latency.base_ms > 0 and latency.join_weight == 0.0  # no probes in that table: no joined-layer fit
-    assert TableSettings.from_json(settings.to_json()) == settings  # and it round-trips as format 2
+    assert TableSettings.from_json(settings.to_json()) == settings  # and it round-trips in today's format

@@ -314,21 +314,33 @@ def lut_predict(
     lut: Annotated[Path, typer.Argument(help="table (lut.db)")],
     plan: Annotated[Path, typer.Option("--plan", help="plan JSON")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="every term of the prediction, per group")] = False,
 ) -> None:
-    """Predicted latency of a plan."""
+    """Predicted latency of a plan (``--explain``: the table's terms that add up to it)."""
     from trtprune.lut.predict import LatencyModel
     from trtprune.lut.store import LutStore
     from trtprune.plan import Plan
 
     with LutStore(lut) as store:
         model = LatencyModel(store)
-    predicted = model.predict(Plan.load(plan))
+    loaded = Plan.load(plan)
+    predicted = model.predict(loaded)
+    terms = model.terms({g: len(kept) for g, kept in loaded.groups.items()})
     if as_json:
-        typer.echo(json.dumps({"predicted_ms": predicted, "base_ms": model.base_ms, "model": model.meta.model}))
-    else:
-        typer.echo(
-            f"predicted {predicted:.4f} ms ({100 * predicted / model.base_ms:.1f}% of base {model.base_ms:.4f} ms)"
-        )
+        out = {"predicted_ms": predicted, "base_ms": model.base_ms, "model": model.meta.model}
+        out |= {"terms_ms": dict(terms), "stage_scales": model.stage_scales, "join_weight": model.join_weight}
+        typer.echo(json.dumps(out))
+        return
+    if explain:
+        from rich.table import Table
+
+        table = Table("term", "stage", "scale", "ms", title=f"{lut}: base {model.base_ms:.4f} ms")
+        for name, ms in terms:
+            grouped = name in model.meta.widths
+            stage = model.stage_of.get(name, "") if grouped else ""
+            table.add_row(name, stage, f"{model.scale(name):.3f}" if grouped else "", f"{ms:+.4f}")
+        _console().print(table)
+    typer.echo(f"predicted {predicted:.4f} ms ({100 * predicted / model.base_ms:.1f}% of base {model.base_ms:.4f} ms)")
 
 
 @lut_app.command("verify")
@@ -352,7 +364,12 @@ def lut_verify(
     for i, r in enumerate(result.rows):
         table.add_row(str(i), f"{r.predicted_ms:.4f}", f"{r.measured_ms:.4f}", f"{r.error_pct:.2f}")
     _console().print(table)
-    typer.echo(f"median error {result.median_error_pct:.2f}%, p90 {result.p90_error_pct:.2f}%")
+    figures = result.to_json()
+    typer.echo(
+        f"median error {result.median_error_pct:.2f}%, p90 {result.p90_error_pct:.2f}% (as shares of the base "
+        f"timed beside each plan); in raw ms: median {figures['absolute_median_error_pct']:.2f}%, "
+        f"p90 {figures['absolute_p90_error_pct']:.2f}%"
+    )
 
 
 @lut_app.command("plot")

@@ -48,12 +48,17 @@ def load_for_lut(config: LutConfig) -> LoadedModel:
 
 
 def table_meta(loaded: LoadedModel, groups: ModelGroups, config: LutConfig) -> LutMeta:
-    from trtprune.lut.layers import layer_joins
+    from trtprune.lut.layers import group_resolutions, layer_joins
     from trtprune.lut.settings import TableSettings
 
     backend = get_backend(config.backend)
+    shape = tuple(loaded.input_shape)
+    resolutions = group_resolutions(loaded.model, shape, groups)
     settings = TableSettings(
-        config, tuple(layer_joins(loaded.model, tuple(loaded.input_shape), groups)), probe_widths(groups, config)
+        config,
+        tuple(layer_joins(loaded.model, shape, groups)),
+        probe_widths(groups, config, resolutions),
+        resolutions,
     )
     return LutMeta(
         model=loaded.name,
@@ -121,9 +126,10 @@ class TableBuilder:
         milliseconds (:class:`~trtprune.lut.predict.LatencyModel`). A table whose base row
         predates its probes gets the probes (beside a fresh base) and keeps its base row.
         """
+        from trtprune.lut.settings import read_settings
         from trtprune.surgery import prune_copy
 
-        probes = probe_widths(self.groups, self.config)
+        probes = read_settings(self.store.require_meta(), f"table {self.store.path}").probe_widths
         have_base = bool(self.store.done(BASE))
         need_blocks = self.config.mode == "block"
         have_blocks = not need_blocks or {g.name for g in self.groups.groups} <= set(self.store.block_refs())
@@ -155,10 +161,11 @@ class TableBuilder:
         reference in its batch). Pass ``k`` refines only between widths known after pass
         ``k - 1``, so a resumed build measures exactly the widths an uninterrupted one would.
         """
+        c = self.config
         sources = [g for g in self.groups.groups if self.strategy.source(g) == g.name]
         copies = [(g, self.strategy.source(g)) for g in self.groups.groups if self.strategy.source(g) != g.name]
         known = {
-            g.name: set(grid_widths(g.channels, self.config.step, self.config.small, g.partitions)) | {g.channels}
+            g.name: set(grid_widths(g.channels, c.step, c.small, g.partitions, c.coarse_above)) | {g.channels}
             for g in sources
         }
         pending = {g.name: sorted(w for w in known[g.name] if w < g.channels) for g in sources}
@@ -269,15 +276,24 @@ class TableBuilder:
             parts.reference.close()
 
 
-def probe_widths(groups: ModelGroups, config: LutConfig) -> dict[str, dict[str, int]]:
-    """``{probe name: {group: width}}``: every group at the grid width nearest each of ``config.probes``."""
-    out = {}
-    for share in config.probes:
-        widths = {}
-        for g in groups.groups:
-            grid = grid_widths(g.channels, config.step, config.small, g.partitions)
-            widths[g.name] = min(grid, key=lambda w, g=g: (abs(w - share * g.channels), w))
-        out[f"probe-{round(100 * share)}"] = widths
+def probe_widths(
+    groups: ModelGroups, config: LutConfig, resolutions: dict[str, str] | None = None
+) -> dict[str, dict[str, int]]:
+    """``{probe name: {group: width}}``: every group at the grid width nearest each of ``config.probes``
+    (``probe-50``), and per resolution of ``resolutions`` (where there are several), only its groups
+    at each of ``config.stage_probes`` (``stage-14x14-50``; the others at full width)."""
+
+    def near(g: ChannelGroup, share: float) -> int:
+        grid = grid_widths(g.channels, config.step, config.small, g.partitions, config.coarse_above)
+        return min(grid, key=lambda w: (abs(w - share * g.channels), w))
+
+    out = {f"probe-{round(100 * share)}": {g.name: near(g, share) for g in groups.groups} for share in config.probes}
+    stages = sorted(set((resolutions or {}).values()))
+    for stage in stages if len(stages) > 1 else []:
+        for share in config.stage_probes:
+            widths = {g.name: near(g, share) if resolutions[g.name] == stage else g.channels for g in groups.groups}
+            if any(w < g.channels for g, w in zip(groups.groups, widths.values(), strict=True)):
+                out[f"stage-{stage}-{round(100 * share)}"] = widths
     return out
 
 

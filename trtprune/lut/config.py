@@ -29,6 +29,9 @@ class LutConfig(Record):
     mode: str = "network"
     step: int = 8
     small: int = 16  # groups of at most this many channels are measured at every width
+    # groups wider than this start on a grid of 2 x step (refinement still bisects where the curve
+    # jumps): a ResNet-50 @224 table builds 810 engines instead of 996 (benchmarks/results/lut_fidelity-resnet50-*.md)
+    coarse_above: int | None = 512
     refine: bool = True
     refine_rounds: int = 2
     # joined pairs of groups cut together (a measured interaction term per pair), opt-in: the
@@ -38,6 +41,11 @@ class LutConfig(Record):
     # whole networks with every group cut to these shares of its channels (on the grid), timed
     # beside the unpruned network: the prediction fits its joined-layer weight to them
     probes: tuple[float, ...] = (0.75, 0.5, 0.3)
+    # per resolution (a stage of the network), whole networks with only that stage's groups cut to
+    # these shares, timed beside the unpruned network: the prediction fits one scale of the rows'
+    # changes per stage to them (a block timed alone misses what its stage's cuts save in the whole
+    # network: layout reorders, cache, per-op overheads; benchmarks/results/lut_fidelity.md)
+    stage_probes: tuple[float, ...] = (0.75, 0.5, 0.3)
     jump_ratio: float = 0.01  # a jump: a latency change above this share of the base (5x a row's target error)
     candidates_per_batch: int = 6
     # every row's change is timed until its standard error is at most this share of the base

@@ -16,12 +16,21 @@ import bisect
 from collections.abc import Mapping
 
 
-def grid_widths(channels: int, step: int = 8, small: int = 16, partitions: int = 1) -> list[int]:
-    """Initial grid for a group of ``channels`` (ascending, always ending at ``channels``)."""
+def grid_widths(
+    channels: int, step: int = 8, small: int = 16, partitions: int = 1, coarse_above: int | None = None
+) -> list[int]:
+    """Initial grid for a group of ``channels`` (ascending, always ending at ``channels``).
+
+    Groups wider than ``coarse_above`` start every ``2 * step``: one step of a wide group moves
+    latency by a small fraction of what the table resolves, and refinement still bisects every
+    interval where the curve jumps (an engine's padding edge), so the table keeps its edges at
+    half the engines.
+    """
     if channels <= small or step <= 1:
         widths = list(range(1, channels + 1))
     else:
-        widths = list(range(step, channels, step)) + [channels]
+        stride = 2 * step if coarse_above is not None and channels > coarse_above else step
+        widths = list(range(stride, channels, stride)) + [channels]
     if partitions > 1:
         widths = sorted({max(partitions, (w // partitions) * partitions) for w in widths})
     return widths

@@ -1,4 +1,5 @@
-"""Which convolutions and linears join which channel groups, and what each computes (MACs).
+"""Which convolutions and linears join which channel groups, what each computes (MACs), and the
+spatial resolution each group's channels live at.
 
 A layer that consumes group ``a`` and produces group ``b`` costs about c_a x c_b, so
 cutting both saves less than the two cuts measured alone. The table records these
@@ -59,3 +60,37 @@ def layer_joins(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGro
     consumes = {layer: g.name for g in groups.groups for layer in g.consumers}
     produces = {layer: g.name for g in groups.groups for layer in g.producers}
     return [LayerJoin(layer, consumes.get(layer), produces.get(layer), n) for layer, n in macs.items()]
+
+
+def group_resolutions(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGroups) -> dict[str, str]:
+    """``{group: "HxW"}``: the spatial size of the maps a group's producers write (the largest if
+    they differ; ``"1"`` for a linear's features). Groups at one resolution form a stage of the
+    network; the table fits one scale per stage (:mod:`trtprune.lut.predict`)."""
+    import torch
+
+    sizes: dict[str, tuple[int, ...]] = {}
+    producers = {layer for g in groups.groups for layer in g.producers}
+    hooks = []
+    for name, module in model.named_modules():
+        if name in producers:
+
+            def hook(m, args, out, name=name):
+                sizes[name] = tuple(int(d) for d in out.shape[2:])
+
+            hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(*input_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+
+    def area(size: tuple[int, ...]) -> int:
+        return int(torch.tensor(size).prod()) if size else 1
+
+    out = {}
+    for g in groups.groups:
+        seen = [sizes[layer] for layer in g.producers if layer in sizes]
+        size = max(seen, key=area) if seen else ()
+        out[g.name] = "x".join(map(str, size)) or "1"
+    return out

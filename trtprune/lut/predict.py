@@ -17,6 +17,16 @@ shows (1 for compute-bound engines, near 0 for overhead-bound ones) is one weigh
 fitted by least squares to the table's probes (whole networks with every group cut,
 timed beside the base). Measured pairs (``--pairs``) replace the estimate for
 their two groups with k_ab (A - w_a)(B - w_b).
+
+The stage scales: a block timed alone does not show everything its cut saves in the whole
+network (on small inputs, where per-op overheads, layout reorders and cache dominate, a
+stage's cuts save up to 15% more than its blocks' changes add up to). Each group's change is
+multiplied by its stage's scale k_s (a stage: the groups whose maps have one spatial size),
+fitted with the joined-layer weight by bounded least squares to all probes, the stage probes
+(format-3 tables: whole networks with only one stage cut) included. Tables without stage
+probes have k_s = 1.
+
+predicted = base + sum_g k_stage(g) L_g(w_g) + pairs + weight x joined over-count.
 """
 
 from __future__ import annotations
@@ -32,11 +42,18 @@ if TYPE_CHECKING:
     from trtprune.plan import Plan
 
 
+# how strongly a stage's scale is held at 1, as a share of its probes' sum of squared changes
+SCALE_PRIOR = 0.05
+
+
 class LatencyModel:
     """A table loaded in memory: per-group staircases of latency change."""
 
-    def __init__(self, store: LutStore, interactions: bool = True) -> None:
-        """``interactions=False``: the plain sum of single-group changes (what a separable solver optimises)."""
+    def __init__(self, store: LutStore, interactions: bool = True, stage_scales: bool = True) -> None:
+        """``interactions=False``: the sum of single-group changes, each with its stage's scale, without
+        the pair and joined-layer terms (what a separable solver optimises; fitted the same way).
+        ``stage_scales=False``: the rule of format-2 tables (scales 1, the weight fitted to the probes
+        that cut every stage), for ablations."""
         from trtprune.lut.settings import read_settings
 
         self.meta = store.require_meta()
@@ -58,29 +75,57 @@ class LatencyModel:
             curves[name].setdefault(width, 0.0)  # the current width costs nothing extra
         self.curves = dict(curves)
         self.pairs = {}
-        for p in store.pairs() if interactions else []:
+        for p in store.pairs():
             cut = (self.meta.widths[p.a] - p.wa) * (self.meta.widths[p.b] - p.wb)
             if cut > 0:
                 self.pairs[(p.a, p.b)] = self._scaled(p.interaction_ms, p.ref_ms, network) / cut
-        self.joins = self._joins() if interactions else []
-        self.join_weight = self._join_weight(store.probes()) if self.joins else 0.0
+        self.joins = self._joins()
+        self.stage_of = dict(self.settings.resolutions)
+        self.stage_scales, self.join_weight = self._fit(store.probes(), stage_scales)
+        self.interactions = interactions
 
-    def _join_weight(self, probes: list[Probe]) -> float:
-        """The share of the joined-layer over-count this engine shows, in [0, 1], fitted to the probes.
+    def _fit(self, probes: list[Probe], scaled_stages: bool = True) -> tuple[dict[str, float], float]:
+        """The stage scales in [1/2, 2] and the joined-layer weight in [0, 1], fitted to the probes.
 
-        Least squares over the probes of (measured - sum of single changes - pair terms)
-        against the estimated over-count. Tables without probes: none.
+        Each probe's measured change, less its pair terms, is modelled as the sum over stages of
+        k_s x that stage's single changes plus the weight x the estimated over-count; one bounded
+        least-squares fit over all probes (coordinate descent on a convex objective), with a prior
+        pulling each k_s to 1 (``SCALE_PRIOR`` x the stage's own sum of squares): where the
+        over-count grows with the cut as the changes do, the weight and the scales can trade
+        against each other, and the prior keeps a stage at the measured rows unless its probes say
+        otherwise. Tables without probes: scales 1, weight 0; without stage probes (format 2, or
+        ``scaled_stages=False``): the weight alone, fitted to the probes that cut every stage.
         """
-        widths = self.settings.probe_widths
-        num = den = 0.0
+        stages = sorted(set(self.stage_of.values())) if len(set(self.stage_of.values())) > 1 else []
+        fits = []  # (stage cut alone or None, y, {stage: single changes}, over-count)
         for probe in probes:
-            if not isinstance(widths.get(probe.name), dict):
+            w = self.settings.probe_widths.get(probe.name)
+            if not isinstance(w, dict):
                 continue
-            w = widths[probe.name]
-            residual = (probe.share - 1.0) * self.base_ms - self._singles(w) - self._pairs_ms(w)
-            joined = self._joined_ms(w)
-            num, den = num + residual * joined, den + joined * joined
-        return float(min(max(num / den, 0.0), 1.0)) if den > 0 else 0.0
+            cut = {g: v for g, v in w.items() if v != self.meta.widths.get(g)}
+            by_stage: dict[str | None, float] = defaultdict(float)
+            for g, v in cut.items():
+                by_stage[self.stage_of.get(g) if stages else None] += self._raw(g, v)
+            y = (probe.share - 1.0) * self.base_ms - by_stage.pop(None, 0.0) - self._pairs_ms(w)
+            alone = next(iter(by_stage)) if len(by_stage) == 1 else None
+            fits.append((alone, y, dict(by_stage), self._joined_ms(w) if self.joins else 0.0))
+        if not scaled_stages:
+            stages, fits = [], [f for f in fits if f[0] is None]
+        scales, weight = dict.fromkeys(stages, 1.0), 0.0
+        prior = {st: SCALE_PRIOR * sum(c.get(st, 0.0) ** 2 for _, _, c, _ in fits) for st in stages}
+
+        def residual(y: float, changes: dict[str, float], joined: float) -> float:
+            return y - sum(scales.get(st, 1.0) * a for st, a in changes.items()) - weight * joined
+
+        for _ in range(200):
+            before = (weight, *scales.values())
+            weight = _bounded([(j, residual(y, c, j) + weight * j) for _, y, c, j in fits], 0.0, 1.0, 0.0)
+            for st in stages:
+                points = [(c.get(st, 0.0), residual(y, c, j) + scales[st] * c.get(st, 0.0)) for _, y, c, j in fits]
+                scales[st] = _bounded(points, 0.5, 2.0, 1.0, prior=(prior[st], 1.0))
+            if max(abs(a - b) for a, b in zip(before, (weight, *scales.values()), strict=True)) < 1e-10:
+                break
+        return scales, float(weight)
 
     def _joins(self) -> list[tuple[str, str, float, float]]:
         """``(a, b, share_a, share_b)`` per layer joining groups a and b without a measured pair term.
@@ -111,8 +156,17 @@ class LatencyModel:
         """
         return change_ms / ref_ms * self.base_ms if network else change_ms
 
+    def _raw(self, group: str, width: int) -> float:
+        """The group's change as its rows measured it (before its stage's scale)."""
+        return staircase(self.curves[group], width) if width != self.meta.widths.get(group) else 0.0
+
+    def scale(self, group: str) -> float:
+        """The group's stage scale (1 where the table has none)."""
+        return self.stage_scales.get(self.stage_of.get(group, ""), 1.0)
+
     def delta_ms(self, group: str, width: int) -> float:
-        return staircase(self.curves[group], width)
+        """The group's term in a prediction: its measured change times its stage's scale."""
+        return self.scale(group) * self._raw(group, width)
 
     def predict_widths(self, widths: dict[str, int]) -> float:
         unknown = sorted(set(widths) - set(self.curves))
@@ -124,6 +178,9 @@ class LatencyModel:
         return sum(self.delta_ms(g, w) for g, w in widths.items() if w != self.meta.widths.get(g))
 
     def interaction_ms(self, widths: dict[str, int]) -> float:
+        """The pair terms and the joined-layer correction (0 with ``interactions=False``)."""
+        if not self.interactions:
+            return 0.0
         return self._pairs_ms(widths) + self.join_weight * self._joined_ms(widths)
 
     def _pairs_ms(self, widths: dict[str, int]) -> float:
@@ -142,10 +199,19 @@ class LatencyModel:
                 continue
             # the layer's part of each group's change; it costs ~ c_a x c_b, so cut together it saves
             # C (1 - r_a r_b), not C (2 - r_a - r_b): the sum over-counts by C (1 - r_a)(1 - r_b)
-            saved_a, saved_b = -share_a * self.delta_ms(a, wa), -share_b * self.delta_ms(b, wb)
+            saved_a, saved_b = -share_a * self._raw(a, wa), -share_b * self._raw(b, wb)
             over = 0.5 * (saved_a * (1 - wb / full[b]) + saved_b * (1 - wa / full[a]))
             total += min(max(over, 0.0), max(saved_a, 0.0), max(saved_b, 0.0))
         return total
+
+    def terms(self, widths: dict[str, int]) -> list[tuple[str, float]]:
+        """The prediction's stored, measured terms: ``(name, ms)`` per group changed (its row's
+        change times its stage's scale), then the pair terms and the joined-layer correction;
+        ``base_ms`` plus their sum is :meth:`predict_widths`."""
+        out = [(g, self.delta_ms(g, w)) for g, w in widths.items() if w != self.meta.widths.get(g)]
+        if self.interactions:
+            out += [("pairs", self._pairs_ms(widths)), ("joined layers", self.join_weight * self._joined_ms(widths))]
+        return out
 
     def predict(self, plan: Plan) -> float:
         if plan.model != self.meta.model:
@@ -155,3 +221,14 @@ class LatencyModel:
     def cost_table(self, group: str) -> dict[int, float]:
         """Latency change at every width 1..current of ``group`` (for the solver)."""
         return {w: self.delta_ms(group, w) for w in range(1, self.meta.widths[group] + 1)}
+
+
+def _bounded(
+    points: list[tuple[float, float]], lo: float, hi: float, default: float, prior: tuple[float, float] = (0.0, 0.0)
+) -> float:
+    """The least-squares slope through the origin of ``(x, y)`` points, clipped to [lo, hi]; with
+    ``prior`` = (weight, value), plus weight x (slope - value)^2 in the objective."""
+    strength, value = prior
+    den = sum(x * x for x, _ in points) + strength
+    num = sum(x * y for x, y in points) + strength * value
+    return min(max(num / den, lo), hi) if den > 0 else default

@@ -1,7 +1,8 @@
 """A table's settings, read in one place: how it was built, its layers' joins, its probes' widths.
 
-Tables store their settings in ``LutMeta.config``. Format 2 (this one) nests the build
-configuration; format 1 (tables written before) held the build configuration's fields flat
+Tables store their settings in ``LutMeta.config``. Format 3 (this one) adds each group's
+resolution (the stage whose probes fit its scale); an older trtprune refuses a format-3 table
+rather than predicting without the stage scales. Format 2 nests the build configuration; format 1 (tables written before) held the build configuration's fields flat
 beside ``layers`` and ``probe_widths``, with model and checkpoint in the meta, and may carry
 keys of older builds (``precision`` for ``row_error``; ``block_noise_share``,
 ``block_min_rounds``; the timing's ``early_spread`` and ``noise_floor_ms``), which are read
@@ -26,12 +27,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TableSettings(Record):
-    FORMAT = 2
+    FORMAT = 3
     NESTED = {"build": LutConfig, "layers": LayerJoin}
 
     build: LutConfig
     layers: tuple[LayerJoin, ...] = ()
     probe_widths: dict[str, dict[str, int]] = field(default_factory=dict)  # probe name -> group -> width
+    # group -> the spatial size of its maps ("HxW"); empty in tables of format 2 and before (no stage scales)
+    resolutions: dict[str, str] = field(default_factory=dict)
 
     @property
     def backend_config(self) -> BackendConfig:

@@ -24,6 +24,7 @@ class VerifyRow:
     error_pct: float  # |predicted/base - measured/base_now| / (measured/base_now): shares of the base network
     absolute_error_pct: float  # |predicted - measured| / measured, in raw milliseconds
     no_pairs_error_pct: float  # error_pct of the prediction without pair interactions (sum of single-group changes)
+    no_stage_scales_error_pct: float = 0.0  # error_pct of the rule before the stage scales (format-2 tables')
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,6 +46,7 @@ class VerifyResult:
     def to_json(self) -> dict[str, Any]:
         errs = [r.absolute_error_pct for r in self.rows]
         singles = [r.no_pairs_error_pct for r in self.rows]
+        unscaled = [r.no_stage_scales_error_pct for r in self.rows]
         return {
             "base_ms": self.base_ms,
             "samples": len(self.rows),
@@ -54,6 +56,8 @@ class VerifyResult:
             "absolute_p90_error_pct": float(np.percentile(errs, 90)),
             "no_pairs_median_error_pct": float(np.median(singles)),
             "no_pairs_p90_error_pct": float(np.percentile(singles, 90)),
+            "no_stage_scales_median_error_pct": float(np.median(unscaled)),
+            "no_stage_scales_p90_error_pct": float(np.percentile(unscaled, 90)),
             "rows": [r.to_json() for r in self.rows],
         }
 
@@ -98,6 +102,7 @@ def verify(
     with LutStore(lut_path) as store:
         model = LatencyModel(store)
         singles = LatencyModel(store, interactions=False)
+        unscaled = LatencyModel(store, stage_scales=False)
     meta = model.meta
     bcfg = model.settings.backend_config
     loaded = load_for_lut(model.settings.build)
@@ -119,9 +124,12 @@ def verify(
         for i, widths in enumerate(chunk):
             base_now, share = t["base"].median_ms, t[str(i)].ratio  # paired with the base, round by round
             pred, meas = model.predict_widths(widths), share * base_now
-            err = 100 * abs(pred / model.base_ms - share) / share
-            err_singles = 100 * abs(singles.predict_widths(widths) / model.base_ms - share) / share
-            rows.append(VerifyRow(widths, pred, meas, base_now, err, 100 * abs(pred - meas) / meas, err_singles))
+            err, err_singles, err_unscaled = (
+                100 * abs(m.predict_widths(widths) / model.base_ms - share) / share for m in (model, singles, unscaled)
+            )
+            rows.append(
+                VerifyRow(widths, pred, meas, base_now, err, 100 * abs(pred - meas) / meas, err_singles, err_unscaled)
+            )
         if progress:
             progress({"measured": len(rows), "total": samples})
     return VerifyResult(rows, model.base_ms)

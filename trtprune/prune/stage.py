@@ -190,7 +190,7 @@ def _match(s: StageInputs, state: StageState, view: TableView) -> tuple[Decision
 
     def measure(decision: Decision) -> float:
         share = s.timer.share(prune_copy(s.base_model, run.groups, decision.widths))
-        shares[_key(decision)] = share
+        shares[_key(decision)] = max(share, shares.get(_key(decision), 0.0))  # a confirmed choice: the slower
         return share * run.latency.base_ms
 
     def decide(goal: float) -> Decision:
