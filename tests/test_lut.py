@@ -324,12 +324,17 @@ def test_resume_with_dedupe_neither_loses_nor_remeasures(tmp_path, structural, k
 def test_joined_correction_only_adds_back(tmp_path, structural):
     build_lut(BLOCK, tmp_path / "t.db")
     with LutStore(tmp_path / "t.db") as store:
-        singles, joined = LatencyModel(store, interactions=False), LatencyModel(store)
+        singles, joined = (
+            LatencyModel(store, interactions=False, stage_scales=True),
+            LatencyModel(store, stage_scales=True),
+        )
         assert joined.joins and 0.0 <= joined.join_weight <= 1.0
         half = {g: max(1, w // 2) for g, w in joined.meta.widths.items()}
         assert singles.interaction_ms(half) == 0.0
         assert singles.stage_scales == joined.stage_scales  # the separable costs keep the stage scales
         assert singles.predict_widths(half) <= joined.predict_widths(half) <= joined.base_ms  # never below the sum
+        default = LatencyModel(store)  # the stage scales are opt-in: by default every group counts as measured
+        assert all(default.scale(g) == 1.0 for g in default.meta.widths) and default.stage_scales == {}
 
 
 def test_every_stage_has_probes_that_cut_only_its_groups(tmp_path, structural):
@@ -355,14 +360,14 @@ def test_stage_scales_and_join_weight_are_fitted_to_the_probes(tmp_path, structu
     build_lut(BLOCK, tmp_path / "t.db")
     scales = {"12x12": 1.25, "6x6": 0.9, "3x3": 1.1}
     with LutStore(tmp_path / "t.db") as store:
-        model = LatencyModel(store)
+        model = LatencyModel(store, stage_scales=True)
         base, stage_of = model.base_ms, model.stage_of
         probes = []
         for name, w in model.settings.probe_widths.items():
             change = sum(scales[stage_of[g]] * model._raw(g, v) for g, v in w.items()) + 0.3 * model._joined_ms(w)
             probes.append(Probe(name, base + change, base))
         store.add_base(None, probes)
-        fitted = LatencyModel(store)
+        fitted = LatencyModel(store, stage_scales=True)
     # the probes are reproduced, each within 5% of its change; the scales move from 1 to the truth
     # (up to the prior that holds them at 1 and what they trade with the weight)
     for probe in probes:

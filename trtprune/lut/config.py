@@ -42,9 +42,9 @@ class LutConfig(Record):
     # beside the unpruned network: the prediction fits its joined-layer weight to them
     probes: tuple[float, ...] = (0.75, 0.5, 0.3)
     # per resolution (a stage of the network), whole networks with only that stage's groups cut to
-    # these shares, timed beside the unpruned network: the prediction fits one scale of the rows'
-    # changes per stage to them (a block timed alone misses what its stage's cuts save in the whole
-    # network: layout reorders, cache, per-op overheads; benchmarks/results/lut_fidelity.md)
+    # these shares, timed beside the unpruned network: the opt-in stage scales are fitted to them
+    # (``LatencyModel(stage_scales=True)``: what a block timed alone misses of its stage's cuts in the
+    # whole network; benchmarks/results/lut_fidelity.md reports both rules on the same measurements)
     stage_probes: tuple[float, ...] = (0.75, 0.5, 0.3)
     jump_ratio: float = 0.01  # a jump: a latency change above this share of the base (5x a row's target error)
     candidates_per_batch: int = 6
