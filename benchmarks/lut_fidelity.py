@@ -31,7 +31,7 @@ from trtprune.atomic import write_text
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
-from trtprune.lut.verify import verify
+from trtprune.lut.verify import share_error_pct, verify
 from trtprune.report import markdown_table
 
 CASES = {  # case -> input shape; other model@size cases take the model's own channel count
@@ -132,24 +132,18 @@ def rescore(key: str, case: dict, workdir: Path) -> None:
     path = table_path(*key.split("/"), workdir)
     with LutStore(path) as store:
         rules = {"": LatencyModel(store), "scaled_": LatencyModel(store, stage_scales=True)}
-    row, first = case["row"], case["raw"]["verify"][0]["rows"]
-    for prefix, latency in rules.items():
-        errs = []
-        for r in first:
-            share = r["measured_ms"] / r["base_now_ms"]
-            errs.append(100 * abs(latency.predict_widths(r["widths"]) / latency.base_ms - share) / share)
-        row[f"{prefix}median_{'err_' if not prefix else ''}pct"] = round(float(np.median(errs)), 2)
-        row[f"{prefix}p90_{'err_' if not prefix else ''}pct"] = round(float(np.percentile(errs, 90)), 2)
-        if not prefix:
-            ms = [100 * abs(latency.predict_widths(r["widths"]) - r["measured_ms"]) / r["measured_ms"] for r in first]
-            row["ms_median_pct"], row["ms_p90_pct"] = round(float(np.median(ms)), 2), round(_p90(ms), 2)
-    latency = rules[""]
-    fitted = rules["scaled_"]
-    again = []
-    for r in case["raw"]["verify"][1]["rows"]:
-        share = r["measured_ms"] / r["base_now_ms"]
-        again.append(100 * abs(latency.predict_widths(r["widths"]) / latency.base_ms - share) / share)
-    row["again_median_pct"], row["again_p90_pct"] = round(float(np.median(again)), 2), round(_p90(again), 2)
+    row, (first, second) = case["row"], (v["rows"] for v in case["raw"]["verify"])
+
+    def errors(latency: LatencyModel, rows: list[dict]) -> tuple[float, float]:
+        errs = [share_error_pct(latency, r["widths"], r["measured_ms"] / r["base_now_ms"]) for r in rows]
+        return round(float(np.median(errs)), 2), round(_p90(errs), 2)
+
+    latency, fitted = rules[""], rules["scaled_"]
+    row["median_err_pct"], row["p90_err_pct"] = errors(latency, first)
+    row["scaled_median_pct"], row["scaled_p90_pct"] = errors(fitted, first)
+    row["again_median_pct"], row["again_p90_pct"] = errors(latency, second)
+    ms = [100 * abs(latency.predict_widths(r["widths"]) - r["measured_ms"]) / r["measured_ms"] for r in first]
+    row["ms_median_pct"], row["ms_p90_pct"] = round(float(np.median(ms)), 2), round(_p90(ms), 2)
     case["raw"]["fitted"] = {"stage_scales": fitted.stage_scales, "join_weight": fitted.join_weight}
 
 

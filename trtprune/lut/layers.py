@@ -37,26 +37,14 @@ def layer_joins(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGro
     import torch
     from torch import nn
 
-    macs: dict[str, int] = {}
-    hooks = []
+    per_out: dict[str, int] = {}
     for name, module in model.named_modules():
         if isinstance(module, nn.modules.conv._ConvNd):
-            per_out = module.in_channels // module.groups * int(torch.tensor(module.kernel_size).prod())
+            per_out[name] = module.in_channels // module.groups * int(torch.tensor(module.kernel_size).prod())
         elif isinstance(module, nn.Linear):
-            per_out = module.in_features
-        else:
-            continue
-
-        def hook(m, args, out, name=name, per_out=per_out):
-            macs[name] = int(out[0].numel()) * per_out  # one sample
-
-        hooks.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(*input_shape))
-    finally:
-        for h in hooks:
-            h.remove()
+            per_out[name] = module.in_features
+    shapes = output_shapes(model, input_shape, set(per_out))
+    macs = {name: int(torch.tensor(shape[1:]).prod()) * per_out[name] for name, shape in shapes.items()}  # one sample
     consumes = {layer: g.name for g in groups.groups for layer in g.consumers}
     produces = {layer: g.name for g in groups.groups for layer in g.producers}
     return [LayerJoin(layer, consumes.get(layer), produces.get(layer), n) for layer, n in macs.items()]
@@ -65,25 +53,11 @@ def layer_joins(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGro
 def group_resolutions(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGroups) -> dict[str, str]:
     """``{group: "HxW"}``: the spatial size of the maps a group's producers write (the largest if
     they differ; ``"1"`` for a linear's features). Groups at one resolution form a stage of the
-    network; the table fits one scale per stage (:mod:`trtprune.lut.predict`)."""
+    network; the table's stage probes cut one at a time (:mod:`trtprune.lut.predict`'s opt-in scales)."""
     import torch
 
-    sizes: dict[str, tuple[int, ...]] = {}
     producers = {layer for g in groups.groups for layer in g.producers}
-    hooks = []
-    for name, module in model.named_modules():
-        if name in producers:
-
-            def hook(m, args, out, name=name):
-                sizes[name] = tuple(int(d) for d in out.shape[2:])
-
-            hooks.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(*input_shape))
-    finally:
-        for h in hooks:
-            h.remove()
+    sizes = {name: shape[2:] for name, shape in output_shapes(model, input_shape, producers).items()}
 
     def area(size: tuple[int, ...]) -> int:
         return int(torch.tensor(size).prod()) if size else 1
@@ -94,3 +68,25 @@ def group_resolutions(model: nn.Module, input_shape: tuple[int, ...], groups: Mo
         size = max(seen, key=area) if seen else ()
         out[g.name] = "x".join(map(str, size)) or "1"
     return out
+
+
+def output_shapes(model: nn.Module, input_shape: tuple[int, ...], names: set[str]) -> dict[str, tuple[int, ...]]:
+    """The output shape of each module of ``model`` named in ``names``, from one forward pass on zeros."""
+    import torch
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = []
+    for name, module in model.named_modules():
+        if name in names:
+
+            def hook(m, args, out, name=name):  # in forward order; a module run twice keeps its last
+                shapes[name] = tuple(int(d) for d in out.shape)
+
+            hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(*input_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+    return shapes

@@ -62,6 +62,12 @@ class VerifyResult:
         }
 
 
+def share_error_pct(latency: LatencyModel, widths: dict[str, int], share: float) -> float:
+    """|predicted share - measured share| / measured share, in percent: the prediction as a share of
+    the table's base against a plan measured as a share of the base timed beside it."""
+    return 100 * abs(latency.predict_widths(widths) / latency.base_ms - share) / share
+
+
 def random_widths(
     model: LatencyModel, rng: np.random.Generator, allowed: dict[str, list[int]], lo: float = 0.3
 ) -> dict[str, int]:
@@ -124,9 +130,7 @@ def verify(
         for i, widths in enumerate(chunk):
             base_now, share = t["base"].median_ms, t[str(i)].ratio  # paired with the base, round by round
             pred, meas = model.predict_widths(widths), share * base_now
-            err, err_singles, err_scaled = (
-                100 * abs(m.predict_widths(widths) / model.base_ms - share) / share for m in (model, singles, scaled)
-            )
+            err, err_singles, err_scaled = (share_error_pct(m, widths, share) for m in (model, singles, scaled))
             rows.append(
                 VerifyRow(widths, pred, meas, base_now, err, 100 * abs(pred - meas) / meas, err_singles, err_scaled)
             )
