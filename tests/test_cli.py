@@ -109,3 +109,24 @@ def test_cli_imports_no_heavy_dependency():
     code = "import sys, trtprune, trtprune.cli; heavy = {'torch', 'onnx', 'onnxruntime', 'tensorrt'} & set(sys.modules); assert not heavy, heavy"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (["--data", "cifar10"], "--data cifar10 gives 3x32x32 images"),
+        (["--data", "imagefolder", "--data-root", "tests/assets/imagenet"], "--data imagefolder gives 3x28x28 images"),
+    ],
+)
+def test_prune_data_of_another_shape_than_the_table(run_cli, tmp_path, data, needle):
+    """A table measured at 1x1x28x28 and data of another shape: refused before any data is read
+    or any run directory exists (it used to fail inside the first fine-tune with a traceback)."""
+    from pathlib import Path
+
+    table = Path(__file__).parent / "fixtures" / "table-format1.db"
+    out = tmp_path / "run"
+    code, _, err = run_cli("prune", "--lut", table, "--budget-ratio", "0.7", *data, "--out", out)
+    lines = [line for line in err.splitlines() if line.strip() and "ignoring 'channels'" not in line]
+    _one_line_error(code, "\n".join(lines))
+    assert needle in err and "trtprune lut resnet20 --input 1x" in err
+    assert not out.exists() and not Path(f"{out}.partial").exists()

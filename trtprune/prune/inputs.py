@@ -88,6 +88,21 @@ def _joined(lut: str) -> LatencyModel:
         return LatencyModel(store)
 
 
+def _check_data_shape(spec: DatasetSpec, shape: tuple[int, ...], lut: str, model: str) -> None:
+    """The data's images must have the table's input shape (a dataset that resizes keeps its channels)."""
+    want = tuple(int(x) for x in shape[1:])
+    have = tuple(spec.preprocessing.input_size)
+    if spec.resizes:  # resized to the table's H x W; its channels are its normalisation's
+        have = (len(spec.preprocessing.mean), *want[1:])
+    if have != want:
+        text = "x".join(map(str, have))
+        raise TrtpruneError(
+            f"--data {spec.name} gives {text} images but table {lut} was measured at input "
+            f"{'x'.join(map(str, shape))}: build a table for them ('trtprune lut {model} --input 1x{text}') "
+            "or pass --data of that shape"
+        )
+
+
 def load_inputs(config: PruneConfig) -> PruneInputs:
     """Read the table, check the budget, model, input, data and method against it; load the model."""
     from trtprune.data import get_dataset, get_spec
@@ -112,6 +127,7 @@ def load_inputs(config: PruneConfig) -> PruneInputs:
         raise TrtpruneError(f"table {config.lut} was measured at input {meta.input_shape}, not {list(shape)}")
     method = config.make_method()
     spec = get_spec(config.data)
+    _check_data_shape(spec, shape, config.lut, name)
     size = tuple(shape[1:])  # an ImageFolder resizes to the table's input; fixed-size data keeps its own
     train_set = get_dataset(config.data, "train", config.data_root, augment=True, input_size=size)
     test_set = get_dataset(config.data, "test", config.data_root, input_size=size)
