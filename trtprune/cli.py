@@ -122,8 +122,12 @@ def train(
     teacher: Annotated[Path | None, typer.Option("--teacher", help="the unpruned model's checkpoint")] = None,
     distill_temperature: Annotated[float, typer.Option("--distill-temperature")] = 4.0,
     distill_weight: Annotated[float, typer.Option("--distill-weight")] = 0.5,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="discard OUT.partial (an interrupted run's epochs) and start over")
+    ] = False,
 ) -> None:
-    """Train (or fine-tune a pruned) model; works under torchrun for data parallel."""
+    """Train (or fine-tune a pruned) model; works under torchrun for data parallel. An interrupted run
+    resumes after its last finished epoch when rerun (OUT.partial holds them)."""
     from trtprune.finetune import TrainJob, run_train_job
     from trtprune.train import TrainConfig
 
@@ -155,7 +159,7 @@ def train(
     if distill and teacher is None:
         raise UsageError("--distill fine-tunes against a teacher's logits: pass --teacher CKPT (the unpruned model)")
     with _progress_bar("training") as progress:
-        result = run_train_job(job, progress)
+        result = run_train_job(job, progress, restart=restart)
     if result is not None:
         typer.echo(f"top-1 {result.top1:.4f} after {result.epochs} epoch(s); wrote {out}")
 

@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trtprune.train import TrainConfig, TrainResult
 
@@ -27,14 +28,33 @@ class TrainJob:
     distill_temperature: float = 4.0
     distill_weight: float = 0.5
 
+    def settings(self) -> dict[str, Any]:
+        """What the trained weights depend on, as JSON (an interrupted run resumes only with the same);
+        the data loader's worker count is not among them."""
+        train = {k: v for k, v in self.config.to_json().items() if k != "workers"}
+        paths = {"data_root": self.data_root, "checkpoint": self.checkpoint, "plan": self.plan, "teacher": self.teacher}
+        return {
+            "model": self.model,
+            "data": self.data,
+            "input_shape": self.input_shape,
+            "keep_ratio": self.keep_ratio,
+            "distill_temperature": self.distill_temperature if self.teacher else None,
+            "distill_weight": self.distill_weight if self.teacher else None,
+            "train": train,
+            **{k: os.fspath(v) if v is not None else None for k, v in paths.items()},
+        }
 
-def run_train_job(job: TrainJob, progress=None) -> TrainResult | None:
-    """Run ``job``; returns the result on the main process (None on other ranks)."""
+
+def run_train_job(job: TrainJob, progress=None, restart: bool = False) -> TrainResult | None:
+    """Run ``job``; returns the result on the main process (None on other ranks). Resumes after the
+    last finished epoch of an interrupted run of the same job (:mod:`trtprune.epochs`); ``restart``
+    discards that work."""
     from trtprune.checkpoint import save_checkpoint
     from trtprune.data import get_dataset, get_spec
+    from trtprune.epochs import EpochSnapshots
     from trtprune.loading import load_model, prune_loaded
-    from trtprune.parallel import is_main_process
-    from trtprune.train import train
+    from trtprune.parallel import is_main_process, process_group
+    from trtprune.train import resolve_device, train
 
     spec = get_spec(job.data)
     shape = job.input_shape
@@ -52,7 +72,18 @@ def run_train_job(job: TrainJob, progress=None) -> TrainResult | None:
 
         teacher = load_model(loaded.name, loaded.input_shape, job.teacher, num_classes=classes).model
         distill = Distillation(teacher, job.distill_temperature, job.distill_weight)
-    result = train(loaded.model, train_set, test_set, job.config, progress=progress, distill=distill)
+    with process_group(resolve_device(job.config.device)):  # joined before the snapshots: ranks name their files
+        snapshots = EpochSnapshots(job.out, job.settings(), restart)
+        result = train(
+            loaded.model,
+            train_set,
+            test_set,
+            job.config,
+            progress=progress,
+            distill=distill,
+            resume=snapshots.latest(),
+            on_epoch=snapshots.save,
+        )
     if not is_main_process():
         return None
     save_checkpoint(
@@ -65,5 +96,6 @@ def run_train_job(job: TrainJob, progress=None) -> TrainResult | None:
         plan=loaded.plan.to_json() if loaded.plan else None,
         metrics={"top1": result.top1, "data": job.data, "train": job.config.to_json()},
     )
+    snapshots.finish()
     log.info("wrote %s", os.fspath(job.out))
     return result
