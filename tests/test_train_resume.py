@@ -16,10 +16,15 @@ import torch
 ARGS = ["train", "resnet20", "--data", "fashion-mnist", "--limit", "384", "--batch-size", "64", "--seed", "3"]
 
 
-def _train(out: Path, *extra: str, epochs: int = 3, verbose: bool = True) -> subprocess.CompletedProcess:
+CLI = [sys.executable, "-m", "trtprune.cli"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "trtprune.cli"]
+
+
+def _train(
+    out: Path, *extra: str, epochs: int = 3, verbose: bool = True, launcher: list[str] = CLI
+) -> subprocess.CompletedProcess:
     """The training command; ``verbose``: its log (epochs trained, resumption) on stderr."""
-    cmd = [sys.executable, "-m", "trtprune.cli", *(["-v"] if verbose else []), *ARGS]
-    cmd += ["--epochs", str(epochs), "--out", str(out), *extra]
+    cmd = [*launcher, *(["-v"] if verbose else []), *ARGS, "--epochs", str(epochs), "--out", str(out), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -29,17 +34,29 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["state_dict"]
 
 
-def _kill_after_epoch(out: Path, epoch: int) -> None:
-    """Start the 3-epoch run and SIGKILL it as soon as epoch ``epoch``'s snapshot is complete."""
-    cmd = [sys.executable, "-m", "trtprune.cli", *ARGS, "--epochs", "3", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def _kill_after_epoch(out: Path, epoch: int, launcher: list[str] = CLI) -> None:
+    """Start the 3-epoch run and SIGKILL it (every process) as soon as epoch ``epoch``'s snapshot is complete."""
+    cmd = [*launcher, *ARGS, "--epochs", "3", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = out.with_name(out.name + ".partial") / f"epoch{epoch}.pt"
     deadline = time.monotonic() + 300
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
+    _kill_all(str(out))  # torchrun starts each worker in its own session: kill by command line
     proc.wait()
     assert marker.exists(), "the run ended before its snapshot appeared"
+
+
+def _kill_all(needle: str) -> None:
+    """SIGKILL every process whose command line contains ``needle``."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass  # gone already
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +92,33 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path, uninterrupted):
 
 
 @pytest.mark.slow
-def test_restart_discards_the_finished_epochs(tmp_path, uninterrupted):
+def test_damaged_snapshot_and_restart(tmp_path):
     out = tmp_path / "base.pt"
     _kill_after_epoch(out, 1)
+    (out.with_name("base.pt.partial") / "epoch1.pt").write_bytes(b"not a torch file")
+    damaged = _train(out, verbose=False)
+    lines = [line for line in damaged.stderr.splitlines() if line.strip()]
+    assert damaged.returncode != 0 and len(lines) == 1, damaged.stderr
+    assert "epoch1.pt of the unfinished training is unreadable" in lines[0] and "--restart" in lines[0]
     again = _train(out, "--restart", epochs=4)  # other settings are fine once the old work is discarded
     assert again.returncode == 0, again.stderr
     assert "resuming" not in again.stderr and "epoch 1/4" in again.stderr
     assert not out.with_name("base.pt.partial").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_training_resumes_to_the_same_weights(tmp_path):
+    """Two ranks (gloo on CPU): each resumes from rank 0's weights and its own random state."""
+    whole, out = tmp_path / "whole.pt", tmp_path / "killed.pt"
+    done = _train(whole, launcher=TORCHRUN)
+    assert done.returncode == 0, done.stderr
+    _kill_after_epoch(out, 1, launcher=TORCHRUN)
+    assert not out.exists()
+    partial = out.with_name("killed.pt.partial")
+    assert {p.name for p in partial.glob("epoch*.pt")} == {"epoch1.pt", "epoch1-rank0.pt", "epoch1-rank1.pt"}
+    resumed = _train(out, launcher=TORCHRUN)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count("after epoch 1") == 2, resumed.stderr  # both ranks
+    assert "epoch 1/3" not in resumed.stderr and not partial.exists()
+    want, got = _weights(whole), _weights(out)
+    assert all(torch.equal(want[k], got[k]) for k in want)

@@ -87,6 +87,17 @@ def _normalise(obj: Any, path: PathLike) -> dict[str, Any]:
     return {**dict.fromkeys(METADATA_KEYS), **obj}
 
 
+def load_state(path: PathLike, unreadable: str) -> dict[str, Any]:
+    """A saved training state (tensors and plain data, read with ``weights_only``) onto the CPU; a
+    damaged file is one :class:`TrtpruneError`, ``unreadable`` formatted with ``why`` (the error's type)."""
+    from trtprune.errors import TrtpruneError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a damaged file
+        raise TrtpruneError(unreadable.format(why=type(exc).__name__)) from None
+
+
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint (or a bare state_dict) onto the CPU; raises :class:`CheckpointError` on any problem."""
     p = Path(path)

@@ -74,15 +74,12 @@ class EpochSnapshots:
         return None
 
     def _load(self, path: Path) -> dict[str, Any]:
-        import torch
+        from trtprune.checkpoint import load_state
 
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a damaged file
-            raise TrtpruneError(
-                f"snapshot {path} of the unfinished training is unreadable ({type(exc).__name__}); "
-                "pass --restart to start the training over"
-            ) from None
+        return load_state(
+            path,
+            f"snapshot {path} of the unfinished training is unreadable ({{why}}); pass --restart to start the training over",
+        )
 
     def save(self, snap: dict[str, Any]) -> None:
         """``train(on_epoch=...)``: write this epoch's snapshot, then drop the previous epoch's."""

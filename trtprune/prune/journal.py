@@ -126,16 +126,13 @@ class Journal:
         return name
 
     def load_checkpoint(self, name: str) -> dict[str, Any]:
-        import torch
+        from trtprune.checkpoint import load_state
 
         path = self.work / name
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a damaged file
-            raise TrtpruneError(
-                f"checkpoint {path} of the unfinished run is unreadable ({type(exc).__name__}); "
-                "pass --restart to start the run over"
-            ) from None
+        return load_state(
+            path,
+            f"checkpoint {path} of the unfinished run is unreadable ({{why}}); pass --restart to start the run over",
+        )
 
 
 def partial_dir(run_dir: Path) -> Path:
