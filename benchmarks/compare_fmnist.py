@@ -2,11 +2,14 @@
 of the base latency, ResNet-56 at 50%, 3 paired seeds, one fine-tuning recipe for all.
 
 Resumable end to end: the trained bases, the latency tables and every finished run are kept
-under --out and reused; rerun the same command after an interruption. Results (per-run and
-summary tables, pareto plots, the recipe and the wall time) are saved beside this script in
-benchmarks/results/compare_fmnist.{md,json} and compare_fmnist-<model>.png.
+under --out and reused; rerun the same command after an interruption. What a wiped machine needs
+to resume (the bases, the tables, each finished run's report.json and model.onnx) is also copied
+as it finishes into --state (benchmarks/results/compare_fmnist-state/, committed) and restored from
+there into --out, so the benchmark spans sessions on machines that keep nothing but the repository.
+Results (per-run and summary tables, pareto plots, the recipe and the wall time) are saved beside
+this script in benchmarks/results/compare_fmnist.{md,json} and compare_fmnist-<model>.png.
 
-    python benchmarks/compare_fmnist.py                       # everything (about 4 h on 2 cores)
+    python benchmarks/compare_fmnist.py                       # everything (about 8 h on 2 cores)
     python benchmarks/compare_fmnist.py --models resnet20     # one part
     python benchmarks/compare_fmnist.py --freeze-cgroup /sys/fs/cgroup/freezer/devwork
         # freeze that cgroup (other jobs on the machine) whenever a latency is timed
@@ -17,9 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from _quiet import benchmark_parser, start  # benchmarks/_quiet.py, beside this script
@@ -48,7 +54,8 @@ PARTS = {
     "resnet20": {
         "budgets": (0.3, 0.5, 0.7),
         "methods": (
-            "sp-lamp",  # the default: importance sp-lamp-taylor
+            "sp-lamp",  # the default: importance sp-lamp-taylor, solver joined
+            "sp-lamp:solver=separable",  # the default's knapsack on the separable costs alone
             *(f"sp-lamp:importance={v}" for v in OTHER_SP_LAMP_VALUES),
             "halp",
             "lap",
@@ -61,6 +68,75 @@ PARTS = {
     "resnet56": {"budgets": (0.5,), "methods": ("sp-lamp", "halp", "uniform")},
 }
 SEEDS = 3
+# run first, at every budget, before the rest: what decides the default and its nearest rival
+FIRST = ("sp-lamp", "sp-lamp:solver=separable", "halp")
+STATE = RESULTS / "compare_fmnist-state"
+
+
+class State:
+    """The committed copy of what resuming needs: ``<model>-base.pt`` (and its wall time), the
+    tables under ``<model>/`` (SQLite files copied with the backup API, so a table open for writing
+    is copied whole), and per part ``compare-<model>/base.onnx`` and each finished run's
+    ``report.json`` and ``model.onnx``."""
+
+    def __init__(self, root: Path | None, out: Path) -> None:
+        self.root, self.out = root, out  # root None: keep nothing
+
+    def restore(self) -> int:
+        """Copy into --out what it lacks (each restored run gets its part's base.onnx); returns the
+        number of files copied."""
+        if self.root is None:
+            return 0
+        copied = 0
+        files = sorted((p for p in self.root.rglob("*") if p.is_file()), key=lambda p: (p.name == "report.json", p))
+        for src in files:  # a run's report.json last: a run directory with one is whole
+            rel = src.relative_to(self.root)
+            dst = self.out / rel
+            if rel.parts[0].startswith("compare-") and rel.name == "base.onnx":
+                continue  # copied into every run directory below
+            if not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+                copied += 1
+        for base in self.root.glob("compare-*/base.onnx"):
+            for run in (self.out / base.parent.name / "runs").glob("*/report.json"):
+                if not (run.parent / "base.onnx").exists():
+                    shutil.copy2(base, run.parent / "base.onnx")
+        if copied:
+            log.info("restored %d file(s) from %s into %s", copied, self.root, self.out)
+        return copied
+
+    def keep_base(self, model: str) -> None:
+        if self.root is None:
+            return
+        for name in (f"{model}-base.pt", f"{model}-base.wall_s"):
+            self._copy(self.out / name, self.root / name)
+
+    def keep_tables(self, model: str) -> None:
+        if self.root is None:
+            return
+        for db in (self.out / model).glob("*.db"):
+            dst = self.root / model / db.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with sqlite3.connect(db) as src, sqlite3.connect(dst) as copy:
+                src.backup(copy)
+
+    def keep_runs(self, model: str) -> None:
+        if self.root is None:
+            return
+        part = f"compare-{model}"
+        for report in sorted((self.out / part / "runs").glob("*/report.json")):
+            run = report.parent
+            for name in ("report.json", "model.onnx"):
+                self._copy(run / name, self.root / part / "runs" / run.name / name)
+            self._copy(run / "base.onnx", self.root / part / "base.onnx")
+
+    @staticmethod
+    def _copy(src: Path, dst: Path) -> None:
+        if src.exists() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst.with_name(dst.name + ".tmp"))
+            dst.with_name(dst.name + ".tmp").replace(dst)
 
 
 def _cli(*args: str) -> None:
@@ -90,29 +166,41 @@ def base_checkpoint(model: str, out: Path) -> dict:
 
 
 def table(model: str, ckpt: str, out: Path) -> dict:
-    """The block-mode table `make lut` builds (step 8), built once and resumed if interrupted."""
+    """The block-mode table `make lut` builds (step 8), built once and resumed if interrupted.
+
+    A table restored from an earlier session whose machine fingerprint differs from this one's is
+    used as it is: the runs so far were decided on it, and every run is re-timed on this machine."""
     from trtprune.backends import BackendConfig
     from trtprune.lut.build import LutConfig, build_lut
+    from trtprune.lut.store import LutMismatch, LutStore
 
     path = out / model / "lut.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     config = LutConfig(
         model=model, checkpoint=ckpt, backend="ort", backend_config=BackendConfig(threads=1), mode="block"
     )
-    result = build_lut(config, path)
+    try:
+        result = build_lut(config, path)
+    except LutMismatch as exc:
+        log.warning("%s: the stored table is used as it is", exc)
+        with LutStore(path) as store:
+            return {"path": str(path), "base_ms": store.base_ms(), "engines_built": 0, "reused_as_is": str(exc)}
     return {"path": str(path), "base_ms": result.base_ms, "engines_built": result.engines_built}
 
 
-def run_part(model: str, out: Path, finished_only: bool = False) -> dict | None:
-    """Train or reuse the base, build or resume the table, run or resume every run, measure them
-    all together. ``finished_only``: measure what has finished (None when nothing has)."""
+def run_part(model: str, out: Path, state: State, finished_only: bool = False) -> dict | None:
+    """Train or reuse the base, build or resume the table, run or resume every run (the methods of
+    ``FIRST`` at every budget before the others), measure them all together. ``finished_only``:
+    measure what has finished (None when nothing has)."""
     from trtprune.compare import CompareConfig, run_compare
 
     if finished_only and not any((out / f"compare-{model}" / "runs").glob("*/report.json")):
         return None
     t0 = time.perf_counter()
     base = base_checkpoint(model, out)
+    state.keep_base(model)
     lut = table(model, base["checkpoint"], out)
+    state.keep_tables(model)
     part = PARTS[model]
     config = CompareConfig(
         lut=lut["path"],
@@ -122,7 +210,15 @@ def run_part(model: str, out: Path, finished_only: bool = False) -> dict | None:
         out=str(out / f"compare-{model}"),
         prune={"model": model, "checkpoint": base["checkpoint"], **RECIPE},
     )
-    result_dir = run_compare(config, finished_only=finished_only)
+
+    def kept(_progress: dict) -> None:  # after every run: the run, and the tables it may have grown
+        state.keep_runs(model)
+        state.keep_tables(model)
+
+    first = tuple(m for m in part["methods"] if m in FIRST)
+    if not finished_only and first != part["methods"]:
+        run_compare(replace(config, methods=first), progress=kept)
+    result_dir = run_compare(config, progress=kept, finished_only=finished_only)
     result = json.loads((result_dir / "compare.json").read_text())
     result.update(base=base, table=lut, session_wall_s=time.perf_counter() - t0)
     return result
@@ -177,14 +273,17 @@ def main() -> None:
     parser.add_argument(
         "--finished-only", action="store_true", help="run nothing: measure and tabulate the runs finished so far"
     )
+    parser.add_argument("--state", default=str(STATE), help="committed copy of what resuming needs ('' for none)")
     args = parser.parse_args()
     out = start(args)
+    state = State(Path(args.state) if args.state else None, out)
+    state.restore()
     saved = RESULTS / "compare_fmnist.json"
     parts = json.loads(saved.read_text()).get("parts", {}) if saved.exists() else {}
     for model in (m.strip() for m in args.models.split(",") if m.strip()):
         if model not in PARTS:
             raise SystemExit(f"unknown part {model!r}; choose from {', '.join(PARTS)}")
-        part = run_part(model, out, args.finished_only)
+        part = run_part(model, out, state, args.finished_only)
         if part is None:  # nothing of this part has finished: no stale figures either
             parts.pop(model, None)
             continue

@@ -75,6 +75,7 @@ def test_unknown_method_is_one_line(run_cli, setup, tmp_path):
         (["--method", "halp", "--importance", "sp-lamp"], "method 'halp' does not take option 'importance'; it takes: batches, table"),
         (["--method", "uniform", "--option", "batches=3"], "method 'uniform' does not take option 'batches'; it takes none"),
         (["--option", "batches"], "write options as NAME:KEY=VALUE"),
+        (["--option", "solver=exact"], "unknown solver 'exact'; choose one of: joined, separable"),
     ],
 )  # fmt: skip
 def test_bad_importance_or_method_option_is_one_line_naming_the_choices(run_cli, setup, tmp_path, args, says):
@@ -86,6 +87,33 @@ def test_bad_importance_or_method_option_is_one_line_naming_the_choices(run_cli,
         "compare", "--lut", table, "--methods", "sp-lamp,halp:importance=l1", "--out", tmp_path / "c"
     )
     assert code == 2 and "method 'halp' does not take option 'importance'" in err and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("solver", ["joined", "separable"])
+def test_sp_lamp_solver_reads_the_prediction_it_names(setup, solver):
+    """``joined`` (the default): within the goal in the table's full prediction (the joined-layer
+    correction included) and worth at least the separable choice when that one is within it too;
+    ``separable``: within the goal in the sum of single-group changes."""
+    from trtprune.methods import get_method
+
+    state = _state(setup)
+    method = get_method("sp-lamp", {"solver": solver, "importance": "sp-lamp"})
+    separable = get_method("sp-lamp", {"solver": "separable", "importance": "sp-lamp"})
+    state.scores = method.score(state)
+    latency = state.latency
+    for share in (0.5, 0.7, 0.9):
+        goal = share * latency.base_ms
+        d = method.decide(state, goal)
+        full = latency.joined_ms(d.widths)
+        if solver == "joined":
+            assert d.predicted_ms == pytest.approx(full) and full <= goal + 1e-9
+            s = separable.decide(state, goal)
+            if latency.joined_ms(s.widths) <= goal:
+                assert d.value >= s.value - 1e-9
+        else:
+            assert d.predicted_ms == pytest.approx(latency.predict_widths(d.widths)) and d.predicted_ms <= goal + 1e-9
+        d.plan.validate(state.groups, "resnet20")
+    assert get_method("sp-lamp").solver == "joined"
 
 
 # HALP -----------------------------------------------------------------------------------

@@ -135,6 +135,96 @@ def test_decision_keeps_top_scored_prefixes_within_budget(setup):
             assert np.argmax(s) in kept  # the SP-LAMP survivor (score 1) is always kept
 
 
+def _widths(names, options, choice):
+    return {n: int(ks[i]) for n, ks, i in zip(names, options, choice, strict=True)}
+
+
+def _value(values, choice):
+    return sum(float(v[i]) for v, i in zip(values, choice, strict=True))
+
+
+def _brute_force(values, options, joined, budget):
+    """The most valuable choice whose ``joined`` prediction is within ``budget`` (None if none is)."""
+    import itertools
+
+    best = None
+    for choice in itertools.product(*(range(len(v)) for v in values)):
+        if joined(_widths([f"g{i}" for i in range(len(values))], options, choice)) <= budget + 1e-12:
+            value = _value(values, choice)
+            if best is None or value > best[0] + 1e-12:
+                best = (value, list(choice))
+    return best
+
+
+def test_joined_solver_prices_cuts_that_save_less_together():
+    """Two groups whose cuts are cheap alone but save only one block's worth together (a layout
+    switch counted once): the separable knapsack takes both and misses the budget in the full
+    prediction; the relinearised one reaches the brute-force optimum within it."""
+    import numpy as np
+
+    from trtprune.decision import _relinearised
+    from trtprune.solver import group_knapsack
+
+    options = [np.array([2, 8, 16]), np.array([2, 8, 16]), np.array([4, 8])]
+    values = [np.array([0.85, 0.9, 1.0]), np.array([0.85, 0.9, 1.0]), np.array([0.2, 1.0])]
+    single = [{16: 0.0, 8: -0.1, 2: -0.3}, {16: 0.0, 8: -0.1, 2: -0.3}, {8: 0.0, 4: -0.3}]
+    base = 1.0
+
+    def joined(w):  # groups 0 and 1 both under 8: together they save 0.3, not 0.6
+        saving = sum(single[i][w[f"g{i}"]] for i in range(3))
+        if w["g0"] < 8 and w["g1"] < 8:
+            saving += 0.3
+        return base + saving
+
+    budget = 0.45
+    costs = [np.array([single[i][int(k)] for k in ks]) for i, ks in enumerate(options)]
+    separable = group_knapsack(values, costs, budget - base)
+    names = ["g0", "g1", "g2"]
+    assert joined(_widths(names, options, separable)) > budget  # the separable choice misses it once joined
+    picked = _relinearised(names, values, options, separable, joined, budget)
+    assert joined(_widths(names, options, picked)) <= budget
+    assert _value(values, picked) == pytest.approx(_brute_force(values, options, joined, budget)[0])
+
+
+def test_joined_solver_within_budget_whenever_a_choice_is():
+    """Random instances with a strong over-count between every pair of cut groups: the relinearised
+    result is within the budget whenever any choice is (brute force), worth at least the separable
+    choice when that one is within, and the separable choice misses the budget in some of them."""
+    import numpy as np
+
+    from trtprune.decision import _relinearised
+    from trtprune.errors import InfeasibleBudget
+    from trtprune.solver import group_knapsack
+
+    rng = np.random.default_rng(0)
+    names = [f"g{i}" for i in range(4)]
+    separable_over = 0
+    for _ in range(40):
+        options = [np.array([1, 2, 3, 4]) for _ in names]
+        values = [np.sort(rng.random(4)).cumsum() for _ in names]
+        single = [np.concatenate([-np.sort(rng.random(3))[::-1].cumsum()[::-1], [0.0]]) for _ in names]
+        k = rng.random((4, 4)) * 2.0
+
+        def joined(w, single=single, k=k):
+            cut = [1 - w[n] / 4 for n in names]
+            over = sum(k[a, b] * cut[a] * cut[b] for a in range(4) for b in range(a + 1, 4))
+            return 3.0 + sum(single[i][w[n] - 1] for i, n in enumerate(names)) + over
+
+        budget = 3.0 + float(rng.uniform(-2.0, -0.5))
+        try:
+            separable = group_knapsack(values, single, budget - 3.0)
+        except InfeasibleBudget:
+            continue
+        picked = _relinearised(names, values, options, separable, joined, budget)
+        ms, sep_ms = joined(_widths(names, options, picked)), joined(_widths(names, options, separable))
+        if _brute_force(values, options, joined, budget) is not None:
+            assert ms <= budget
+        if sep_ms <= budget:
+            assert _value(values, picked) >= _value(values, separable) - 1e-12
+        separable_over += sep_ms > budget
+    assert separable_over >= 3
+
+
 def test_allowed_widths():
     from trtprune.decision import allowed_widths
     from trtprune.groups import ChannelGroup

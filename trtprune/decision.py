@@ -83,8 +83,14 @@ def decide(
     model_name: str,
     current: dict[str, int] | None = None,
     round_to: int | None = None,
+    joined: Callable[[dict[str, int]], float] | None = None,
 ) -> Decision:
-    """Widths (and the channels kept) maximising total score with predicted latency <= ``budget_ms``."""
+    """Widths (and the channels kept) maximising total score with predicted latency <= ``budget_ms``.
+
+    ``joined``: the full, non-separable prediction of a plan's widths (e.g. the table with its
+    joined-layer correction). The knapsack is then re-solved around its last solution with every
+    option costed by what ``joined`` says changing that group alone would change (:func:`_relinearised`),
+    and the decision's prediction is ``joined``'s."""
     current = current or {g.name: g.channels for g in groups.groups}
     values, costs, options, orders = [], [], [], []
     for g in groups.groups:
@@ -99,6 +105,11 @@ def decide(
         picked = group_knapsack(values, costs, budget_ms - latency.base_ms)
     except InfeasibleBudget:
         raise infeasible(budget_ms, latency.base_ms + sum(float(c.min()) for c in costs), latency, model_name) from None
+    names = [g.name for g in groups.groups]
+    predict = latency.predict_widths
+    if joined is not None:
+        picked = _relinearised(names, values, options, picked, joined, budget_ms)
+        predict = joined
     plan = Plan(model=model_name, input_shape=tuple(groups.example_input.shape))
     widths, value = {}, 0.0
     for g, ks, order, vals, i in zip(groups.groups, options, orders, values, picked, strict=True):
@@ -107,4 +118,86 @@ def decide(
         value += float(vals[i])
         if k < g.channels:
             plan.groups[g.name] = _expand_local(g, order[: k // g.partitions])
-    return Decision(plan, widths, latency.predict_widths(widths), value)
+    return Decision(plan, widths, predict(widths), value)
+
+
+RELINEARISE_ROUNDS = 6
+
+
+def _relinearised(
+    names: list[str],
+    values: list[np.ndarray],
+    options: list[np.ndarray],
+    picked: list[int],
+    joined: Callable[[dict[str, int]], float],
+    budget_ms: float,
+) -> list[int]:
+    """Re-solve the knapsack with costs linearised around the last solution w: option k of group g
+    costs joined(w with g at k) - joined(w), within budget - joined(w). Cuts that are cheap alone but
+    save less together (widths off the engine's layout block across a whole stage, say) are then
+    priced by what they save beside the others. Each solution is repaired by single-group moves
+    (:class:`_Moves`) before it becomes the next point; stops when a point repeats. Returns the most
+    valuable solution met within the budget in ``joined``, or, if none is, the fastest met."""
+    moves = _Moves(names, values, options, joined, budget_ms)
+    seen: dict[tuple[int, ...], float] = {}  # every solution met, with its prediction in ``joined``
+    for _ in range(RELINEARISE_ROUNDS):
+        seen[tuple(picked)] = moves.ms(picked)
+        picked = moves.repair(picked)
+        at = seen.setdefault(tuple(picked), moves.ms(picked))
+        w = moves.widths(picked)
+        costs = [np.array([joined({**w, n: int(k)}) - at for k in ks]) for n, ks in zip(names, options, strict=True)]
+        try:
+            nxt = group_knapsack(values, costs, budget_ms - at)
+        except InfeasibleBudget:
+            break
+        if tuple(nxt) in seen:
+            break
+        picked = nxt
+    seen.setdefault(tuple(picked), moves.ms(picked))
+    within = [c for c, ms in seen.items() if ms <= budget_ms]
+    if not within:
+        return list(min(seen, key=seen.get))
+    return list(max(within, key=lambda c: (moves.value(c), -seen[c])))
+
+
+class _Moves:
+    """Single-group moves on a choice (one option index per group) under the full prediction."""
+
+    def __init__(self, names, values, options, joined, budget_ms) -> None:
+        self.names, self.values, self.options, self.joined, self.budget = names, values, options, joined, budget_ms
+
+    def widths(self, choice) -> dict[str, int]:
+        return {n: int(ks[i]) for n, ks, i in zip(self.names, self.options, choice, strict=True)}
+
+    def ms(self, choice) -> float:
+        return self.joined(self.widths(choice))
+
+    def value(self, choice) -> float:
+        return sum(float(v[i]) for v, i in zip(self.values, choice, strict=True))
+
+    def _each(self, choice):
+        """Every choice one group away: ``(new choice, value gained, its prediction)``."""
+        w = self.widths(choice)
+        for g, (n, ks, v) in enumerate(zip(self.names, self.options, self.values, strict=True)):
+            for i in range(len(ks)):
+                if i != choice[g]:
+                    yield (
+                        [*choice[:g], i, *choice[g + 1 :]],
+                        float(v[i] - v[choice[g]]),
+                        self.joined({**w, n: int(ks[i])}),
+                    )
+
+    def repair(self, choice) -> list[int]:
+        """Over the budget: the move losing least value per ms saved, until within (or no move saves).
+        Within: the move gaining most value that stays within, until none does."""
+        choice, at = list(choice), self.ms(choice)
+        while at > self.budget:
+            saving = [(-gain / (at - ms), c, ms) for c, gain, ms in self._each(choice) if ms < at]
+            if not saving:
+                return choice
+            _, choice, at = min(saving, key=lambda t: t[0])
+        while True:
+            gaining = [(gain, c, ms) for c, gain, ms in self._each(choice) if gain > 0 and ms <= self.budget]
+            if not gaining:
+                return choice
+            _, choice, at = max(gaining, key=lambda t: t[0])

@@ -181,9 +181,16 @@ class LatencyModel:
 
     def interaction_ms(self, widths: dict[str, int]) -> float:
         """The pair terms and the joined-layer correction (0 with ``interactions=False``)."""
-        if not self.interactions:
-            return 0.0
+        return self.correction_ms(widths) if self.interactions else 0.0
+
+    def correction_ms(self, widths: dict[str, int]) -> float:
+        """The pair terms and the joined-layer correction, whatever ``interactions`` says."""
         return self._pairs_ms(widths) + self.join_weight * self._joined_ms(widths)
+
+    def joined_ms(self, widths: dict[str, int]) -> float:
+        """The full prediction (singles, pairs and the joined-layer correction) of any instance: what
+        a solver that linearises the correction around its last solution reads."""
+        return self.base_ms + self._singles(widths) + self.correction_ms(widths)
 
     def _pairs_ms(self, widths: dict[str, int]) -> float:
         full = self.meta.widths

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class MacCost:
     """Latency as a share of MACs around the ``ref`` widths (where it is ``ref_ms``): the interface of
     :class:`~trtprune.lut.predict.LatencyModel` the knapsack reads (``base_ms``, ``delta_ms``,
-    ``predict_widths``). ``layers`` hold each conv/linear's MACs at the ``ref`` widths."""
+    ``predict_widths``, ``joined_ms``). ``layers`` hold each conv/linear's MACs at the ``ref`` widths."""
 
     def __init__(self, layers: tuple[LayerJoin, ...], ref: dict[str, int], ref_ms: float) -> None:
         self.layers, self.ref, self.base_ms = layers, dict(ref), ref_ms
@@ -54,6 +54,11 @@ class MacCost:
 
     def delta_ms(self, group: str, width: int) -> float:
         return self.predict_widths({group: width}) - self.base_ms
+
+    def joined_ms(self, widths: dict[str, int]) -> float:
+        """The full prediction (MACs of layers joining two groups scale with both): what the joined
+        solver linearises."""
+        return self.predict_widths(widths)
 
 
 @METHODS.register("sp-lamp-macs")
