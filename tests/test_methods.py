@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -87,6 +88,28 @@ def test_bad_importance_or_method_option_is_one_line_naming_the_choices(run_cli,
         "compare", "--lut", table, "--methods", "sp-lamp,halp:importance=l1", "--out", tmp_path / "c"
     )
     assert code == 2 and "method 'halp' does not take option 'importance'" in err and not (tmp_path / "c").exists()
+
+
+def test_joined_change_is_the_difference_of_full_predictions(setup):
+    """The one-group change the joined solver reads (from the terms touching the group) equals the
+    difference of two full predictions, for the table and for the MAC-cost ablation."""
+    from trtprune.decision import allowed_widths
+    from trtprune.methods.macs import MacCost
+
+    state = _state(setup)
+    rng = np.random.default_rng(0)
+    allowed = {g.name: allowed_widths(g, g.channels, 8) for g in state.groups.groups}
+    heavy = copy.copy(state.latency)
+    heavy.join_weight = 1.0  # whatever the fit gave, the joined-layer terms count in full
+    assert heavy.joins
+    for cost in (state.latency, heavy, MacCost.of_table(state.latency)):
+        for _ in range(5):
+            widths = {n: int(rng.choice(ks)) for n, ks in allowed.items()}
+            for n, ks in allowed.items():
+                for k in ks:
+                    other = {**widths, n: int(k)}
+                    change = cost.joined_ms(other) - cost.joined_ms(widths)
+                    assert cost.joined_change(widths, n, int(k)) == pytest.approx(change, abs=1e-12)
 
 
 @pytest.mark.parametrize("solver", ["joined", "separable"])

@@ -143,6 +143,16 @@ def _value(values, choice):
     return sum(float(v[i]) for v, i in zip(values, choice, strict=True))
 
 
+class _Full:
+    """A full prediction given as a function of the widths (the solver's JoinedCost)."""
+
+    def __init__(self, f):
+        self.joined_ms = f
+
+    def joined_change(self, widths, group, width):
+        return self.joined_ms({**widths, group: width}) - self.joined_ms(widths)
+
+
 def _brute_force(values, options, joined, budget):
     """The most valuable choice whose ``joined`` prediction is within ``budget`` (None if none is)."""
     import itertools
@@ -181,7 +191,7 @@ def test_joined_solver_prices_cuts_that_save_less_together():
     separable = group_knapsack(values, costs, budget - base)
     names = ["g0", "g1", "g2"]
     assert joined(_widths(names, options, separable)) > budget  # the separable choice misses it once joined
-    picked = _relinearised(names, values, options, separable, joined, budget)
+    picked = _relinearised(names, values, options, separable, _Full(joined), budget)
     assert joined(_widths(names, options, picked)) <= budget
     assert _value(values, picked) == pytest.approx(_brute_force(values, options, joined, budget)[0])
 
@@ -215,7 +225,7 @@ def test_joined_solver_within_budget_whenever_a_choice_is():
             separable = group_knapsack(values, single, budget - 3.0)
         except InfeasibleBudget:
             continue
-        picked = _relinearised(names, values, options, separable, joined, budget)
+        picked = _relinearised(names, values, options, separable, _Full(joined), budget)
         ms, sep_ms = joined(_widths(names, options, picked)), joined(_widths(names, options, separable))
         if _brute_force(values, options, joined, budget) is not None:
             assert ms <= budget

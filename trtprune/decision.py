@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -22,6 +23,14 @@ from trtprune.plan import Plan, _expand_local, ranked_blocks
 from trtprune.solver import group_knapsack
 
 log = logging.getLogger(__name__)
+
+
+class JoinedCost(Protocol):
+    """A non-separable prediction of a plan's widths, and the change of it one group's width makes."""
+
+    def joined_ms(self, widths: dict[str, int]) -> float: ...
+
+    def joined_change(self, widths: dict[str, int], group: str, width: int) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -83,14 +92,14 @@ def decide(
     model_name: str,
     current: dict[str, int] | None = None,
     round_to: int | None = None,
-    joined: Callable[[dict[str, int]], float] | None = None,
+    joined: JoinedCost | None = None,
 ) -> Decision:
     """Widths (and the channels kept) maximising total score with predicted latency <= ``budget_ms``.
 
     ``joined``: the full, non-separable prediction of a plan's widths (e.g. the table with its
     joined-layer correction). The knapsack is then re-solved around its last solution with every
     option costed by what ``joined`` says changing that group alone would change (:func:`_relinearised`),
-    and the decision's prediction is ``joined``'s."""
+    and the decision's prediction is ``joined.joined_ms``."""
     current = current or {g.name: g.channels for g in groups.groups}
     values, costs, options, orders = [], [], [], []
     for g in groups.groups:
@@ -109,7 +118,7 @@ def decide(
     predict = latency.predict_widths
     if joined is not None:
         picked = _relinearised(names, values, options, picked, joined, budget_ms)
-        predict = joined
+        predict = joined.joined_ms
     plan = Plan(model=model_name, input_shape=tuple(groups.example_input.shape))
     widths, value = {}, 0.0
     for g, ks, order, vals, i in zip(groups.groups, options, orders, values, picked, strict=True):
@@ -129,23 +138,25 @@ def _relinearised(
     values: list[np.ndarray],
     options: list[np.ndarray],
     picked: list[int],
-    joined: Callable[[dict[str, int]], float],
+    joined: JoinedCost,
     budget_ms: float,
 ) -> list[int]:
     """Re-solve the knapsack with costs linearised around the last solution w: option k of group g
-    costs joined(w with g at k) - joined(w), within budget - joined(w). Cuts that are cheap alone but
-    save less together (widths off the engine's layout block across a whole stage, say) are then
+    costs joined(w with g at k) - joined(w) (``joined.joined_change``), within budget - joined(w).
+    Cuts that are cheap alone but save less together (widths off the engine's layout block across a whole stage, say) are then
     priced by what they save beside the others. Each solution is repaired by single-group moves
     (:class:`_Moves`) before it becomes the next point; stops when a point repeats. Returns the most
     valuable solution met within the budget in ``joined``, or, if none is, the fastest met."""
     moves = _Moves(names, values, options, joined, budget_ms)
     seen: dict[tuple[int, ...], float] = {}  # every solution met, with its prediction in ``joined``
     for _ in range(RELINEARISE_ROUNDS):
-        seen[tuple(picked)] = moves.ms(picked)
+        seen.setdefault(tuple(picked), moves.ms(picked))
         picked = moves.repair(picked)
         at = seen.setdefault(tuple(picked), moves.ms(picked))
         w = moves.widths(picked)
-        costs = [np.array([joined({**w, n: int(k)}) - at for k in ks]) for n, ks in zip(names, options, strict=True)]
+        costs = [
+            np.array([joined.joined_change(w, n, int(k)) for k in ks]) for n, ks in zip(names, options, strict=True)
+        ]
         try:
             nxt = group_knapsack(values, costs, budget_ms - at)
         except InfeasibleBudget:
@@ -170,34 +181,32 @@ class _Moves:
         return {n: int(ks[i]) for n, ks, i in zip(self.names, self.options, choice, strict=True)}
 
     def ms(self, choice) -> float:
-        return self.joined(self.widths(choice))
+        return self.joined.joined_ms(self.widths(choice))
 
     def value(self, choice) -> float:
         return sum(float(v[i]) for v, i in zip(self.values, choice, strict=True))
 
-    def _each(self, choice):
-        """Every choice one group away: ``(new choice, value gained, its prediction)``."""
+    def _each(self, choice, at: float):
+        """Every choice one group away (``at``: the choice's prediction): ``(new choice, value gained,
+        its prediction)``."""
         w = self.widths(choice)
         for g, (n, ks, v) in enumerate(zip(self.names, self.options, self.values, strict=True)):
             for i in range(len(ks)):
                 if i != choice[g]:
-                    yield (
-                        [*choice[:g], i, *choice[g + 1 :]],
-                        float(v[i] - v[choice[g]]),
-                        self.joined({**w, n: int(ks[i])}),
-                    )
+                    ms = at + self.joined.joined_change(w, n, int(ks[i]))
+                    yield [*choice[:g], i, *choice[g + 1 :]], float(v[i] - v[choice[g]]), ms
 
     def repair(self, choice) -> list[int]:
         """Over the budget: the move losing least value per ms saved, until within (or no move saves).
         Within: the move gaining most value that stays within, until none does."""
         choice, at = list(choice), self.ms(choice)
         while at > self.budget:
-            saving = [(-gain / (at - ms), c, ms) for c, gain, ms in self._each(choice) if ms < at]
+            saving = [(-gain / (at - ms), c, ms) for c, gain, ms in self._each(choice, at) if ms < at]
             if not saving:
                 return choice
             _, choice, at = min(saving, key=lambda t: t[0])
         while True:
-            gaining = [(gain, c, ms) for c, gain, ms in self._each(choice) if gain > 0 and ms <= self.budget]
+            gaining = [(gain, c, ms) for c, gain, ms in self._each(choice, at) if gain > 0 and ms <= self.budget]
             if not gaining:
                 return choice
             _, choice, at = max(gaining, key=lambda t: t[0])

@@ -82,6 +82,10 @@ class LatencyModel:
             if cut > 0:
                 self.pairs[(p.a, p.b)] = self._scaled(p.interaction_ms, p.ref_ms, network) / cut
         self.joins = self._joins()
+        self.joins_of = defaultdict(list)  # group -> the joins it is one side of
+        for join in self.joins:
+            for g in set(join[:2]):
+                self.joins_of[g].append(join)
         self.stage_of = dict(self.settings.resolutions)
         self.stage_scales, self.join_weight = self._fit(store.probes(), stage_scales)
         self.interactions = interactions
@@ -192,17 +196,32 @@ class LatencyModel:
         a solver that linearises the correction around its last solution reads."""
         return self.base_ms + self._singles(widths) + self.correction_ms(widths)
 
-    def _pairs_ms(self, widths: dict[str, int]) -> float:
+    def joined_change(self, widths: dict[str, int], group: str, width: int) -> float:
+        """``joined_ms`` of ``widths`` with ``group`` at ``width``, less ``joined_ms(widths)``: from the
+        terms that touch ``group`` only (what a relinearising solver reads for every option)."""
+        other = {**widths, group: width}
+        full = self.meta.widths
+        pairs = [(ab, k) for ab, k in self.pairs.items() if group in ab]
+        joins = self.joins_of.get(group, [])
+        return (
+            self.delta_ms(group, width)
+            - self.delta_ms(group, widths.get(group, full[group]))
+            + self._pairs_ms(other, pairs)
+            - self._pairs_ms(widths, pairs)
+            + self.join_weight * (self._joined_ms(other, joins) - self._joined_ms(widths, joins))
+        )
+
+    def _pairs_ms(self, widths: dict[str, int], pairs=None) -> float:
         full = self.meta.widths
         total = 0.0
-        for (a, b), k in self.pairs.items():
+        for (a, b), k in self.pairs.items() if pairs is None else pairs:
             total += k * (full[a] - widths.get(a, full[a])) * (full[b] - widths.get(b, full[b]))
         return total
 
-    def _joined_ms(self, widths: dict[str, int]) -> float:
+    def _joined_ms(self, widths: dict[str, int], joins=None) -> float:
         full = self.meta.widths
         total = 0.0
-        for a, b, share_a, share_b in self.joins:
+        for a, b, share_a, share_b in self.joins if joins is None else joins:
             wa, wb = widths.get(a, full[a]), widths.get(b, full[b])
             if wa >= full[a] or wb >= full[b]:
                 continue

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class MacCost:
     """Latency as a share of MACs around the ``ref`` widths (where it is ``ref_ms``): the interface of
     :class:`~trtprune.lut.predict.LatencyModel` the knapsack reads (``base_ms``, ``delta_ms``,
-    ``predict_widths``, ``joined_ms``). ``layers`` hold each conv/linear's MACs at the ``ref`` widths."""
+    ``predict_widths``, ``joined_ms``, ``joined_change``). ``layers`` hold each conv/linear's MACs at the ``ref`` widths."""
 
     def __init__(self, layers: tuple[LayerJoin, ...], ref: dict[str, int], ref_ms: float) -> None:
         self.layers, self.ref, self.base_ms = layers, dict(ref), ref_ms
@@ -40,9 +40,9 @@ class MacCost:
             )
         return cls(latency.settings.layers, latency.meta.widths, latency.base_ms)
 
-    def macs(self, widths: dict[str, int]) -> float:
+    def macs(self, widths: dict[str, int], layers: tuple[LayerJoin, ...] | list[LayerJoin] | None = None) -> float:
         total = 0.0
-        for layer in self.layers:
+        for layer in self.layers if layers is None else layers:
             scale = 1.0
             for g in {layer.in_group, layer.out_group} - {None}:  # a depthwise conv scales once
                 scale *= widths.get(g, self.ref[g]) / self.ref[g]
@@ -59,6 +59,12 @@ class MacCost:
         """The full prediction (MACs of layers joining two groups scale with both): what the joined
         solver linearises."""
         return self.predict_widths(widths)
+
+    def joined_change(self, widths: dict[str, int], group: str, width: int) -> float:
+        """``joined_ms`` with ``group`` at ``width`` less ``joined_ms(widths)``, from its layers only."""
+        touching = [j for j in self.layers if group in (j.in_group, j.out_group)]
+        other = {**widths, group: width}
+        return self.base_ms * (self.macs(other, touching) - self.macs(widths, touching)) / self.ref_macs
 
 
 @METHODS.register("sp-lamp-macs")

@@ -41,7 +41,7 @@ class SpLamp(Method):
         from trtprune.decision import decide
 
         cost = self.cost_model(state)
-        joined = cost.joined_ms if self.solver == "joined" else None
+        joined = cost if self.solver == "joined" else None
         return decide(
             state.groups, state.scores, cost, goal_ms, state.model_name, state.current, state.round_to, joined
         )
