@@ -114,10 +114,9 @@ def decide(
         picked = group_knapsack(values, costs, budget_ms - latency.base_ms)
     except InfeasibleBudget:
         raise infeasible(budget_ms, latency.base_ms + sum(float(c.min()) for c in costs), latency, model_name) from None
-    names = [g.name for g in groups.groups]
     predict = latency.predict_widths
     if joined is not None:
-        picked = _relinearised(names, values, options, picked, joined, budget_ms)
+        picked = _relinearised([g.name for g in groups.groups], values, options, picked, joined, budget_ms)
         predict = joined.joined_ms
     plan = Plan(model=model_name, input_shape=tuple(groups.example_input.shape))
     widths, value = {}, 0.0
@@ -143,10 +142,11 @@ def _relinearised(
 ) -> list[int]:
     """Re-solve the knapsack with costs linearised around the last solution w: option k of group g
     costs joined(w with g at k) - joined(w) (``joined.joined_change``), within budget - joined(w).
-    Cuts that are cheap alone but save less together (widths off the engine's layout block across a whole stage, say) are then
-    priced by what they save beside the others. Each solution is repaired by single-group moves
-    (:class:`_Moves`) before it becomes the next point; stops when a point repeats. Returns the most
-    valuable solution met within the budget in ``joined``, or, if none is, the fastest met."""
+    Cuts that are cheap alone but save less together (widths off the engine's layout block across
+    a whole stage, say) are then priced by what they save beside the others. Each solution is
+    repaired by single-group moves (:class:`_Moves`) before it becomes the next point; stops when a
+    point repeats. Returns the most valuable solution met within the budget in ``joined``, or, if
+    none is, the fastest met."""
     moves = _Moves(names, values, options, joined, budget_ms)
     seen: dict[tuple[int, ...], float] = {}  # every solution met, with its prediction in ``joined``
     for _ in range(RELINEARISE_ROUNDS):

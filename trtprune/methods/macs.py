@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 class MacCost:
     """Latency as a share of MACs around the ``ref`` widths (where it is ``ref_ms``): the interface of
     :class:`~trtprune.lut.predict.LatencyModel` the knapsack reads (``base_ms``, ``delta_ms``,
-    ``predict_widths``, ``joined_ms``, ``joined_change``). ``layers`` hold each conv/linear's MACs at the ``ref`` widths."""
+    ``predict_widths``, ``joined_ms``, ``joined_change``). ``layers`` hold each conv/linear's MACs at
+    the ``ref`` widths."""
 
     def __init__(self, layers: tuple[LayerJoin, ...], ref: dict[str, int], ref_ms: float) -> None:
         self.layers, self.ref, self.base_ms = layers, dict(ref), ref_ms
