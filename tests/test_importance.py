@@ -191,6 +191,24 @@ def test_taylor_bn_is_halps_eq_27_averaged_over_batches():
     assert torch.is_grad_enabled()
 
 
+def test_taylor_scoring_leaves_the_running_statistics_as_they_were():
+    """The training-mode passes that take the gradients must not move the batch norms' running
+    statistics (a scored model would otherwise evaluate and fine-tune from other buffers)."""
+    import torch
+
+    from trtprune.importance import taylor_per_layer
+    from trtprune.models import build_model
+
+    shape = (4, 1, 28, 28)
+    model = build_model("resnet20", shape)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(0)
+    taylor_per_layer(model, [(torch.randn(*shape) * 3 + 1, torch.tensor([1, 3, 0, 7])) for _ in range(3)])
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not model.training
+
+
 def test_loss_calibrated_sp_lamp_keeps_the_ranking_and_totals_the_sensitivity():
     from trtprune.importance import group_sensitivity
 

@@ -101,6 +101,24 @@ def test_pipeline_end_to_end(setup, remeasure):
     assert result.measured_share == pytest.approx(report["measured_share"]) and result.run_dir == str(run)
 
 
+def test_scoring_batches_do_not_depend_on_what_the_process_drew_before(setup):
+    """The batches Taylor scores read are the same after other draws from the global random stream
+    (a resumed run makes fewer of them), and drawing them leaves that stream as it was."""
+    import torch
+
+    from trtprune.prune import PruneConfig
+    from trtprune.prune.inputs import load_inputs
+
+    _, _, table = setup
+    run = load_inputs(PruneConfig(lut=str(table), budget_ratio=0.7, limit_train=512))
+    first = list(run.batches(2))
+    torch.rand(1000)  # what an export or an augmentation elsewhere would draw
+    state = torch.get_rng_state()
+    second = list(run.batches(2))
+    assert torch.equal(state, torch.get_rng_state())
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second, strict=True))
+
+
 def test_decision_keeps_top_scored_prefixes_within_budget(setup):
     import numpy as np
 

@@ -188,7 +188,8 @@ def taylor_per_layer(model, batches, device: str = "cpu") -> dict[str, np.ndarra
 
     Per mini-batch (HALP's practice: the absolute value is taken per batch, then averaged):
     for a batch norm |g_gamma gamma + g_beta beta| per channel (HALP Eq. 27); for a conv or
-    linear |sum over the channel's output filter of w g|. The model is left in eval mode.
+    linear |sum over the channel's output filter of w g|. The model is left in eval mode, its
+    buffers (batch-norm running statistics) as they were: scoring does not change the model.
     """
     import torch
     import torch.nn.functional as F
@@ -201,6 +202,7 @@ def taylor_per_layer(model, batches, device: str = "cpu") -> dict[str, np.ndarra
     }
     total: dict[str, torch.Tensor] = {}
     n = 0
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     model.train()
     for x, y in batches:
         model.zero_grad(set_to_none=True)
@@ -220,4 +222,7 @@ def taylor_per_layer(model, batches, device: str = "cpu") -> dict[str, np.ndarra
         n += 1
     model.zero_grad(set_to_none=True)
     model.eval()
+    with torch.no_grad():  # the training-mode passes moved the running statistics: put them back
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])
     return {name: (t / max(n, 1)).numpy() for name, t in total.items()}

@@ -63,19 +63,29 @@ class PruneInputs:
         )
 
     def batches(self, n: int) -> Iterator[Any]:
-        """``n`` shuffled training batches (a fixed order for the run's seed), for scores that need gradients."""
+        """``n`` shuffled training batches for scores that need gradients: a fixed order for the run's
+        seed, and augmentations drawn from a random stream of their own (seeded by it), so the batches
+        are the same whatever the process drew before (a resumed run skips the earlier stages' exports
+        and augmentations an uninterrupted one made)."""
         import torch
         import torch.utils.data
 
-        loader = torch.utils.data.DataLoader(
-            self.train_set,
-            batch_size=self.config.batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(self.config.seed),
+        loader = iter(
+            torch.utils.data.DataLoader(
+                self.train_set,
+                batch_size=self.config.batch_size,
+                shuffle=True,
+                generator=torch.Generator().manual_seed(self.config.seed),
+            )
         )
-        for i, batch in enumerate(loader):
-            if i >= n:
-                break
+        state = torch.Generator().manual_seed(self.config.seed).get_state()
+        for _ in range(n):
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(state)
+                batch = next(loader, None)
+                state = torch.get_rng_state()
+            if batch is None:
+                return
             yield batch
 
 
