@@ -91,17 +91,13 @@ class State:
         files = sorted((p for p in self.root.rglob("*") if p.is_file()), key=lambda p: (p.name == "report.json", p))
         for src in files:  # a run's report.json last: a run directory with one is whole
             rel = src.relative_to(self.root)
-            dst = self.out / rel
             if rel.parts[0].startswith("compare-") and rel.name == "base.onnx":
                 continue  # copied into every run directory below
-            if not dst.exists():
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
-                copied += 1
+            dst = self.out / rel
+            copied += self._copy(src, dst)
         for base in self.root.glob("compare-*/base.onnx"):
             for run in (self.out / base.parent.name / "runs").glob("*/report.json"):
-                if not (run.parent / "base.onnx").exists():
-                    shutil.copy2(base, run.parent / "base.onnx")
+                self._copy(base, run.parent / "base.onnx")
         if copied:
             log.info("restored %d file(s) from %s into %s", copied, self.root, self.out)
         return copied
@@ -115,11 +111,12 @@ class State:
     def keep_tables(self, model: str) -> None:
         if self.root is None:
             return
+        from trtprune.atomic import atomic_path
+
         for db in (self.out / model).glob("*.db"):
-            dst = self.root / model / db.name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            with sqlite3.connect(db) as src, sqlite3.connect(dst) as copy:
-                src.backup(copy)
+            with atomic_path(self.root / model / db.name) as tmp:
+                with sqlite3.connect(db) as src, sqlite3.connect(tmp) as copy:
+                    src.backup(copy)
 
     def keep_runs(self, model: str) -> None:
         if self.root is None:
@@ -132,11 +129,15 @@ class State:
             self._copy(run / "base.onnx", self.root / part / "base.onnx")
 
     @staticmethod
-    def _copy(src: Path, dst: Path) -> None:
-        if src.exists() and not dst.exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst.with_name(dst.name + ".tmp"))
-            dst.with_name(dst.name + ".tmp").replace(dst)
+    def _copy(src: Path, dst: Path) -> bool:
+        """Copy ``src`` onto a missing ``dst``, whole or not at all; True when it copied."""
+        from trtprune.atomic import atomic_path
+
+        if not src.exists() or dst.exists():
+            return False
+        with atomic_path(dst) as tmp:
+            shutil.copy2(src, tmp)
+        return True
 
 
 def _cli(*args: str) -> None:

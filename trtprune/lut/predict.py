@@ -82,10 +82,14 @@ class LatencyModel:
             if cut > 0:
                 self.pairs[(p.a, p.b)] = self._scaled(p.interaction_ms, p.ref_ms, network) / cut
         self.joins = self._joins()
-        self.joins_of = defaultdict(list)  # group -> the joins it is one side of
+        self.joins_of = defaultdict(list)  # group -> the joins and measured pairs it is one side of
         for join in self.joins:
             for g in set(join[:2]):
                 self.joins_of[g].append(join)
+        self.pairs_of = defaultdict(list)
+        for ab, k in self.pairs.items():
+            for g in ab:
+                self.pairs_of[g].append((ab, k))
         self.stage_of = dict(self.settings.resolutions)
         self.stage_scales, self.join_weight = self._fit(store.probes(), stage_scales)
         self.interactions = interactions
@@ -201,7 +205,7 @@ class LatencyModel:
         terms that touch ``group`` only (what a relinearising solver reads for every option)."""
         other = {**widths, group: width}
         full = self.meta.widths
-        pairs = [(ab, k) for ab, k in self.pairs.items() if group in ab]
+        pairs = self.pairs_of.get(group, [])
         joins = self.joins_of.get(group, [])
         return (
             self.delta_ms(group, width)
