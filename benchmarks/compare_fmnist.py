@@ -6,11 +6,16 @@ under --out and reused; rerun the same command after an interruption. What a wip
 to resume (the bases, the tables, each finished run's report.json and model.onnx) is also copied
 as it finishes into --state (benchmarks/results/compare_fmnist-state/, committed) and restored from
 there into --out, so the benchmark spans sessions on machines that keep nothing but the repository.
+Work in parts: ``--max-minutes N`` starts no run (nor base-training epoch) after N minutes, lets
+the one in progress finish, copies the state and stops; commit benchmarks/results/ after each part
+and rerun the same command to resume. Every run records the commit of the code that decided and
+fine-tuned it (``commits.json`` in the state; run it from a clean clone of that commit), and every
+part its wall time (``parts.json``). Once every run has finished, all are timed together.
 Results (per-run and summary tables, pareto plots, the recipe and the wall time) are saved beside
 this script in benchmarks/results/compare_fmnist.{md,json} and compare_fmnist-<model>.png.
 
-    python benchmarks/compare_fmnist.py                       # everything (about 8 h on 2 cores)
-    python benchmarks/compare_fmnist.py --models resnet20     # one part
+    python benchmarks/compare_fmnist.py --max-minutes 40      # one part: stops starting runs after 40 min
+    python benchmarks/compare_fmnist.py --models resnet20     # one model
     python benchmarks/compare_fmnist.py --freeze-cgroup /sys/fs/cgroup/freezer/devwork
         # freeze that cgroup (other jobs on the machine) whenever a latency is timed
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import shutil
 import sqlite3
@@ -49,14 +55,12 @@ BASES = {  # trained once from scratch with `trtprune train` (SGD 0.9, lr 0.1 co
     "resnet20": {"epochs": 15},
     "resnet56": {"epochs": 10},
 }
-OTHER_SP_LAMP_VALUES = ("sp-lamp", "sp-lamp-group")  # the default method's other --importance values
 PARTS = {
     "resnet20": {
         "budgets": (0.3, 0.5, 0.7),
         "methods": (
-            "sp-lamp",  # the default: importance sp-lamp-taylor, solver joined
-            "sp-lamp:solver=separable",  # the default's knapsack on the separable costs alone
-            *(f"sp-lamp:importance={v}" for v in OTHER_SP_LAMP_VALUES),
+            "sp-lamp",  # the default
+            "sp-lamp:importance=sp-lamp",  # the paper's own score
             "halp",
             "lap",
             "uniform",
@@ -68,9 +72,21 @@ PARTS = {
     "resnet56": {"budgets": (0.5,), "methods": ("sp-lamp", "halp", "uniform")},
 }
 SEEDS = 3
-# run first, at every budget, before the rest: what decides the default and its nearest rival
-FIRST = ("sp-lamp", "sp-lamp:solver=separable", "halp")
+# run first, at every budget, before the rest: the default and its nearest rival
+FIRST = ("sp-lamp", "halp")
 STATE = RESULTS / "compare_fmnist-state"
+
+
+def code_commit() -> str:
+    """The commit of the trtprune package this process runs (``+dirty`` when its tree has changes)."""
+    import trtprune
+
+    root = Path(trtprune.__file__).resolve().parent.parent
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--", "trtprune"], capture_output=True, text=True
+    )
+    return head.stdout.strip()[:12] + ("+dirty" if dirty.stdout.strip() else "")
 
 
 class State:
@@ -103,10 +119,42 @@ class State:
         return copied
 
     def keep_base(self, model: str) -> None:
+        """The trained base; while it trains, its last finished epoch (``OUT.partial/``, replaced)."""
         if self.root is None:
             return
         for name in (f"{model}-base.pt", f"{model}-base.wall_s"):
             self._copy(self.out / name, self.root / name)
+        partial, spent = self.out / f"{model}-base.pt.partial", self.out / f"{model}-base.wall_s.partial"
+        kept = self.root / partial.name
+        shutil.rmtree(kept, ignore_errors=True)  # replaced: the latest epoch only
+        (self.root / spent.name).unlink(missing_ok=True)
+        if not (self.root / f"{model}-base.pt").exists():
+            for src in partial.iterdir() if partial.is_dir() else ():
+                self._copy(src, kept / src.name)
+            self._copy(spent, self.root / spent.name)
+
+    def record(self, name: str, update) -> dict:
+        """Read ``name`` (a JSON file of the state), apply ``update`` to it, write it back whole."""
+        from trtprune.atomic import write_json
+
+        path = (self.root or self.out) / name
+        data = json.loads(path.read_text()) if path.exists() else {}
+        update(data)
+        write_json(path, data)
+        return data
+
+    def note_commits(self, model: str, commit: str) -> dict[str, str]:
+        """Give every finished run of ``model`` without a recorded commit this process's ``commit``
+        (the runs kept before commits were recorded carry theirs in the committed file); returns the map."""
+        part = f"compare-{model}"
+        finished = sorted(p.parent.name for p in (self.out / part / "runs").glob("*/report.json"))
+
+        def update(data: dict) -> None:
+            runs = data.setdefault(part, {})
+            for name in finished:
+                runs.setdefault(name, commit)
+
+        return self.record("commits.json", update)[part]
 
     def keep_tables(self, model: str) -> None:
         if self.root is None:
@@ -146,18 +194,40 @@ def _cli(*args: str) -> None:
     subprocess.run(cmd, check=True)
 
 
-def base_checkpoint(model: str, out: Path) -> dict:
-    """Train the base once (reused when present); returns how it was made."""
+class PartOver(Exception):
+    """The part's minutes ran out before the base finished training (its last epoch is kept)."""
+
+
+def base_checkpoint(model: str, out: Path, minutes_left: float | None = None) -> dict:
+    """Train the base once (reused when present; an interrupted training resumes after its last
+    finished epoch); returns how it was made. With ``minutes_left`` the training is stopped then
+    (:class:`PartOver`), its finished epochs kept; its wall time adds up over the parts."""
     from trtprune.checkpoint import load_checkpoint
 
     ckpt = out / f"{model}-base.pt"
     epochs = BASES[model]["epochs"]
     args = ["train", model, "--data", "fashion-mnist", "--epochs", str(epochs), "--lr", "0.1", "--seed", "0"]
-    if not ckpt.exists():
-        t0 = time.perf_counter()
-        _cli(*args, "--out", str(ckpt))
-        (out / f"{model}-base.wall_s").write_text(f"{time.perf_counter() - t0:.1f}\n")
     wall = out / f"{model}-base.wall_s"
+    if not ckpt.exists():
+        spent = out / f"{model}-base.wall_s.partial"  # training time of the parts so far
+        before = float(spent.read_text()) if spent.exists() else 0.0
+        t0 = time.perf_counter()
+        cmd = [sys.executable, "-m", "trtprune.cli", *args, "--out", str(ckpt)]
+        log.info("$ %s", " ".join(shlex.quote(a) for a in cmd))
+        proc = subprocess.Popen(cmd, start_new_session=True)
+        try:
+            proc.wait(timeout=None if minutes_left is None else max(60 * minutes_left, 1))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)  # the epochs finished so far are in OUT.partial/
+            proc.wait()
+        total = before + time.perf_counter() - t0
+        if not ckpt.exists():
+            if proc.returncode not in (0, -9):
+                raise SystemExit(f"training the {model} base failed (exit {proc.returncode})")
+            spent.write_text(f"{total:.1f}\n")
+            raise PartOver(f"{model} base: {total / 60:.0f} min of training so far, not finished")
+        wall.write_text(f"{total:.1f}\n")
+        spent.unlink(missing_ok=True)
     return {
         "checkpoint": str(ckpt),
         "command": "trtprune " + " ".join(args) + f" --out {ckpt}",
@@ -189,17 +259,26 @@ def table(model: str, ckpt: str, out: Path) -> dict:
     return {"path": str(path), "base_ms": result.base_ms, "engines_built": result.engines_built}
 
 
-def run_part(model: str, out: Path, state: State, finished_only: bool = False) -> dict | None:
+def run_part(
+    model: str, out: Path, state: State, finished_only: bool = False, deadline: float | None = None
+) -> dict | None:
     """Train or reuse the base, build or resume the table, run or resume every run (the methods of
     ``FIRST`` at every budget before the others), measure them all together. ``finished_only``:
-    measure what has finished (None when nothing has)."""
+    measure what has finished (None when nothing has). ``deadline`` (``time.monotonic()``): start
+    nothing after it (:class:`PartOver`, or the comparison's ``Stopped``)."""
     from trtprune.compare import CompareConfig, run_compare
 
     if finished_only and not any((out / f"compare-{model}" / "runs").glob("*/report.json")):
         return None
     t0 = time.perf_counter()
-    base = base_checkpoint(model, out)
-    state.keep_base(model)
+
+    def minutes_left() -> float | None:
+        return None if deadline is None else max(deadline - time.monotonic(), 0) / 60
+
+    try:
+        base = base_checkpoint(model, out, None if finished_only else minutes_left())
+    finally:
+        state.keep_base(model)
     lut = table(model, base["checkpoint"], out)
     state.keep_tables(model)
     part = PARTS[model]
@@ -212,15 +291,21 @@ def run_part(model: str, out: Path, state: State, finished_only: bool = False) -
         prune={"model": model, "checkpoint": base["checkpoint"], **RECIPE},
     )
 
-    def kept(_progress: dict) -> None:  # after every run: the run, and the tables it may have grown
+    commit = code_commit()
+
+    def kept(_progress: dict) -> None:  # after every run: the run, its commit, the tables it may have grown
         state.keep_runs(model)
         state.keep_tables(model)
+        state.note_commits(model, commit)
 
     first = tuple(m for m in part["methods"] if m in FIRST)
     if not finished_only and first != part["methods"]:
-        run_compare(replace(config, methods=first), progress=kept)
-    result_dir = run_compare(config, progress=kept, finished_only=finished_only)
+        run_compare(replace(config, methods=first), progress=kept, max_minutes=minutes_left())
+    result_dir = run_compare(config, progress=kept, finished_only=finished_only, max_minutes=minutes_left())
     result = json.loads((result_dir / "compare.json").read_text())
+    commits = state.note_commits(model, commit)
+    for row in result["rows"]:
+        row["commit"] = commits.get(Path(row["run"]).name)
     result.update(base=base, table=lut, session_wall_s=time.perf_counter() - t0)
     return result
 
@@ -269,31 +354,92 @@ def _markdown(parts: dict[str, dict], command: str) -> str:
 
 
 def main() -> None:
+    from trtprune.compare import Stopped, pareto_plot
+
     parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet20,resnet56", help="comma list of parts to run")
     parser.add_argument(
         "--finished-only", action="store_true", help="run nothing: measure and tabulate the runs finished so far"
     )
     parser.add_argument("--state", default=str(STATE), help="committed copy of what resuming needs ('' for none)")
+    parser.add_argument("--results", default=str(RESULTS), help="where the tables and plots are written")
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="start no run or training epoch after N minutes, then stop"
+    )
     args = parser.parse_args()
     out = start(args)
+    results = Path(args.results)
     state = State(Path(args.state) if args.state else None, out)
     state.restore()
-    saved = RESULTS / "compare_fmnist.json"
+    saved = results / "compare_fmnist.json"
     parts = json.loads(saved.read_text()).get("parts", {}) if saved.exists() else {}
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    t0, commit = time.monotonic(), code_commit()
+    deadline = None if args.max_minutes is None else t0 + 60 * args.max_minutes
+    stopped = None
     for model in (m.strip() for m in args.models.split(",") if m.strip()):
         if model not in PARTS:
             raise SystemExit(f"unknown part {model!r}; choose from {', '.join(PARTS)}")
-        part = run_part(model, out, state, args.finished_only)
+        try:
+            part = run_part(model, out, state, args.finished_only, deadline)
+        except (Stopped, PartOver) as exc:
+            stopped = f"{model}: {exc}"
+            break
         if part is None:  # nothing of this part has finished: no stale figures either
             parts.pop(model, None)
             continue
         parts[model] = part
-        from trtprune.compare import pareto_plot
+        pareto_plot(parts[model]["rows"], results / f"compare_fmnist-{model}.png", title=f"{model}, Fashion-MNIST")
+    if not args.finished_only:
+        log_part(state, command, commit, time.monotonic() - t0, stopped)
+    if stopped:
+        log.info("part over (%s); commit benchmarks/results/ and rerun the same command to resume", stopped)
+        return
+    log_text = _parts_markdown(state)
+    save(
+        results / "compare_fmnist",
+        _markdown(parts, command) + log_text,
+        {"command": command, "recipe": RECIPE, "parts": parts, "sessions": state.record("parts.json", lambda d: d)},
+    )
 
-        pareto_plot(parts[model]["rows"], RESULTS / f"compare_fmnist-{model}.png", title=f"{model}, Fashion-MNIST")
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    save(RESULTS / "compare_fmnist", _markdown(parts, command), {"command": command, "recipe": RECIPE, "parts": parts})
+
+def log_part(state: State, command: str, commit: str, wall_s: float, stopped: str | None) -> None:
+    """Append this invocation (a part) to ``parts.json``: its commit, wall time and runs finished."""
+    finished = {m: len(list((state.out / f"compare-{m}" / "runs").glob("*/report.json"))) for m in PARTS}
+
+    def update(data: dict) -> None:
+        data.setdefault("parts", []).append(
+            {
+                "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() - wall_s)),
+                "commit": commit,
+                "wall_s": round(wall_s, 1),
+                "runs_finished": finished,
+                "stopped": stopped,
+                "command": command,
+            }
+        )
+
+    state.record("parts.json", update)
+
+
+def _parts_markdown(state: State) -> str:
+    parts = state.record("parts.json", lambda d: d).get("parts", [])
+    lines = [
+        "",
+        "## Parts",
+        "",
+        f"The benchmark ran in {len(parts)} parts, {sum(p['wall_s'] for p in parts) / 60:.0f} min in all "
+        f"(the longest {max((p['wall_s'] for p in parts), default=0) / 60:.0f} min).",
+        "",
+        "| part | started (UTC) | commit | wall min | runs finished after it | stopped |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, p in enumerate(parts, 1):
+        runs = ", ".join(f"{m} {n}" for m, n in p["runs_finished"].items())
+        lines.append(
+            f"| {i} | {p['started']} | {p['commit']} | {p['wall_s'] / 60:.1f} | {runs} | {p['stopped'] or ''} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

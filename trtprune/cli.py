@@ -553,6 +553,13 @@ def compare(
         bool, typer.Option("--finished-only", help="run nothing: measure and tabulate the runs finished so far")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print compare.json instead of the table")] = False,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--max-minutes",
+            help="start no run after N minutes (the one in progress finishes); exit 3, rerun to resume",
+        ),
+    ] = None,
 ) -> None:
     """Every method at every budget through the same pipeline; one table and a Pareto plot."""
     from trtprune.compare import CompareConfig, run_compare
@@ -584,7 +591,7 @@ def compare(
         prune=shared,
     )
     with _progress_bar("comparing") as progress:
-        run_dir = run_compare(config, progress=progress.runs, finished_only=finished_only)
+        run_dir = run_compare(config, progress=progress.runs, finished_only=finished_only, max_minutes=max_minutes)
     if as_json:
         typer.echo((run_dir / "compare.json").read_text())
         return

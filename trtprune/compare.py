@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trtprune.errors import UsageError
+from trtprune.errors import TrtpruneError, UsageError
 from trtprune.records import Record
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,26 @@ def run_dir_name(spec: str, budget: float, seed: int) -> str:
     return f"{spec.replace(':', '_').replace('=', '-')}-b{budget:g}-s{seed}"
 
 
-def run_compare(config: CompareConfig, progress=None, finished_only: bool = False) -> Path:
+class Stopped(TrtpruneError):
+    """:func:`run_compare` reached its ``max_minutes`` before every run had finished; rerun to resume
+    (the CLI exits with 3: not a failure, not finished)."""
+
+    exit_code = 3
+
+    def __init__(self, finished: int, total: int, minutes: float) -> None:
+        super().__init__(f"stopped after {minutes:.0f} min with {finished} of {total} runs finished; rerun to resume")
+        self.finished, self.total = finished, total
+
+
+def run_compare(
+    config: CompareConfig, progress=None, finished_only: bool = False, max_minutes: float | None = None
+) -> Path:
     """Run (or resume) every run, measure them together, write the tables; returns OUT.
 
     ``finished_only``: run nothing; measure and tabulate the runs that have finished (a snapshot
-    of a long comparison in progress), the missing ones listed in the tables."""
+    of a long comparison in progress), the missing ones listed in the tables. ``max_minutes``: once
+    that many minutes have passed, start no further run (the one in progress finishes) and raise
+    :class:`Stopped` instead of measuring; a second call resumes with the runs finished so far."""
     from trtprune.atomic import write_json, write_text
     from trtprune.methods.base import parse_method_spec
     from trtprune.prune import PruneConfig, run_prune
@@ -78,6 +93,7 @@ def run_compare(config: CompareConfig, progress=None, finished_only: bool = Fals
     (out / "runs").mkdir(parents=True, exist_ok=True)
     runs, missing = [], []
     total = len(config.budgets) * len(config.methods) * config.seeds
+    started = time.monotonic()
     for budget in config.budgets:
         for spec in config.methods:
             method, options = parse_method_spec(spec)
@@ -87,6 +103,9 @@ def run_compare(config: CompareConfig, progress=None, finished_only: bool = Fals
                     missing.append(run_dir.name)
                     continue
                 if not (run_dir / "report.json").exists():  # run directories are atomic: present means whole
+                    minutes = (time.monotonic() - started) / 60
+                    if max_minutes is not None and minutes >= max_minutes:
+                        raise Stopped(len(runs), total, minutes)
                     t0 = time.perf_counter()
                     pc = PruneConfig(
                         lut=config.lut,
@@ -248,14 +267,15 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "Per run:",
         "",
-        "| budget | method | seed | measured ms | share | first share | top-1 | params | run wall s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| budget | method | seed | measured ms | share | first share | top-1 | params | run wall s | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in rows:  # commit: where the caller recorded the code each run was made with
         first = f"{r['first_share']:.3f}" if r.get("remeasured") else ""
         lines.append(
             f"| {r['budget_ratio']:.2f} | {r['method']} | {r['seed']} | {r['measured_ms']:.4f} | "
-            f"{r['measured_share']:.3f} | {first} | {r['top1']:.4f} | {r['params']:,} | {r['wall_s']:.0f} |"
+            f"{r['measured_share']:.3f} | {first} | {r['top1']:.4f} | {r['params']:,} | {r['wall_s']:.0f} | "
+            f"{r.get('commit') or ''} |"
         )
     return "\n".join(lines) + "\n"
 
