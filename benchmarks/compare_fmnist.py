@@ -67,6 +67,7 @@ PARTS = {
             "global-l1",
             "sp-lamp-macs",
             "torch-pruning",
+            "modelopt-fastnas",  # NVIDIA Model Optimizer's FastNAS
         ),
     },
     "resnet56": {"budgets": (0.5,), "methods": ("sp-lamp", "halp", "uniform")},
@@ -300,7 +301,7 @@ def run_part(
 
     first = tuple(m for m in part["methods"] if m in FIRST)
     if not finished_only and first != part["methods"]:
-        run_compare(replace(config, methods=first), progress=kept, max_minutes=minutes_left())
+        run_compare(replace(config, methods=first), progress=kept, max_minutes=minutes_left(), measure=False)
     result_dir = run_compare(config, progress=kept, finished_only=finished_only, max_minutes=minutes_left())
     result = json.loads((result_dir / "compare.json").read_text())
     commits = state.note_commits(model, commit)
@@ -414,12 +415,20 @@ def log_part(state: State, command: str, commit: str, wall_s: float, stopped: st
                 "commit": commit,
                 "wall_s": round(wall_s, 1),
                 "runs_finished": finished,
+                "processor": _processor(),
                 "stopped": stopped,
                 "command": command,
             }
         )
 
     state.record("parts.json", update)
+
+
+def _processor() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else ():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return ""
 
 
 def _parts_markdown(state: State) -> str:
@@ -431,13 +440,14 @@ def _parts_markdown(state: State) -> str:
         f"The benchmark ran in {len(parts)} parts, {sum(p['wall_s'] for p in parts) / 60:.0f} min in all "
         f"(the longest {max((p['wall_s'] for p in parts), default=0) / 60:.0f} min).",
         "",
-        "| part | started (UTC) | commit | wall min | runs finished after it | stopped |",
-        "|---|---|---|---|---|---|",
+        "| part | started (UTC) | commit | machine | wall min | runs finished after it | stopped |",
+        "|---|---|---|---|---|---|---|",
     ]
     for i, p in enumerate(parts, 1):
         runs = ", ".join(f"{m} {n}" for m, n in p["runs_finished"].items())
         lines.append(
-            f"| {i} | {p['started']} | {p['commit']} | {p['wall_s'] / 60:.1f} | {runs} | {p['stopped'] or ''} |"
+            f"| {i} | {p['started']} | {p['commit']} | {p.get('processor', '')} | {p['wall_s'] / 60:.1f} | {runs} "
+            f"| {p['stopped'] or ''} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -40,9 +40,9 @@ def main() -> None:
             out=str(out / f"distill-{arm}"),
             prune={"model": "resnet20", "checkpoint": base["checkpoint"], **RECIPE, **extra},
         )
-        run_compare(config)  # runs (or resumes) the arm; its own table is ignored below
+        run_compare(config, measure=False)  # runs (or resumes) the arm; measured below with the other
         runs += [(arm, BUDGET, s, Path(config.out) / "runs" / run_dir_name("sp-lamp", BUDGET, s)) for s in range(SEEDS)]
-    rows, environment = measure_runs(runs)  # both arms, one interleaved call
+    rows, environment = measure_runs(runs, lut["path"])  # both arms, one interleaved call
     summary = {}
     for arm in ARMS:
         top1 = [r["top1"] for r in rows if r["method"] == arm]

@@ -77,6 +77,7 @@ def test_unknown_method_is_one_line(run_cli, setup, tmp_path):
         (["--method", "uniform", "--option", "batches=3"], "method 'uniform' does not take option 'batches'; it takes none"),
         (["--option", "batches"], "write options as NAME:KEY=VALUE"),
         (["--option", "solver=exact"], "unknown solver 'exact'; choose one of: joined, separable"),
+        (["--method", "modelopt-fastnas", "--option", "unknown=1"], "method 'modelopt-fastnas' does not take option 'unknown'; it takes: divisor, score_batches, calib_batches"),
     ],
 )  # fmt: skip
 def test_bad_importance_or_method_option_is_one_line_naming_the_choices(run_cli, setup, tmp_path, args, says):
@@ -437,6 +438,41 @@ def test_torch_pruning_baseline_is_the_librarys_choice(setup):
     d2 = method.decide(later, 0.9 * latency.base_ms)
     for name, kept in d2.plan.groups.items():
         assert set(kept) <= set(d.plan.groups.get(name, kept))
+
+
+def test_modelopt_fastnas_plan_is_the_subnet_fastnas_chose(setup, tmp_path):
+    """The library decides: the plan's widths are the widths of FastNAS's subnet, its kept channels
+    are the ones FastNAS kept (found by their batch norms), and a second stage keeps none removed."""
+    import torch
+
+    from trtprune.methods.base import MethodContext
+    from trtprune.methods.modelopt_fastnas import ModeloptFastNAS, _plan_of
+
+    _, _, _, base, groups, latency = setup
+    model = copy.deepcopy(base)
+    torch.manual_seed(0)
+    for m in model.modules():  # distinct batch-norm parameters, as a trained model has
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    batches = [(torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))) for _ in range(12)]
+    method = ModeloptFastNAS(score_batches=2, calib_batches=1)
+    method.setup(MethodContext(model, (1, 1, 28, 28), groups, latency, "", "", None, workdir=str(tmp_path / "work")))
+    state = _state(setup, model=model, batches=lambda n: iter(batches[:n]), round_to=8)
+    subnet = method._search(state, 0.5)
+    assert (tmp_path / "work" / "fastnas-stage1.pth").exists()  # its search checkpoint, reused on resume
+    plan = _plan_of(state, subnet)
+    plan.validate(groups, "resnet20")
+    convs = dict(subnet.named_modules())
+    for g in groups.groups:
+        producer = next(m for m in g.members if m.role == "out" and m.kind == "Conv2d")
+        assert len(plan.groups.get(g.name, range(g.channels))) == convs[producer.layer].out_channels
+    assert any(len(kept) < groups.by_name[name].channels for name, kept in plan.groups.items())
+    second = _state(setup, model=model, batches=lambda n: iter(batches[:n]), round_to=8, plan=plan, stage=2)
+    second.current = {g.name: len(plan.groups.get(g.name, range(g.channels))) for g in groups.groups}
+    decision = method.decide(second, 0.3 * latency.base_ms)
+    for name, kept in decision.plan.groups.items():
+        assert set(kept) <= set(plan.groups.get(name, kept))
 
 
 @pytest.mark.slow

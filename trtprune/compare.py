@@ -76,14 +76,19 @@ class Stopped(TrtpruneError):
 
 
 def run_compare(
-    config: CompareConfig, progress=None, finished_only: bool = False, max_minutes: float | None = None
+    config: CompareConfig,
+    progress=None,
+    finished_only: bool = False,
+    max_minutes: float | None = None,
+    measure: bool = True,
 ) -> Path:
     """Run (or resume) every run, measure them together, write the tables; returns OUT.
 
     ``finished_only``: run nothing; measure and tabulate the runs that have finished (a snapshot
     of a long comparison in progress), the missing ones listed in the tables. ``max_minutes``: once
     that many minutes have passed, start no further run (the one in progress finishes) and raise
-    :class:`Stopped` instead of measuring; a second call resumes with the runs finished so far."""
+    :class:`Stopped` instead of measuring; a second call resumes with the runs finished so far.
+    ``measure`` False: run only (a later call measures every run together)."""
     from trtprune.atomic import write_json, write_text
     from trtprune.methods.base import parse_method_spec
     from trtprune.prune import PruneConfig, run_prune
@@ -120,9 +125,11 @@ def run_compare(
                 runs.append((spec, budget, seed, run_dir))
                 if progress:
                     progress({"done": len(runs), "total": total})
+    if not measure:
+        return out
     if not runs:
         raise UsageError(f"compare: no finished run under {out / 'runs'} to measure")
-    rows, environment = measure_runs(runs)
+    rows, environment = measure_runs(runs, config.lut)
     result = {
         "format": 2,
         "config": config.to_json(),
@@ -140,15 +147,17 @@ def run_compare(
 REMEASURE_OVER = 0.03  # a run measuring more than this share over its budget is timed once more
 
 
-def measure_runs(runs: list[tuple[str, float, int, Path]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every emitted model and the base in one interleaved call; runs over their budget by more
-    than :data:`REMEASURE_OVER` are measured once more beside the base (the second figure counts)."""
+def measure_runs(runs: list[tuple[str, float, int, Path]], lut: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every emitted model and the base in one interleaved call, with the timing settings of the
+    comparison's table ``lut`` (runs restored from elsewhere may name it by another path); runs over
+    their budget by more than :data:`REMEASURE_OVER` are measured once more beside the base (the
+    second figure counts)."""
     from trtprune.bench import measure_onnx_side_by_side
     from trtprune.lut.store import LutStore
     from trtprune.prune import load_result
 
     results = {run_dir: load_result(run_dir) for *_, run_dir in runs}
-    with LutStore(results[runs[0][3]].table) as store:
+    with LutStore(lut) as store:
         meta = store.require_meta()
     base_onnx = runs[0][3] / "base.onnx"
     measured = measure_onnx_side_by_side(

@@ -32,6 +32,7 @@ _MODULES = {
     "global-l1": "trtprune.methods.uniform",
     "sp-lamp-macs": "trtprune.methods.macs",
     "torch-pruning": "trtprune.methods.tp_baseline",
+    "modelopt-fastnas": "trtprune.methods.modelopt_fastnas",
 }
 
 
@@ -116,6 +117,7 @@ class MethodContext:
     data_root: str | None
     seed: int = 0
     batches: Batches = _no_batches
+    workdir: str | None = None  # where a method may keep resumable work (the run's RUN.partial/resume/)
 
 
 @dataclass

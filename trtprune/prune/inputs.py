@@ -46,8 +46,9 @@ class PruneInputs:
     def round_to(self) -> int:
         return self.config.round_to or self.latency.meta.step
 
-    def method_context(self, base_model: nn.Module) -> MethodContext:
-        """What the run's method may use before the first stage (:meth:`Method.setup`)."""
+    def method_context(self, base_model: nn.Module, workdir: str | None = None) -> MethodContext:
+        """What the run's method may use before the first stage (:meth:`Method.setup`); ``workdir``:
+        where it may keep resumable work (the run's journal directory)."""
         from trtprune.methods import MethodContext
 
         return MethodContext(
@@ -60,6 +61,7 @@ class PruneInputs:
             data_root=self.config.data_root,
             seed=self.config.seed,
             batches=self.batches,
+            workdir=workdir,
         )
 
     def batches(self, n: int) -> Iterator[Any]:

@@ -72,7 +72,7 @@ def _pipeline(run: PruneInputs, journal: Journal, run_dir: Path, start: float, p
     main = is_main_process()
     t0 = time.perf_counter()
     if main:
-        run.method.setup(run.method_context(base_model))
+        run.method.setup(run.method_context(base_model, workdir=str(journal.work)))
     setup_s = time.perf_counter() - t0
     timer = CandidateTimer(run.latency.meta, base_model, run.input_shape) if main else None
     stages, plan, mask = _stages(run, journal, model, base_model, timer, progress)
