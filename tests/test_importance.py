@@ -52,6 +52,7 @@ def test_registry_scores_every_group():
     assert set(SCORERS.names()) == {
         "sp-lamp",
         "sp-lamp-taylor",
+        "sp-lamp-probe",
         "sp-lamp-group",
         "lamp",
         "l1",
@@ -229,6 +230,39 @@ def test_loss_based_scores_need_data():
     from trtprune.models import build_model
 
     groups = find_groups(build_model("resnet20", (1, 1, 28, 28)), (1, 1, 28, 28))
-    for name in ("taylor-bn", "sp-lamp-taylor"):
-        with pytest.raises(TrtpruneError, match="needs gradients"):
+    for name in ("taylor-bn", "sp-lamp-taylor", "sp-lamp-probe"):
+        with pytest.raises(TrtpruneError, match="needs training data"):
             score_groups(groups, name)
+
+
+def test_loss_probe_is_the_loss_change_of_removing_each_groups_lower_half():
+    """The probe zeroes the lower half of one group at a time on a copy: its figure is that copy's
+    loss minus the model's, the model is not changed, and sp-lamp-probe's lower half is worth it."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    from trtprune.importance import ScoreContext, loss_probe, lower_half
+    from trtprune.plan import Plan
+    from trtprune.surgery import zero_removed
+
+    model, groups, batches, _ = _taylor_setup()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    probe = loss_probe(model, groups, batches, "resnet20")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert set(probe) == {g.name for g in groups.groups} and any(abs(d) > 1e-6 for d in probe.values())
+    g = groups.by_name["conv1"]
+    paper = score_groups(groups, "sp-lamp")[g.name]
+    drop = set(lower_half(paper).tolist())
+    assert len(drop) == g.channels // 2
+    copy_ = copy.deepcopy(model).eval()
+    zero_removed(
+        groups, Plan("resnet20", (4, 1, 28, 28), {g.name: [i for i in range(g.channels) if i not in drop]}), copy_
+    )
+    with torch.no_grad():
+        loss = [sum(float(F.cross_entropy(m.eval()(x), y)) for x, y in batches) / len(batches) for m in (copy_, model)]
+    assert probe[g.name] == pytest.approx(loss[0] - loss[1], rel=1e-5, abs=1e-7)
+    scores = score_groups(groups, "sp-lamp-probe", ScoreContext(probe=probe))[g.name]
+    assert scores[sorted(drop)].sum() == pytest.approx(max(probe[g.name], 1e-4))
+    np.testing.assert_allclose(scores / scores.sum(), paper / paper.sum())

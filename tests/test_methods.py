@@ -449,7 +449,7 @@ def test_modelopt_fastnas_plan_is_the_subnet_fastnas_chose(setup, tmp_path):
     from trtprune.methods.modelopt_fastnas import ModeloptFastNAS, _plan_of
 
     _, _, _, base, groups, latency = setup
-    model = copy.deepcopy(base)
+    model = copy.deepcopy(base).to(memory_format=torch.channels_last)  # as the fine-tune leaves it
     torch.manual_seed(0)
     for m in model.modules():  # distinct batch-norm parameters, as a trained model has
         if isinstance(m, torch.nn.BatchNorm2d):

@@ -14,6 +14,10 @@ separation): it never walks the model. Registered:
   group's curve scaled so that its full value equals the group's loss sensitivity,
   its first-order Taylor total (HALP's Eq. 27 on the group's batch norms, averaged
   over mini-batches; the output filters' |sum w g| for a group without norms).
+- ``sp-lamp-probe`` (beyond the paper): the same ranking inside each group, each group's curve
+  scaled so that the channels of its lower half (by that ranking) are worth the loss change
+  measured when they are removed (:func:`loss_probe`): a measured loss change per group instead
+  of the first-order Taylor total.
 - ``sp-lamp-group``: one Eq. 2 curve per group from norms summed over all its
   producers and consumers (trtprune before 0.2; kept for the record): every group's
   best channel is worth 1 whatever the group controls.
@@ -72,11 +76,14 @@ class ScoreContext:
 
     seed: int = 0
     taylor: dict[str, np.ndarray] | None = None  # layer -> per own output channel, averaged over batches
+    probe: dict[str, float] | None = None  # group -> loss change when its lower half goes (:func:`loss_probe`)
 
 
 Scorer = Callable[["ModelGroups", "ChannelGroup", ScoreContext], np.ndarray]
 SCORERS: Registry[Scorer] = Registry("importance")
 NEEDS_TAYLOR = frozenset({"taylor-bn", "sp-lamp-taylor"})  # scorers that read ScoreContext.taylor
+NEEDS_PROBE = frozenset({"sp-lamp-probe"})  # scorers that read ScoreContext.probe
+PROBE_FLOOR = 1e-4  # a group whose removal does not raise the loss is worth this much (it stays rankable)
 
 
 def score_groups(
@@ -84,10 +91,10 @@ def score_groups(
 ) -> dict[str, np.ndarray]:
     scorer = SCORERS.get(name)
     context = context or ScoreContext()
-    if name in NEEDS_TAYLOR and context.taylor is None:
+    if (name in NEEDS_TAYLOR and context.taylor is None) or (name in NEEDS_PROBE and context.probe is None):
         from trtprune.errors import TrtpruneError
 
-        raise TrtpruneError(f"{name} importance needs gradients: pass --data so a few batches can be run")
+        raise TrtpruneError(f"{name} importance needs training data: pass --data so a few batches can be run")
     return {g.name: scorer(groups, g, context) for g in groups.groups}
 
 
@@ -117,6 +124,21 @@ def _sp_lamp(groups: ModelGroups, group: ChannelGroup, _: ScoreContext) -> np.nd
 def _sp_lamp_taylor(groups: ModelGroups, group: ChannelGroup, context: ScoreContext) -> np.ndarray:
     scores = _sp_lamp(groups, group, context)
     return scores * (group_sensitivity(groups, group, context) / scores.sum())
+
+
+@SCORERS.register("sp-lamp-probe")
+def _sp_lamp_probe(groups: ModelGroups, group: ChannelGroup, context: ScoreContext) -> np.ndarray:
+    scores = _sp_lamp(groups, group, context)
+    lower = scores[lower_half(scores)].sum()
+    return scores * (max(context.probe[group.name], PROBE_FLOOR) / lower) if lower > 0 else scores
+
+
+def lower_half(scores: np.ndarray) -> np.ndarray:
+    """The indices of the lower-scored half of a group's channels (ties by index); at least one,
+    never all."""
+    n = len(scores)
+    order = np.lexsort((np.arange(n), scores))
+    return order[: max(1, min(n // 2, n - 1))] if n > 1 else order[:0]
 
 
 @SCORERS.register("sp-lamp-group")
@@ -226,3 +248,44 @@ def taylor_per_layer(model, batches, device: str = "cpu") -> dict[str, np.ndarra
         for name, b in model.named_buffers():
             b.copy_(buffers[name])
     return {name: (t / max(n, 1)).numpy() for name, t in total.items()}
+
+
+def loss_probe(model, groups: ModelGroups, batches, model_name: str) -> dict[str, float]:
+    """Per group, how much the mean cross-entropy over ``batches`` rises when the lower half of the
+    group's channels (by :func:`_sp_lamp`) is removed (zeroed on every coupled layer of a copy of
+    ``model``, in eval mode). ``model`` is not changed."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    from trtprune.plan import Plan
+    from trtprune.surgery import zero_removed
+
+    batches = list(batches)
+    device = next(model.parameters()).device
+
+    def loss(m) -> float:
+        with torch.no_grad():
+            total = sum(float(F.cross_entropy(m(x.to(device)), y.to(device))) for x, y in batches)
+        return total / max(len(batches), 1)
+
+    was_training = model.training
+    model.eval()
+    base = loss(model)
+    deltas = {}
+    for group in groups.groups:
+        drop = set(lower_half(_sp_lamp(groups, group, ScoreContext())).tolist())
+        if not drop:
+            deltas[group.name] = 0.0
+            continue
+        plan = Plan(
+            model_name,
+            tuple(groups.example_input.shape),
+            {group.name: [i for i in range(group.channels) if i not in drop]},
+        )
+        probe = copy.deepcopy(model)
+        zero_removed(groups, plan, probe)
+        deltas[group.name] = loss(probe) - base
+    model.train(was_training)
+    return deltas

@@ -171,13 +171,15 @@ class Method:
 
 
 def score_context(state: StageState, importance: str, taylor_batches: int) -> ScoreContext:
-    """The scorer's context at this stage: Taylor sensitivities from ``taylor_batches`` training
-    mini-batches where the importance reads them."""
-    from trtprune.importance import NEEDS_TAYLOR, ScoreContext, taylor_per_layer
+    """The scorer's context at this stage: Taylor sensitivities, or the loss probe, from
+    ``taylor_batches`` training mini-batches where the importance reads them."""
+    from trtprune.importance import NEEDS_PROBE, NEEDS_TAYLOR, ScoreContext, loss_probe, taylor_per_layer
 
     context = ScoreContext(seed=state.seed)
     if importance in NEEDS_TAYLOR:
         context.taylor = taylor_per_layer(state.model, state.batches(taylor_batches))
+    if importance in NEEDS_PROBE:
+        context.probe = loss_probe(state.model, state.groups, state.batches(taylor_batches), state.model_name)
     return context
 
 

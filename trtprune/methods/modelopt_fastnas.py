@@ -82,7 +82,8 @@ class ModeloptFastNAS(Method):
         from trtprune.surgery import zero_removed
 
         mtp = _modelopt()
-        model = copy.deepcopy(state.model).eval()
+        # FastNAS refuses channels-last weights (the fine-tune's format on CPU)
+        model = copy.deepcopy(state.model).eval().to(memory_format=torch.contiguous_format)
         if state.plan is not None:
             zero_removed(state.groups, state.plan, model)
         batches = list(state.batches(self.score_batches + self.calib_batches))
