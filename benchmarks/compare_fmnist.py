@@ -347,11 +347,61 @@ def _markdown(parts: dict[str, dict], command: str) -> str:
                 else []
             ),
             markdown(r).split("\n", 2)[2],
+            *paired_lines(r["rows"]),
             f"![pareto](compare_fmnist-{model}.png)",
             "",
         ]
     lines.append(f"Command: `{command}`")
     return "\n".join(lines) + "\n"
+
+
+def paired(rows: list[dict], default: str = "sp-lamp") -> list[dict]:
+    """Per budget: the best other method by mean top-1, and the default minus it seed by seed
+    (mean and sample std of the paired differences)."""
+    import statistics
+
+    out = []
+    for budget in sorted({r["budget_ratio"] for r in rows}):
+        at = [r for r in rows if r["budget_ratio"] == budget]
+        by = {(r["method"], r["seed"]): r["top1"] for r in at}
+        means = {m: statistics.fmean(r["top1"] for r in at if r["method"] == m) for m in {r["method"] for r in at}}
+        rivals = {m: v for m, v in means.items() if m != default}
+        if default not in means or not rivals:
+            continue
+        rival = max(rivals, key=rivals.get)
+        seeds = sorted(s for (m, s) in by if m == default and (rival, s) in by)
+        diffs = [by[(default, s)] - by[(rival, s)] for s in seeds]
+        out.append(
+            {
+                "budget_ratio": budget,
+                "rival": rival,
+                "default_mean": means[default],
+                "rival_mean": means[rival],
+                "diffs": diffs,
+                "mean": statistics.fmean(diffs),
+                "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+            }
+        )
+    return out
+
+
+def paired_lines(rows: list[dict]) -> list[str]:
+    pairs = paired(rows)
+    if not pairs:
+        return []
+    lines = [
+        "",
+        "Default minus the best other method, paired by seed (points of top-1):",
+        "",
+        "| budget | best other | default mean | its mean | paired difference (mean ± std) | per seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in pairs:
+        lines.append(
+            f"| {p['budget_ratio']:.1f} | {p['rival']} | {p['default_mean']:.4f} | {p['rival_mean']:.4f} | "
+            f"{100 * p['mean']:+.2f} ± {100 * p['std']:.2f} | {', '.join(f'{100 * d:+.2f}' for d in p['diffs'])} |"
+        )
+    return [*lines, ""]
 
 
 def main() -> None:

@@ -473,6 +473,9 @@ def test_modelopt_fastnas_plan_is_the_subnet_fastnas_chose(setup, tmp_path):
     decision = method.decide(second, 0.3 * latency.base_ms)
     for name, kept in decision.plan.groups.items():
         assert set(kept) <= set(plan.groups.get(name, kept))
+    with pytest.raises(InfeasibleBudget, match="no subnet") as exc:  # under its smallest subnet: it says so
+        method.decide(state, 0.01 * latency.base_ms)
+    assert exc.value.smallest_ms > 0.01 * latency.base_ms
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from trtprune.errors import UnsupportedModelError, UsageError
+from trtprune.errors import InfeasibleBudget, UnsupportedModelError, UsageError
 from trtprune.methods.base import METHODS, Method, MethodContext, StageState
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,14 @@ class ModeloptFastNAS(Method):
 
         cost = MacCost.of_table(state.latency)
         share = min(goal_ms / cost.base_ms, 1.0)
-        subnet = self._search(state, share)
+        try:
+            subnet = self._search(state, share)
+        except ValueError as exc:  # FastNAS: no subnet of its search space meets the constraint
+            smallest = cost.predict_widths({g.name: min(g.channels, self.divisor) for g in state.groups.groups})
+            raise InfeasibleBudget(
+                f"modelopt-fastnas: no subnet within {100 * share:.1f}% of the base FLOPs ({exc or 'FastNAS'})",
+                smallest,
+            ) from None
         plan = _plan_of(state, subnet)
         widths = {g.name: len(plan.groups.get(g.name, range(g.channels))) for g in state.groups.groups}
         return Decision(plan, widths, cost.predict_widths(widths), 0.0)
