@@ -155,6 +155,12 @@ class State:
             for name in finished:
                 runs.setdefault(name, commit)
 
+        def machine(data: dict) -> None:  # the processor each run was decided and timed on
+            runs = data.setdefault(part, {})
+            for name in finished:
+                runs.setdefault(name, _processor())
+
+        self.record("machines.json", machine)
         return self.record("commits.json", update)[part]
 
     def keep_tables(self, model: str) -> None:
