@@ -273,7 +273,7 @@ def run_part(
     ``FIRST`` at every budget before the others), measure them all together. ``finished_only``:
     measure what has finished (None when nothing has). ``deadline`` (``time.monotonic()``): start
     nothing after it (:class:`PartOver`, or the comparison's ``Stopped``)."""
-    from trtprune.compare import CompareConfig, run_compare
+    from trtprune.compare import CompareConfig, run_compare, run_dir_name
 
     if finished_only and not any((out / f"compare-{model}" / "runs").glob("*/report.json")):
         return None
@@ -308,6 +308,15 @@ def run_part(
     first = tuple(m for m in part["methods"] if m in FIRST)
     if not finished_only and first != part["methods"]:
         run_compare(replace(config, methods=first), progress=kept, max_minutes=minutes_left(), measure=False)
+    missing = [
+        m
+        for m in part["methods"]
+        for b in part["budgets"]
+        for s in range(SEEDS)
+        if not (Path(config.out) / "runs" / run_dir_name(m, b, s) / "report.json").exists()
+    ]
+    if missing and not finished_only and deadline is not None and time.monotonic() >= deadline:
+        raise PartOver(f"{model}: the part's minutes are over with {len(missing)} run(s) to go")
     result_dir = run_compare(config, progress=kept, finished_only=finished_only, max_minutes=minutes_left())
     result = json.loads((result_dir / "compare.json").read_text())
     commits = state.note_commits(model, commit)

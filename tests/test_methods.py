@@ -118,6 +118,7 @@ def test_sp_lamp_solver_reads_the_prediction_it_names(setup, solver):
     """``joined`` (the default): within the goal in the table's full prediction (the joined-layer
     correction included) and worth at least the separable choice when that one is within it too;
     ``separable``: within the goal in the sum of single-group changes."""
+    from trtprune.decision import allowed_widths, smallest_ms
     from trtprune.methods import get_method
 
     state = _state(setup)
@@ -125,8 +126,15 @@ def test_sp_lamp_solver_reads_the_prediction_it_names(setup, solver):
     separable = get_method("sp-lamp", {"solver": "separable", "importance": "sp-lamp"})
     state.scores = method.score(state)
     latency = state.latency
-    for share in (0.5, 0.7, 0.9):
-        goal = share * latency.base_ms
+    # goals inside the range this machine's table can reach (its floor differs between machines)
+    cheapest = {
+        g.name: int(min(allowed_widths(g, g.channels, 16), key=lambda k, g=g: latency.delta_ms(g.name, int(k))))
+        for g in state.groups.groups
+    }
+    floor = max(smallest_ms(state.groups, latency, 16), latency.joined_ms(cheapest))
+    assert floor < latency.base_ms, "the table predicts no cut as faster than the base"
+    for share in (0.25, 0.5, 0.8):
+        goal = floor + share * (latency.base_ms - floor)
         d = method.decide(state, goal)
         full = latency.joined_ms(d.widths)
         if solver == "joined":
@@ -305,7 +313,7 @@ def test_matching_returns_the_fastest_when_nothing_fits():
 # compare -------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_compare_runs_measures_and_resumes(setup, tmp_path):
-    from trtprune.compare import CompareConfig, run_compare
+    from trtprune.compare import CompareConfig, Stopped, run_compare
 
     root, ckpt, table, *_ = setup
     config = CompareConfig(
@@ -335,6 +343,12 @@ def test_compare_runs_measures_and_resumes(setup, tmp_path):
     assert len(snapshot["rows"]) == 4 and snapshot["missing"] == ["global-l1-b0.7-s0", "global-l1-b0.7-s1"]
     assert "Not finished yet (2 runs" in (out / "compare.md").read_text()
     assert not list((out / "runs").glob("global-l1*"))
+    with pytest.raises(Stopped, match="1 of 6 runs finished|5 of 6 runs finished"):  # one run, then it stops
+        run_compare(wider, max_minutes=0)
+    assert len(list((out / "runs").glob("global-l1*/report.json"))) == 1
+    out = run_compare(wider, max_minutes=0)  # resumes with the last run, then measures all six
+    assert len(json.loads((out / "compare.json").read_text())["rows"]) == 6
+    assert {p: p.stat().st_mtime for p in (out / "runs").glob("[su]*/report.json")} == stamps  # none redone
 
 
 def test_matching_moves_up_from_a_goal_the_method_cannot_reach():

@@ -87,7 +87,8 @@ def run_compare(
     ``finished_only``: run nothing; measure and tabulate the runs that have finished (a snapshot
     of a long comparison in progress), the missing ones listed in the tables. ``max_minutes``: once
     that many minutes have passed, start no further run (the one in progress finishes) and raise
-    :class:`Stopped` instead of measuring; a second call resumes with the runs finished so far.
+    :class:`Stopped` instead of measuring; a second call resumes with the runs finished so far. A
+    call always finishes at least one missing run (``max_minutes=0``: exactly one per call).
     ``measure`` False: run only (a later call measures every run together)."""
     from trtprune.atomic import write_json, write_text
     from trtprune.methods.base import parse_method_spec
@@ -98,7 +99,7 @@ def run_compare(
     (out / "runs").mkdir(parents=True, exist_ok=True)
     runs, missing = [], []
     total = len(config.budgets) * len(config.methods) * config.seeds
-    started = time.monotonic()
+    started, ran = time.monotonic(), 0
     for budget in config.budgets:
         for spec in config.methods:
             method, options = parse_method_spec(spec)
@@ -109,8 +110,9 @@ def run_compare(
                     continue
                 if not (run_dir / "report.json").exists():  # run directories are atomic: present means whole
                     minutes = (time.monotonic() - started) / 60
-                    if max_minutes is not None and minutes >= max_minutes:
+                    if max_minutes is not None and ran and minutes >= max_minutes:
                         raise Stopped(len(runs), total, minutes)
+                    ran += 1
                     t0 = time.perf_counter()
                     pc = PruneConfig(
                         lut=config.lut,
