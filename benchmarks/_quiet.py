@@ -39,14 +39,14 @@ def frozen(cgroup: Path):
 
 
 def freeze_while_timing(cgroup: str | None) -> None:
-    """Wrap the harness's entry points (``trtprune.timing.measure`` and ``measure_interleaved``,
+    """Wrap the harness's entry points (``trtprune.engine.timing.measure`` and ``measure_interleaved``,
     and the copies modules imported already) so every timing call runs with ``cgroup`` frozen."""
     if not cgroup:
         return
     path = Path(cgroup)
     if not (path / "freezer.state").exists():
         raise SystemExit(f"--freeze-cgroup {cgroup}: not a cgroup-v1 freezer directory (no freezer.state)")
-    import trtprune.timing as timing
+    import trtprune.engine.timing as timing
 
     for name in ("measure", "measure_interleaved"):
         original = getattr(timing, name)

@@ -11,7 +11,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def save(stem: Path, text: str, payload: Any) -> None:
     """Print ``text`` and write it to ``stem``.md and ``payload`` to ``stem``.json (whole or not at all)."""
-    from trtprune.atomic import write_text
+    from trtprune.core.atomic import write_text
 
     print(text)
     stem.parent.mkdir(parents=True, exist_ok=True)

@@ -136,7 +136,7 @@ class State:
 
     def record(self, name: str, update) -> dict:
         """Read ``name`` (a JSON file of the state), apply ``update`` to it, write it back whole."""
-        from trtprune.atomic import write_json
+        from trtprune.core.atomic import write_json
 
         path = (self.root or self.out) / name
         data = json.loads(path.read_text()) if path.exists() else {}
@@ -166,7 +166,7 @@ class State:
     def keep_tables(self, model: str) -> None:
         if self.root is None:
             return
-        from trtprune.atomic import atomic_path
+        from trtprune.core.atomic import atomic_path
 
         for db in (self.out / model).glob("*.db"):
             with atomic_path(self.root / model / db.name) as tmp:
@@ -186,7 +186,7 @@ class State:
     @staticmethod
     def _copy(src: Path, dst: Path) -> bool:
         """Copy ``src`` onto a missing ``dst``, whole or not at all; True when it copied."""
-        from trtprune.atomic import atomic_path
+        from trtprune.core.atomic import atomic_path
 
         if not src.exists() or dst.exists():
             return False
@@ -209,7 +209,7 @@ def base_checkpoint(model: str, out: Path, minutes_left: float | None = None) ->
     """Train the base once (reused when present; an interrupted training resumes after its last
     finished epoch); returns how it was made. With ``minutes_left`` the training is stopped then
     (:class:`PartOver`), its finished epochs kept; its wall time adds up over the parts."""
-    from trtprune.checkpoint import load_checkpoint
+    from trtprune.models.checkpoint import load_checkpoint
 
     ckpt = out / f"{model}-base.pt"
     epochs = BASES[model]["epochs"]
@@ -273,7 +273,8 @@ def run_part(
     ``FIRST`` at every budget before the others), measure them all together. ``finished_only``:
     measure what has finished (None when nothing has). ``deadline`` (``time.monotonic()``): start
     nothing after it (:class:`PartOver`, or the comparison's ``Stopped``)."""
-    from trtprune.compare import CompareConfig, run_compare, run_dir_name
+    from trtprune.compare.config import CompareConfig, run_dir_name
+    from trtprune.compare.run import run_compare
 
     if finished_only and not any((out / f"compare-{model}" / "runs").glob("*/report.json")):
         return None
@@ -327,7 +328,7 @@ def run_part(
 
 
 def _markdown(parts: dict[str, dict], command: str) -> str:
-    from trtprune.compare import markdown
+    from trtprune.report.compare import markdown
 
     lines = [
         "# Methods at matched measured latency: ResNet-20 and ResNet-56 on Fashion-MNIST (ONNX Runtime, CPU)",
@@ -420,7 +421,8 @@ def paired_lines(rows: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    from trtprune.compare import Stopped, pareto_plot
+    from trtprune.compare.config import Stopped
+    from trtprune.report.compare import pareto_plot
 
     parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet20,resnet56", help="comma list of parts to run")

@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
+from pathlib import Path
 
 from _results import RESULTS, save  # benchmarks/_results.py, beside this script
+
+# the coverage check is test code (tests/model_coverage.py): this sweep runs it over the whole zoo
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def _fmt(x: float | None) -> str:
@@ -44,7 +49,8 @@ def _table(title: str, rows: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    from trtprune.coverage import TIMM_SWEEP, check_model
+    from model_coverage import TIMM_SWEEP, check_model
+
     from trtprune.models import list_models
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

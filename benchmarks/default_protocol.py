@@ -30,7 +30,8 @@ SEED = 0
 
 
 def main() -> None:
-    from trtprune.compare import CompareConfig, measure_runs, run_compare, run_dir_name
+    from trtprune.compare.config import CompareConfig, run_dir_name
+    from trtprune.compare.run import measure_runs, run_compare
 
     args = benchmark_parser(__doc__.splitlines()[0]).parse_args()
     out = start(args)

@@ -24,7 +24,8 @@ BUDGET = 0.5
 
 
 def main() -> None:
-    from trtprune.compare import CompareConfig, measure_runs, run_compare, run_dir_name
+    from trtprune.compare.config import CompareConfig, run_dir_name
+    from trtprune.compare.run import measure_runs, run_compare
 
     out = start(benchmark_parser(__doc__.splitlines()[0]).parse_args())
     t0 = time.perf_counter()

@@ -27,12 +27,12 @@ from pathlib import Path
 
 from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
-from trtprune.atomic import write_text
+from trtprune.core.atomic import write_text
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
 from trtprune.lut.verify import share_error_pct, verify
-from trtprune.report import markdown_table
+from trtprune.report.markdown import markdown_table
 
 CASES = {  # case -> input shape; other model@size cases take the model's own channel count
     "resnet20@28": "1x1x28x28",  # Fashion-MNIST (1 channel), as the demo and compare_fmnist prune it

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
-from trtprune.report import markdown_table
+from trtprune.report.markdown import markdown_table
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
 
 def instance(seed: int = 0):
-    from trtprune.groups import find_groups
-    from trtprune.importance import score_groups
+    from trtprune.decide.importance import score_groups
+    from trtprune.graph.groups import find_groups
     from trtprune.models import build_model
 
     shape = (1, 3, 224, 224)
@@ -77,8 +77,8 @@ def milp_reference(values, costs, budget):
 def main() -> None:
     import tracemalloc
 
-    from trtprune.report import markdown_table
-    from trtprune.solver import group_knapsack
+    from trtprune.decide.solver import group_knapsack
+    from trtprune.report.markdown import markdown_table
 
     groups, values, stair = instance()
     rows = []

@@ -21,12 +21,12 @@ from pathlib import Path
 from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
 from trtprune.backends import BackendConfig
-from trtprune.candidates import prepare
-from trtprune.groups import find_groups
+from trtprune.core.shapes import parse_shape
+from trtprune.engine.candidates import prepare
+from trtprune.engine.timing import measure_interleaved
+from trtprune.graph.groups import find_groups
 from trtprune.models import build_model
-from trtprune.shapes import parse_shape
-from trtprune.surgery import prune_copy
-from trtprune.timing import measure_interleaved
+from trtprune.surgery.apply import prune_copy
 
 
 def main() -> None:
@@ -71,7 +71,7 @@ def main() -> None:
         "p90_dev_pct": sorted(100 * abs(s - med) / med for s in shares)[int(0.9 * (len(shares) - 1))],
         "median_call_spread": statistics.median(r["call_spread"] for r in rows),
     }
-    from trtprune.report import markdown_table
+    from trtprune.report.markdown import markdown_table
 
     text = "\n".join(
         [

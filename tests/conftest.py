@@ -43,10 +43,10 @@ def run_cli(capsys):
 def r20_table(tmp_path_factory):
     """(checkpoint, table): an untrained resnet20 for Fashion-MNIST and a small table measured for it,
     shared by the modules that prune (read-only: each writes its runs under its own folder)."""
-    from trtprune.checkpoint import save_checkpoint
+    from trtprune.engine.timing import TimingConfig
     from trtprune.lut.build import LutConfig, build_lut
     from trtprune.models import build_model
-    from trtprune.timing import TimingConfig
+    from trtprune.models.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("r20-table")
     ckpt = root / "base.pt"

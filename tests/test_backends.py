@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from trtprune.backends import BackendConfig, get_backend
-from trtprune.errors import TrtpruneError
-from trtprune.timing import TimingConfig, measure
+from trtprune.core.errors import TrtpruneError
+from trtprune.engine.timing import TimingConfig, measure
 
 SHAPE = (1, 1, 28, 28)
 QUICK = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, retries=0)
@@ -46,7 +46,7 @@ def reference(model, x) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def onnx_path(model, tmp_path_factory):
-    from trtprune.export import export_onnx
+    from trtprune.engine.export import export_onnx
 
     return export_onnx(model, SHAPE, tmp_path_factory.mktemp("onnx") / "resnet20.onnx")
 
@@ -169,7 +169,7 @@ def test_backend_modules_import_without_tensorrt_or_torch():
 
 def test_onnx_precision_reads_the_graph(model, onnx_path, tmp_path):
     from trtprune.backends.trt import onnx_precision
-    from trtprune.precision import export_with_precision
+    from trtprune.engine.precision import export_with_precision
 
     assert onnx_precision(onnx_path) == "fp32"
     assert onnx_precision(export_with_precision(model, SHAPE, tmp_path / "half.onnx", "fp16")) == "fp16"
@@ -218,7 +218,7 @@ def test_trt_matches_ort(onnx_path, x, tmp_path):
 
 @pytest.mark.trt
 def test_trt_fp16_from_the_onnx(model, x, tmp_path):
-    from trtprune.precision import export_with_precision
+    from trtprune.engine.precision import export_with_precision
 
     path = export_with_precision(model, SHAPE, tmp_path / "half.onnx", "fp16")
     with get_backend("ort").prepare(path, SHAPE, BackendConfig()) as ort_runner:

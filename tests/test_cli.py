@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from trtprune.plan import Plan
+from trtprune.surgery.plan import Plan
 
 
 @pytest.fixture(scope="module")
 def base_ckpt(tmp_path_factory):
     """An untrained resnet20 checkpoint for Fashion-MNIST shapes."""
-    from trtprune.checkpoint import save_checkpoint
     from trtprune.models import build_model
+    from trtprune.models.checkpoint import save_checkpoint
 
     path = tmp_path_factory.mktemp("ck") / "base.pt"
     model = build_model("resnet20", "1x1x28x28")
@@ -84,7 +84,7 @@ def test_checkpoint_of_another_model(run_cli, tmp_path, base_ckpt):
 
 
 def test_export_plan_roundtrip_and_metadata(run_cli, tmp_path, base_ckpt):
-    from trtprune.export import read_metadata
+    from trtprune.engine.export import read_metadata
 
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(Plan("resnet20", (1, 1, 28, 28), {"conv1": [1, 5, 9]}).to_json()))

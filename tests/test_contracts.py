@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from trtprune.backends import BACKENDS, BackendConfig, get_backend
-from trtprune.errors import TrtpruneError
+from trtprune.core.errors import TrtpruneError
 from trtprune.methods import method_names
 
 OLD_TABLE = Path(__file__).parent / "fixtures" / "table-format1.db"
@@ -78,7 +78,7 @@ class _Tiny:
 def test_every_backend_runs_times_describes_and_deploys(name, tmp_path):
     import torch
 
-    from trtprune.export import export_onnx
+    from trtprune.engine.export import export_onnx
 
     backend = get_backend(name)
     config = BackendConfig(device="cuda" if name == "trt" else "cpu")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from trtprune.core.errors import DataError
 from trtprune.data import get_dataset, get_spec
-from trtprune.errors import DataError
 
 
 def test_fashion_mnist_is_real_and_normalised():

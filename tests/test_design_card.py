@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from trtprune.timing import TimingConfig
+from trtprune.engine.timing import TimingConfig
 
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
 

@@ -13,14 +13,14 @@ import copy
 import numpy as np
 import pytest
 import torch
+from model_coverage import TIMM_SWEEP, check_model
 
-from trtprune.coverage import TIMM_SWEEP, check_model
-from trtprune.errors import UnsupportedModelError
-from trtprune.export import export_onnx, ort_session
-from trtprune.groups import find_groups
+from trtprune.core.errors import UnsupportedModelError
+from trtprune.engine.export import export_onnx, ort_session
+from trtprune.graph.groups import find_groups
 from trtprune.models import build_model, list_models
-from trtprune.plan import random_plan
-from trtprune.surgery import apply_masks, apply_plan
+from trtprune.surgery.apply import apply_masks, apply_plan
+from trtprune.surgery.plan import random_plan
 
 TORCHVISION = [s.name for s in list_models() if s.family == "torchvision"]
 # what each exercises: concat (densenet, googlenet, squeezenet), grouped convs (resnext, regnet),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from trtprune.groups import find_groups
+from trtprune.graph.groups import find_groups
 from trtprune.models import build_model
 
 

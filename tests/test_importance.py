@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trtprune.importance import SCORERS, score_groups, sp_lamp
+from trtprune.decide.importance import SCORERS, score_groups, sp_lamp
 
 
 def _reference(num: np.ndarray) -> np.ndarray:
@@ -44,7 +44,7 @@ def test_bad_shapes():
 
 
 def test_registry_scores_every_group():
-    from trtprune.groups import find_groups
+    from trtprune.graph.groups import find_groups
     from trtprune.models import build_model
 
     shape = (1, 1, 28, 28)
@@ -108,7 +108,7 @@ def _loop_sp_lamp(producers, consumer_in_sq):
 
 
 def test_sp_lamp_sums_each_producer_layers_own_curve():
-    from trtprune.groups import find_groups
+    from trtprune.graph.groups import find_groups
 
     model = _TwoProducers.build()
     groups = find_groups(model, (1, 3, 8, 8))
@@ -129,8 +129,8 @@ def test_sp_lamp_sums_each_producer_layers_own_curve():
 def test_a_group_of_more_layers_is_worth_more_than_one_layer_of_the_same_norms():
     import torch
 
-    from trtprune.groups import find_groups
-    from trtprune.importance import layer_sp_lamp
+    from trtprune.decide.importance import layer_sp_lamp
+    from trtprune.graph.groups import find_groups
 
     model = _TwoProducers.build()
     v = torch.tensor([1.0, 2.0, 0.5, 3.0, 1.5, 2.5])  # every producer's filter norms
@@ -158,8 +158,8 @@ def test_a_group_of_more_layers_is_worth_more_than_one_layer_of_the_same_norms()
 def _taylor_setup():
     import torch
 
-    from trtprune.groups import find_groups
-    from trtprune.importance import ScoreContext, taylor_per_layer
+    from trtprune.decide.importance import ScoreContext, taylor_per_layer
+    from trtprune.graph.groups import find_groups
     from trtprune.models import build_model
 
     shape = (4, 1, 28, 28)
@@ -197,7 +197,7 @@ def test_taylor_scoring_leaves_the_running_statistics_as_they_were():
     statistics (a scored model would otherwise evaluate and fine-tune from other buffers)."""
     import torch
 
-    from trtprune.importance import taylor_per_layer
+    from trtprune.decide.importance import taylor_per_layer
     from trtprune.models import build_model
 
     shape = (4, 1, 28, 28)
@@ -211,7 +211,7 @@ def test_taylor_scoring_leaves_the_running_statistics_as_they_were():
 
 
 def test_loss_calibrated_sp_lamp_keeps_the_ranking_and_totals_the_sensitivity():
-    from trtprune.importance import group_sensitivity
+    from trtprune.decide.importance import group_sensitivity
 
     _, groups, _, context = _taylor_setup()
     calibrated = score_groups(groups, "sp-lamp-taylor", context)
@@ -225,8 +225,8 @@ def test_loss_calibrated_sp_lamp_keeps_the_ranking_and_totals_the_sensitivity():
 
 
 def test_loss_based_scores_need_data():
-    from trtprune.errors import TrtpruneError
-    from trtprune.groups import find_groups
+    from trtprune.core.errors import TrtpruneError
+    from trtprune.graph.groups import find_groups
     from trtprune.models import build_model
 
     groups = find_groups(build_model("resnet20", (1, 1, 28, 28)), (1, 1, 28, 28))
@@ -243,9 +243,9 @@ def test_loss_probe_is_the_loss_change_of_removing_each_groups_lower_half():
     import torch
     import torch.nn.functional as F
 
-    from trtprune.importance import ScoreContext, loss_probe, lower_half
-    from trtprune.plan import Plan
-    from trtprune.surgery import zero_removed
+    from trtprune.decide.importance import ScoreContext, loss_probe, lower_half
+    from trtprune.surgery.apply import zero_removed
+    from trtprune.surgery.plan import Plan
 
     model, groups, batches, _ = _taylor_setup()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from trtprune.backends import BackendConfig
-from trtprune.errors import PlanError, TrtpruneError
+from trtprune.core.errors import PlanError, TrtpruneError
+from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.grid import grid_widths, refine_candidates, staircase
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.settings import read_settings
 from trtprune.lut.store import LutMismatch, LutStore, Probe
-from trtprune.plan import Plan
-from trtprune.timing import TimingConfig
+from trtprune.surgery.plan import Plan
 
 SHAPE = "1x1x12x12"
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.2, warmup_ms=50, retries=0)
@@ -253,7 +253,7 @@ def _all_rows(path: Path) -> dict:
 def test_identical_blocks_have_one_signature():
     import torch
 
-    from trtprune.groups import find_groups
+    from trtprune.graph.groups import find_groups
     from trtprune.lut.block import extract_block, signature, trace
     from trtprune.models import build_model
 
@@ -400,8 +400,8 @@ def test_a_table_without_stage_probes_gets_them_on_resume_and_keeps_its_rows(tmp
 
 def test_an_older_trtprune_refuses_a_table_with_stage_scales(tmp_path, structural, monkeypatch):
     """A prediction rule without the stage scales would mispredict a format-3 table: it must refuse it."""
+    from trtprune.core.records import RecordError
     from trtprune.lut.settings import TableSettings
-    from trtprune.records import RecordError
 
     build_lut(BLOCK, tmp_path / "t.db")
     monkeypatch.setattr(TableSettings, "FORMAT", 2)  # the reader of trtprune before the stage scales

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trtprune.errors import InfeasibleBudget
+from trtprune.core.errors import InfeasibleBudget
+from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.methods.base import method_names
-from trtprune.timing import TimingConfig
 
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
 
@@ -21,11 +21,11 @@ FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """An untrained resnet20 for Fashion-MNIST, its groups and a small measured table."""
-    from trtprune.checkpoint import save_checkpoint
-    from trtprune.groups import find_groups
+    from trtprune.graph.groups import find_groups
     from trtprune.lut.predict import LatencyModel
     from trtprune.lut.store import LutStore
     from trtprune.models import build_model
+    from trtprune.models.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("methods")
     ckpt = root / "base.pt"
@@ -94,7 +94,7 @@ def test_bad_importance_or_method_option_is_one_line_naming_the_choices(run_cli,
 def test_joined_change_is_the_difference_of_full_predictions(setup):
     """The one-group change the joined solver reads (from the terms touching the group) equals the
     difference of two full predictions, for the table and for the MAC-cost ablation."""
-    from trtprune.decision import allowed_widths
+    from trtprune.decide.decision import allowed_widths
     from trtprune.methods.macs import MacCost
 
     state = _state(setup)
@@ -118,7 +118,7 @@ def test_sp_lamp_solver_reads_the_prediction_it_names(setup, solver):
     """``joined`` (the default): within the goal in the table's full prediction (the joined-layer
     correction included) and worth at least the separable choice when that one is within it too;
     ``separable``: within the goal in the sum of single-group changes."""
-    from trtprune.decision import allowed_widths, smallest_ms
+    from trtprune.decide.decision import allowed_widths, smallest_ms
     from trtprune.methods import get_method
 
     state = _state(setup)
@@ -150,7 +150,7 @@ def test_sp_lamp_solver_reads_the_prediction_it_names(setup, solver):
 
 # HALP -----------------------------------------------------------------------------------
 def test_halp_knapsack_takes_a_block_only_after_the_more_important_ones():
-    from trtprune.solver import zero_one_knapsack
+    from trtprune.decide.solver import zero_one_knapsack
 
     # layer 0's second block is worth more than its first, but may only follow it
     assert zero_one_knapsack([np.array([1.0, 10.0])], [np.array([1.0, 1.0])], 1.0) == [1]
@@ -169,8 +169,8 @@ def test_halp_schedule_is_exponential():
 
 def test_halp_decides_prefixes_under_its_table_and_keeps_every_layer(setup, tmp_path):
     from trtprune.backends import BackendConfig
+    from trtprune.lut.conv_table import ConvTable, layer_keys
     from trtprune.methods import get_method
-    from trtprune.methods.conv_table import ConvTable, layer_keys
 
     state = _state(setup)
     halp = get_method("halp")
@@ -244,14 +244,15 @@ def test_dynamic_selection_ranks_by_weight_change(setup):
 # uniform / global-l1 ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["uniform", "global-l1"])
 def test_bisected_baselines_meet_the_goal(setup, name):
-    from trtprune.decision import allowed_widths
     from trtprune.methods import get_method
 
     state = _state(setup)
     method = get_method(name)
     state.scores = method.score(state)
-    floors = {g.name: int(allowed_widths(g, g.channels, 16)[0]) for g in state.groups.groups}
-    lo = state.latency.predict_widths(floors)  # both knobs at their most pruning: every group at its floor
+    with pytest.raises(InfeasibleBudget) as smallest:  # the least the knob can do, as the method predicts it
+        method.decide(state, 0.0)
+    lo = smallest.value.smallest_ms
+    assert lo < state.latency.base_ms
     for frac in (0.2, 0.5, 0.8):
         goal = lo + frac * (state.latency.base_ms - lo)
         d = method.decide(state, goal)
@@ -267,7 +268,7 @@ def test_bisected_baselines_meet_the_goal(setup, name):
 
 # the shared matching loop --------------------------------------------------------------------
 def test_matching_lands_just_under_the_measured_target():
-    from trtprune.matching import match_target
+    from trtprune.decide.matching import match_target
 
     # a table that is 30% optimistic about savings, and choices on a 0.01 grid
     def decide(goal):
@@ -286,7 +287,7 @@ def test_matching_lands_just_under_the_measured_target():
 def test_matching_confirms_a_choice_before_accepting_it():
     """A choice measured just under the target in a fast spell and over it when measured again is
     not accepted on its first measurement: it counts with the slower one, and the loop goes on."""
-    from trtprune.matching import match_target
+    from trtprune.decide.matching import match_target
 
     calls: dict[float, int] = {}
 
@@ -304,7 +305,7 @@ def test_matching_confirms_a_choice_before_accepting_it():
 
 
 def test_matching_returns_the_fastest_when_nothing_fits():
-    from trtprune.matching import match_target
+    from trtprune.decide.matching import match_target
 
     m = match_target(lambda g: max(round(g, 2), 0.4), lambda c: c, lambda c: c + 0.3, target=0.5, base=1.0, rounds=5)
     assert not m.met and m.measured == pytest.approx(0.7)
@@ -313,7 +314,8 @@ def test_matching_returns_the_fastest_when_nothing_fits():
 # compare -------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_compare_runs_measures_and_resumes(setup, tmp_path):
-    from trtprune.compare import CompareConfig, Stopped, run_compare
+    from trtprune.compare.config import CompareConfig, Stopped
+    from trtprune.compare.run import run_compare
 
     root, ckpt, table, *_ = setup
     config = CompareConfig(
@@ -352,7 +354,7 @@ def test_compare_runs_measures_and_resumes(setup, tmp_path):
 
 
 def test_matching_moves_up_from_a_goal_the_method_cannot_reach():
-    from trtprune.matching import match_target
+    from trtprune.decide.matching import match_target
 
     def decide(goal):  # the method's own model cannot go below 0.45
         if goal < 0.45:
@@ -366,7 +368,7 @@ def test_matching_moves_up_from_a_goal_the_method_cannot_reach():
 
 
 def test_matching_reaches_a_negative_floor_of_a_noisy_table():
-    from trtprune.matching import match_target
+    from trtprune.decide.matching import match_target
 
     def decide(goal):  # a noisy table whose smallest prediction is below zero
         if goal < -0.6:
@@ -379,7 +381,7 @@ def test_matching_reaches_a_negative_floor_of_a_noisy_table():
 
 
 def test_matching_jumps_to_the_smallest_goal_the_method_can_do():
-    from trtprune.matching import match_target
+    from trtprune.decide.matching import match_target
 
     calls = []
 
@@ -396,12 +398,12 @@ def test_matching_jumps_to_the_smallest_goal_the_method_can_do():
 # the MAC-cost ablation and the Torch-Pruning baseline ------------------------------------------
 @pytest.mark.parametrize("name,shape", [("resnet20", (1, 1, 28, 28)), ("mobilenet_v2", (1, 3, 64, 64))])
 def test_mac_cost_predicts_the_macs_of_the_pruned_network(name, shape):
-    from trtprune.groups import find_groups
+    from trtprune.graph.groups import find_groups
     from trtprune.lut.layers import layer_joins
     from trtprune.methods.macs import MacCost
     from trtprune.models import build_model
     from trtprune.prune.deploy import count_macs
-    from trtprune.surgery import prune_copy
+    from trtprune.surgery.apply import prune_copy
 
     model = build_model(name, shape)
     groups = find_groups(model, shape)
@@ -515,11 +517,11 @@ def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name)
 
 
 def test_a_final_measurement_over_the_budget_is_measured_three_times_and_the_median_kept(setup, tmp_path):
-    from trtprune.export import export_onnx
+    from trtprune.engine.export import export_onnx
     from trtprune.lut.store import LutStore
     from trtprune.prune.deploy import measure_final
     from trtprune.prune.result import paired_share
-    from trtprune.surgery import prune_copy
+    from trtprune.surgery.apply import prune_copy
 
     _, _, table, model, groups, _ = setup
     with LutStore(table) as store:

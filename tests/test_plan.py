@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from trtprune.errors import PlanError
-from trtprune.groups import find_groups
+from trtprune.core.errors import PlanError
+from trtprune.graph.groups import find_groups
 from trtprune.models import build_model
-from trtprune.plan import Plan, random_plan
+from trtprune.surgery.plan import Plan, random_plan
 
 SHAPE = (1, 1, 28, 28)
 

@@ -8,11 +8,11 @@ import numpy as np
 import onnx
 import pytest
 
-from trtprune.calib import load_calibration_set
-from trtprune.errors import DataError
-from trtprune.export import ort_session
+from trtprune.core.errors import DataError
+from trtprune.engine.calib import load_calibration_set
+from trtprune.engine.export import ort_session
+from trtprune.engine.precision import export_with_precision
 from trtprune.models import build_model
-from trtprune.precision import export_with_precision
 
 SHAPE = (1, 1, 28, 28)
 CALIB = Path(__file__).parent.parent / "calib" / "fashion-mnist-sample.npy"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trtprune.timing import TimingConfig
+from trtprune.engine.timing import TimingConfig
 
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
 
@@ -59,9 +59,9 @@ def test_missing_data(setup, run_cli):
 @pytest.mark.parametrize("remeasure", [False, True])
 def test_pipeline_end_to_end(setup, remeasure):
     from trtprune.data import get_dataset
-    from trtprune.evaluation import evaluate_onnx
-    from trtprune.plan import Plan
+    from trtprune.engine.evaluation import evaluate_onnx
     from trtprune.prune import PruneConfig, run_prune
+    from trtprune.surgery.plan import Plan
 
     root, ckpt, table = setup
     result = run_prune(
@@ -122,12 +122,12 @@ def test_scoring_batches_do_not_depend_on_what_the_process_drew_before(setup):
 def test_decision_keeps_top_scored_prefixes_within_budget(setup):
     import numpy as np
 
-    from trtprune.decision import allowed_widths, decide
-    from trtprune.groups import find_groups
-    from trtprune.importance import score_groups
-    from trtprune.loading import load_model
+    from trtprune.decide.decision import allowed_widths, decide
+    from trtprune.decide.importance import score_groups
+    from trtprune.graph.groups import find_groups
     from trtprune.lut.predict import LatencyModel
     from trtprune.lut.store import LutStore
+    from trtprune.models.loading import load_model
 
     _, ckpt, table = setup
     loaded = load_model(None, checkpoint=ckpt)
@@ -190,8 +190,8 @@ def test_joined_solver_prices_cuts_that_save_less_together():
     prediction; the relinearised one reaches the brute-force optimum within it."""
     import numpy as np
 
-    from trtprune.decision import _relinearised
-    from trtprune.solver import group_knapsack
+    from trtprune.decide.decision import _relinearised
+    from trtprune.decide.solver import group_knapsack
 
     options = [np.array([2, 8, 16]), np.array([2, 8, 16]), np.array([4, 8])]
     values = [np.array([0.85, 0.9, 1.0]), np.array([0.85, 0.9, 1.0]), np.array([0.2, 1.0])]
@@ -220,9 +220,9 @@ def test_joined_solver_within_budget_whenever_a_choice_is():
     choice when that one is within, and the separable choice misses the budget in some of them."""
     import numpy as np
 
-    from trtprune.decision import _relinearised
-    from trtprune.errors import InfeasibleBudget
-    from trtprune.solver import group_knapsack
+    from trtprune.core.errors import InfeasibleBudget
+    from trtprune.decide.decision import _relinearised
+    from trtprune.decide.solver import group_knapsack
 
     rng = np.random.default_rng(0)
     names = [f"g{i}" for i in range(4)]
@@ -254,8 +254,8 @@ def test_joined_solver_within_budget_whenever_a_choice_is():
 
 
 def test_allowed_widths():
-    from trtprune.decision import allowed_widths
-    from trtprune.groups import ChannelGroup
+    from trtprune.decide.decision import allowed_widths
+    from trtprune.graph.groups import ChannelGroup
 
     g = ChannelGroup("g", 64, (), (), (), 1)
     assert allowed_widths(g, 64, 16).tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 32, 48, 64]

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from trtprune.backends import BackendConfig
-from trtprune.compare import CompareConfig
+from trtprune.compare.config import CompareConfig
+from trtprune.core.records import RecordError
+from trtprune.engine.timing import TimingConfig
 from trtprune.lut.config import LutConfig
 from trtprune.lut.layers import LayerJoin
 from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import LutMeta, LutStore
 from trtprune.prune import PruneConfig, StageRecord
-from trtprune.records import RecordError
-from trtprune.timing import TimingConfig
-from trtprune.train import TrainConfig
+from trtprune.train.loop import TrainConfig
 
 OLD_TABLE = Path(__file__).parent / "fixtures" / "table-format1.db"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
-from trtprune.timing import TimingConfig
 
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
 

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from trtprune.errors import InfeasibleBudget, TrtpruneError
-from trtprune.solver import group_knapsack, zero_one_knapsack
+from trtprune.core.errors import InfeasibleBudget, TrtpruneError
+from trtprune.decide.solver import group_knapsack, zero_one_knapsack
 
 
 def _brute(values, costs, budget):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from trtprune.export import export_onnx, ort_session
-from trtprune.groups import find_groups
+from trtprune.engine.export import export_onnx, ort_session
+from trtprune.graph.groups import find_groups
 from trtprune.models import build_model
-from trtprune.plan import random_plan
-from trtprune.surgery import apply_masks, apply_plan, expected_param_count
+from trtprune.surgery.apply import apply_masks, apply_plan, expected_param_count
+from trtprune.surgery.plan import random_plan
 
 MODELS = {
     "resnet18": (1, 3, 64, 64),
@@ -83,7 +83,7 @@ def test_soft_masks_stay_zero_through_training():
 
 
 def test_keep_ratio_keeps_round_ratio_of_every_group():
-    from trtprune.plan import keep_ratio_plan
+    from trtprune.surgery.plan import keep_ratio_plan
 
     shape = (1, 3, 64, 64)
     groups = find_groups(build_model("resnet18", shape), shape)
@@ -91,7 +91,7 @@ def test_keep_ratio_keeps_round_ratio_of_every_group():
     for g in groups.groups:
         assert len(plan.groups[g.name]) == max(1, round(0.3 * g.channels))
     # highest-L2 first: every kept channel's norm >= every dropped channel's norm
-    from trtprune.norms import channel_sq_norms
+    from trtprune.decide.norms import channel_sq_norms
 
     g = groups.groups[1]
     norms = channel_sq_norms(groups, g, "out")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trtprune.timing import TimingConfig, measure_interleaved, summarize
+from trtprune.engine.timing import TimingConfig, measure_interleaved, summarize
 
 
 def test_outliers_are_rejected():

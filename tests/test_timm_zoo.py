@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from trtprune.errors import UsageError
+from trtprune.core.errors import UsageError
 from trtprune.models import build_model, get_model_spec, list_models
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from trtprune.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from trtprune.core.errors import CheckpointError, DataError, UsageError
 from trtprune.data import get_dataset, get_spec
-from trtprune.errors import CheckpointError, DataError, UsageError
 from trtprune.models import build_model
-from trtprune.parallel import is_main_process
-from trtprune.train import TrainConfig, TrainResult, evaluate, train
+from trtprune.models.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from trtprune.train.ddp import is_main_process
+from trtprune.train.loop import TrainConfig, TrainResult, evaluate, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = "1x1x28x28"
@@ -126,8 +126,8 @@ import torch.distributed as dist
 
 from trtprune.data import get_dataset
 from trtprune.models import build_model
-from trtprune.parallel import is_main_process
-from trtprune.train import TrainConfig, train
+from trtprune.train.ddp import is_main_process
+from trtprune.train.loop import TrainConfig, train
 
 out = sys.argv[1]
 rank = int(os.environ["RANK"])
@@ -298,7 +298,7 @@ def test_distillation_mixes_the_label_loss_with_the_teachers_logits() -> None:
 
     import torch.nn.functional as F
 
-    from trtprune.train import Distillation
+    from trtprune.train.loop import Distillation
 
     model = build_model("resnet20", SHAPE).eval()
     x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 3, 1, 9])

@@ -29,7 +29,7 @@ def _train(
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    from trtprune.checkpoint import load_checkpoint
+    from trtprune.models.checkpoint import load_checkpoint
 
     return load_checkpoint(path)["state_dict"]
 

@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from model_coverage import empty_layers
 
-from trtprune.coverage import empty_layers
-from trtprune.errors import PlanError
-from trtprune.groups import Member, find_groups
+from trtprune.core.errors import PlanError
+from trtprune.graph.groups import Member, find_groups
 from trtprune.models import build_model
-from trtprune.plan import Plan, keep_ratio_plan, width_plan
-from trtprune.surgery import apply_plan, expected_param_count
+from trtprune.surgery.apply import apply_plan, expected_param_count
+from trtprune.surgery.plan import Plan, keep_ratio_plan, width_plan
 
 SHAPE = (1, 3, 64, 64)
 # splits (CSP, Res2Net), residual ties (GhostNet), grouped convs (ResNeXt), shuffle + chunk (ShuffleNet)
@@ -60,7 +60,7 @@ def test_an_empty_group_is_rejected():
 
 
 def test_random_plans_never_empty_a_layer():
-    from trtprune.plan import random_plan
+    from trtprune.surgery.plan import random_plan
 
     for name in ["ghostnet_100", "cspresnet50"]:
         model = build_model(name, SHAPE, num_classes=10)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from trtprune.errors import TrtpruneError, UsageError
+from trtprune.core.errors import TrtpruneError, UsageError
 
 app = typer.Typer(
     name="trtprune",
@@ -47,8 +47,8 @@ def models(
     family: Annotated[str | None, typer.Option("--family", help="only this family, e.g. torchvision, timm")] = None,
 ) -> None:
     """List the models trtprune can build."""
+    from trtprune.core.shapes import format_shape
     from trtprune.models import list_models
-    from trtprune.shapes import format_shape
 
     specs = list_models()
     if family is not None:
@@ -77,8 +77,8 @@ def groups(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """List the coupled channel groups of a model."""
-    from trtprune.groups import find_groups
-    from trtprune.loading import load_model
+    from trtprune.graph.groups import find_groups
+    from trtprune.models.loading import load_model
 
     loaded = load_model(model, input, checkpoint)
     found = find_groups(loaded.model, loaded.input_shape)
@@ -128,8 +128,8 @@ def train(
 ) -> None:
     """Train (or fine-tune a pruned) model; works under torchrun for data parallel. An interrupted run
     resumes after its last finished epoch when rerun (OUT.partial holds them)."""
-    from trtprune.finetune import TrainJob, run_train_job
-    from trtprune.train import TrainConfig
+    from trtprune.train.job import TrainJob, run_train_job
+    from trtprune.train.loop import TrainConfig
 
     config = TrainConfig(
         epochs=epochs,
@@ -175,8 +175,8 @@ def export(
     opset: Annotated[int, typer.Option("--opset")] = 17,
 ) -> None:
     """Export a (pruned) model to ONNX, checked and written atomically."""
-    from trtprune.export import export_onnx, onnx_metadata
-    from trtprune.loading import load_model, prune_loaded
+    from trtprune.engine.export import export_onnx, onnx_metadata
+    from trtprune.models.loading import load_model, prune_loaded
 
     if opset < 17:
         raise UsageError(f"opset {opset} is too old: use --opset 17 or newer")
@@ -197,7 +197,7 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Top-1 on the test split and latency in ONNX Runtime (CPU), side by side."""
-    from trtprune.report import compare_onnx
+    from trtprune.engine.side_by_side import compare_onnx
 
     rows = compare_onnx(onnx_files, data, data_root, threads, limit)
     if as_json:
@@ -268,8 +268,8 @@ def lut_build(
 ) -> None:
     """Measure (or resume measuring) a latency table: every group at a grid of widths."""
     from trtprune.backends import BackendConfig
+    from trtprune.engine.timing import TimingConfig
     from trtprune.lut.build import LutConfig, build_lut
-    from trtprune.timing import TimingConfig
 
     config = LutConfig(
         model=model,
@@ -299,7 +299,7 @@ def lut_build(
 
 
 def _write_lut_json(lut: Path, dest: Path) -> None:
-    from trtprune.atomic import write_json
+    from trtprune.core.atomic import write_json
     from trtprune.lut.store import LutStore
 
     with LutStore(lut) as store:
@@ -323,7 +323,7 @@ def lut_predict(
     """Predicted latency of a plan (``--explain``: the table's terms that add up to it)."""
     from trtprune.lut.predict import LatencyModel
     from trtprune.lut.store import LutStore
-    from trtprune.plan import Plan
+    from trtprune.surgery.plan import Plan
 
     with LutStore(lut) as store:
         model = LatencyModel(store)
@@ -395,7 +395,7 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Measure any model with the shared timing harness."""
-    from trtprune.bench import bench_path
+    from trtprune.engine.bench import bench_path
 
     result = bench_path(path, backend, threads=threads, device=device, precision=precision)
     if as_json:
@@ -562,7 +562,8 @@ def compare(
     ] = None,
 ) -> None:
     """Every method at every budget through the same pipeline; one table and a Pareto plot."""
-    from trtprune.compare import CompareConfig, run_compare
+    from trtprune.compare.config import CompareConfig
+    from trtprune.compare.run import run_compare
     from trtprune.lut.store import default_table
 
     if lut is None:

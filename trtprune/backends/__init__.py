@@ -2,7 +2,7 @@
 
 ``prepare(onnx_path, config)`` builds an engine or session and returns a
 :class:`~trtprune.backends.base.Runner`; the shared harness in
-:mod:`trtprune.timing` times ``runner.run``. TensorRT and CUDA are imported only
+:mod:`trtprune.engine.timing` times ``runner.run``. TensorRT and CUDA are imported only
 inside their own backend modules.
 """
 

@@ -4,7 +4,7 @@ A backend turns a network into a :class:`Runner` (``prepare``), turns an exporte
 into the artefact users deploy (``deploy``: ONNX Runtime's optimised model, TensorRT's
 ``.plan``) and describes the environment its numbers come from (``environment``). ONNX-consuming backends
 (``ort``, ``trt``) take an ONNX file; the ``torch`` backend takes the module.
-Timing is never done here: the shared harness in :mod:`trtprune.timing` calls
+Timing is never done here: the shared harness in :mod:`trtprune.engine.timing` calls
 ``runner.timed(k)``, which runs ``k`` inferences back to back and returns the
 elapsed milliseconds by the engine's own clock (wall clock on CPU, CUDA events
 around a CUDA-graph replay on GPU).
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from trtprune.errors import UsageError
-from trtprune.records import Record
-from trtprune.registry import Registry
+from trtprune.core.errors import TrtpruneError, UsageError
+from trtprune.core.records import Record
+from trtprune.core.registry import Registry
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -97,7 +97,6 @@ class RunnerBase:
     input_shape: tuple[int, ...] = ()
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        from trtprune.errors import TrtpruneError
 
         if tuple(x.shape) != tuple(self.input_shape):
             raise TrtpruneError(f"input shape {tuple(x.shape)} does not match the engine's {tuple(self.input_shape)}")

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from trtprune.backends.base import BackendConfig, RunnerBase
-from trtprune.errors import TrtpruneError
+from trtprune.backends.gpu import gpu_environment
+from trtprune.core.errors import TrtpruneError
 
 
 def session(
@@ -118,8 +119,6 @@ class OrtBackend:
             "machine": platform.machine(),
         }
         if config.device == "cuda":
-            from trtprune.backends.gpu import gpu_environment
-
             env.update(gpu_environment())
         return env
 

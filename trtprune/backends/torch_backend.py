@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trtprune.backends.base import BackendConfig, RunnerBase
-from trtprune.errors import TrtpruneError
+from trtprune.backends.gpu import CudaGraphTimer, gpu_environment
+from trtprune.backends.ort import cpu_name
+from trtprune.core.errors import TrtpruneError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -83,8 +85,6 @@ class TorchRunner(RunnerBase):
         except (RuntimeError, ValueError, TypeError) as exc:
             raise TrtpruneError(f"the model cannot run on input shape {self.input_shape}: {_first_line(exc)}") from None
         if self._cuda:
-            from trtprune.backends.gpu import CudaGraphTimer
-
             torch.cuda.synchronize()
             with _ieee_fp32(self._ieee):
                 self._timer = CudaGraphTimer(self._enqueue)
@@ -161,8 +161,6 @@ class TorchBackend:
     def environment(self, config: BackendConfig) -> dict[str, Any]:
         import torch
 
-        from trtprune.backends.ort import cpu_name
-
         env: dict[str, Any] = {
             "engine": "torch",
             "version": torch.__version__,
@@ -173,8 +171,6 @@ class TorchBackend:
             "precision": config.precision,
         }
         if config.device == "cuda":
-            from trtprune.backends.gpu import gpu_environment
-
             env.update(gpu_environment())
             env["cudnn"] = torch.backends.cudnn.version()
             env["tf32"] = False  # fp32 runs with TF32 off; fp16 has no fp32 convolutions

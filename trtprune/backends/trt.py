@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trtprune.atomic import atomic_path
 from trtprune.backends.base import BackendConfig, RunnerBase
-from trtprune.errors import TrtpruneError
+from trtprune.backends.gpu import CudaGraphTimer, gpu_environment
+from trtprune.backends.ort import cpu_name
+from trtprune.core.atomic import atomic_path
+from trtprune.core.errors import TrtpruneError
 
 if TYPE_CHECKING:
     import torch
@@ -241,8 +243,6 @@ class TrtRunner(RunnerBase):
     def __init__(self, plan: bytes, input_shape: tuple[int, ...] | None, config: BackendConfig) -> None:
         import torch
 
-        from trtprune.backends.gpu import CudaGraphTimer
-
         trt = import_tensorrt()
         self._torch = torch
         self.config = config
@@ -374,8 +374,6 @@ class TrtBackend:
         return {"engine": "model.plan"}
 
     def environment(self, config: BackendConfig) -> dict[str, Any]:
-        from trtprune.backends.gpu import gpu_environment
-        from trtprune.backends.ort import cpu_name
 
         trt = import_tensorrt()
         env: dict[str, Any] = {

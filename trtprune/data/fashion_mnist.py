@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from trtprune.core.errors import DataError
 from trtprune.data.preprocessing import Preprocessing
 from trtprune.data.registry import DATASETS, DatasetSpec
-from trtprune.errors import DataError
+from trtprune.data.transforms import normalize, random_crop_flip
 
 _FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -56,7 +57,6 @@ class ArrayDataset:
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        from trtprune.data.transforms import normalize, random_crop_flip
 
         x = self.images[i].float().div_(255.0)
         if self.augment:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from trtprune.core.errors import DataError
 from trtprune.data.fashion_mnist import ArrayDataset
 from trtprune.data.preprocessing import Preprocessing
 from trtprune.data.registry import DATASETS, DatasetSpec
-from trtprune.errors import DataError
+from trtprune.data.transforms import normalize
 
 _CIFAR_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
@@ -62,8 +63,6 @@ class ImageFolderDataset:
     def __getitem__(self, i: int):
         import torch
         from PIL import Image
-
-        from trtprune.data.transforms import normalize
 
         path, label = self.samples[i]
         c, h, w = self.pre.input_size

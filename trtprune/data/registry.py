@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trtprune.core.errors import UsageError
+from trtprune.core.registry import Registry
 from trtprune.data.preprocessing import Preprocessing
-from trtprune.registry import Registry
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -57,7 +58,6 @@ def get_dataset(
     ``input_size`` (C, H, W) is the model's input: a dataset that resizes its images (ImageFolder)
     resizes to it; fixed-size datasets keep their own size.
     """
-    from trtprune.errors import UsageError
 
     if split not in ("train", "test"):
         raise UsageError(f"unknown split {split!r}; use 'train' or 'test'")

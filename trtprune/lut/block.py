@@ -6,7 +6,7 @@ downstream of one of the group's producers and upstream of one of its consumers
 entering the block from outside become inputs with their recorded shapes (or
 constants, for sizes and other non-tensors); values leaving it become outputs,
 so no work inside is dead. Its layers keep their names, so the group's recorded
-members prune it exactly like the whole network (:func:`trtprune.surgery.prune_copy`);
+members prune it exactly like the whole network (:func:`trtprune.surgery.apply.prune_copy`);
 it is exported with several inputs.
 
 Blocks repeat (a ResNet stage's identical basic blocks): :func:`signature` is equal
@@ -23,13 +23,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from trtprune.errors import UnsupportedModelError
+from trtprune.core.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
     import torch
     from torch import fx, nn
 
-    from trtprune.groups import ChannelGroup
+    from trtprune.graph.groups import ChannelGroup
 
 log = logging.getLogger(__name__)
 

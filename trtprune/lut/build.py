@@ -11,15 +11,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtprune.backends import get_backend
+from trtprune.core.shapes import parse_shape
+from trtprune.engine.candidates import prepare
+from trtprune.engine.timing import measure_interleaved
+from trtprune.graph.groups import find_groups
 from trtprune.lut.config import LutConfig
 from trtprune.lut.grid import grid_widths, refine_candidates
+from trtprune.lut.layers import group_resolutions, layer_joins
+from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import BASE, LutMeta, LutStore, Pair, Probe, Row
-from trtprune.timing import measure_interleaved
+from trtprune.lut.strategies import STRATEGIES
+from trtprune.models.loading import load_model
+from trtprune.surgery.apply import prune_copy
 
 if TYPE_CHECKING:
     from trtprune.backends.base import Runner
-    from trtprune.groups import ChannelGroup, ModelGroups
-    from trtprune.loading import LoadedModel
+    from trtprune.graph.groups import ChannelGroup, ModelGroups
+    from trtprune.models.loading import LoadedModel
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
@@ -38,8 +46,6 @@ class LutResult:
 
 
 def load_for_lut(config: LutConfig) -> LoadedModel:
-    from trtprune.loading import load_model
-    from trtprune.shapes import parse_shape
 
     loaded = load_model(config.model, config.input_shape, config.checkpoint, pretrained=False)
     if config.batch:
@@ -48,8 +54,6 @@ def load_for_lut(config: LutConfig) -> LoadedModel:
 
 
 def table_meta(loaded: LoadedModel, groups: ModelGroups, config: LutConfig) -> LutMeta:
-    from trtprune.lut.layers import group_resolutions, layer_joins
-    from trtprune.lut.settings import TableSettings
 
     backend = get_backend(config.backend)
     shape = tuple(loaded.input_shape)
@@ -83,7 +87,6 @@ class TableBuilder:
     def __init__(
         self, config: LutConfig, loaded: LoadedModel, groups: ModelGroups, store: LutStore, progress: Progress | None
     ):
-        from trtprune.lut.strategies import STRATEGIES
 
         self.config, self.loaded, self.groups, self.store = config, loaded, groups, store
         self.progress = progress or (lambda event: None)
@@ -96,7 +99,6 @@ class TableBuilder:
         self.timing = self.strategy.timing
 
     def _prepare(self, model, example_inputs=None) -> Runner:
-        from trtprune.candidates import prepare
 
         self.engines += 1
         return prepare(
@@ -126,8 +128,6 @@ class TableBuilder:
         milliseconds (:class:`~trtprune.lut.predict.LatencyModel`). A table whose base row
         predates its probes gets the probes (beside a fresh base) and keeps its base row.
         """
-        from trtprune.lut.settings import read_settings
-        from trtprune.surgery import prune_copy
 
         probes = read_settings(self.store.require_meta(), f"table {self.store.path}").probe_widths
         have_base = bool(self.store.done(BASE))
@@ -250,7 +250,6 @@ class TableBuilder:
             self.progress({"group": f"{a} x {b}", "index": i, "groups": len(edges), "measured": self.measured})
 
     def pair(self, a: ChannelGroup, b: ChannelGroup) -> None:
-        from trtprune.surgery import prune_copy
 
         parts = self.strategy.pair_parts(a, b)
         if parts.copy_of is not None:
@@ -338,7 +337,6 @@ def build_lut(
     config: LutConfig, out: str | os.PathLike[str], progress: Progress | None = None, force: bool = False
 ) -> LutResult:
     """Measure (or finish measuring) the table for ``config`` into ``out``."""
-    from trtprune.groups import find_groups
 
     start = time.perf_counter()
     backend = get_backend(config.backend)

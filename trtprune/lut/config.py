@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trtprune.backends import BackendConfig
-from trtprune.errors import UsageError
-from trtprune.records import Record
-from trtprune.timing import TimingConfig
+from trtprune.core.errors import UsageError
+from trtprune.core.records import Record
+from trtprune.engine.timing import TimingConfig
 
 MODES = ("network", "block")
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from trtprune.records import Record
+from trtprune.core.records import Record
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from trtprune.groups import ModelGroups
+    from trtprune.graph.groups import ModelGroups
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from trtprune.core.atomic import atomic_path
 from trtprune.lut.store import BASE, LutStore
 
 
@@ -13,8 +14,6 @@ def plot_lut(lut_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from trtprune.atomic import atomic_path
 
     with LutStore(lut_path) as store:
         meta = store.require_meta()

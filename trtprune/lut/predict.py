@@ -34,12 +34,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from trtprune.errors import PlanError
+from trtprune.core.errors import PlanError
 from trtprune.lut.grid import staircase
+from trtprune.lut.settings import read_settings
 from trtprune.lut.store import BASE, LutStore, Probe
 
 if TYPE_CHECKING:
-    from trtprune.plan import Plan
+    from trtprune.surgery.plan import Plan
 
 
 # how strongly a stage's scale is held at 1, as a share of its probes' sum of squared changes
@@ -56,7 +57,6 @@ class LatencyModel:
         (opt-in: on the six benchmarked cases it improved the median error in 4 of 8 runs and worsened
         the p90 in 4, and it raises the smallest latency some tables predict; the default is the rule
         of format-2 tables: scales 1, the weight fitted to the probes that cut every stage)."""
-        from trtprune.lut.settings import read_settings
 
         self.meta = store.require_meta()
         self.settings = read_settings(self.meta, f"table {store.path}")

@@ -15,14 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from trtprune.core.records import Record
 from trtprune.lut.config import LutConfig
 from trtprune.lut.layers import LayerJoin
-from trtprune.records import Record
 
 if TYPE_CHECKING:
     from trtprune.backends import BackendConfig
+    from trtprune.engine.timing import TimingConfig
     from trtprune.lut.store import LutMeta
-    from trtprune.timing import TimingConfig
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtprune.errors import TrtpruneError
-from trtprune.records import Record
+from trtprune.core.atomic import output_folder
+from trtprune.core.errors import TrtpruneError, UsageError
+from trtprune.core.records import Record
 
 FORMAT = 1
 
@@ -32,8 +33,6 @@ def default_table(model: str | None = None) -> Path:
         return Path("engines") / model / "lut.db"
     tables = sorted(Path("engines").glob("*/lut.db"), key=lambda p: p.stat().st_mtime)
     if not tables:
-        from trtprune.errors import UsageError
-
         raise UsageError("no latency table found under engines/: run 'make lut MODEL=...' or pass --lut")
     return tables[-1]
 
@@ -155,7 +154,6 @@ class LutStore:
             raise TrtpruneError(
                 f"latency table {self.path} not found; build it with 'trtprune lut MODEL --out {self.path}'"
             )
-        from trtprune.atomic import output_folder
 
         if create:
             output_folder(self.path)

@@ -20,12 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from trtprune.lut.block import extract_block, signature, trace
+from trtprune.surgery.apply import prune_copy
+
 if TYPE_CHECKING:
     from trtprune.backends.base import Runner
-    from trtprune.groups import ChannelGroup, ModelGroups
-    from trtprune.loading import LoadedModel
+    from trtprune.engine.timing import Timing, TimingConfig
+    from trtprune.graph.groups import ChannelGroup, ModelGroups
     from trtprune.lut.config import LutConfig
-    from trtprune.timing import Timing, TimingConfig
+    from trtprune.models.loading import LoadedModel
 
 Prepare = Callable[..., "Runner"]  # (module, example_inputs=None) -> a prepared engine, counted by the builder
 
@@ -52,7 +55,6 @@ class NetworkStrategy:
         self._base: Runner | None = None
 
     def candidate(self, group: ChannelGroup, width: int) -> Runner:
-        from trtprune.surgery import prune_copy
 
         return self.prepare(prune_copy(self.loaded.model, self.groups, {group.name: width}))
 
@@ -119,7 +121,6 @@ class BlockStrategy:
 
     def block(self, group: ChannelGroup):
         """The group's sub-graph, cut from the network traced once."""
-        from trtprune.lut.block import extract_block, signature
 
         if group.name not in self._blocks:
             block = extract_block(*self._traced(), group)
@@ -130,14 +131,11 @@ class BlockStrategy:
     def _traced(self):
         import torch
 
-        from trtprune.lut.block import trace
-
         if self._trace is None:
             self._trace = trace(self.loaded.model, torch.randn(*self.loaded.input_shape))
         return self._trace
 
     def candidate(self, group: ChannelGroup, width: int) -> Runner:
-        from trtprune.surgery import prune_copy
 
         block = self.block(group)
         return self.prepare(prune_copy(block.module, self.groups, {group.name: width}), block.inputs)
@@ -179,7 +177,6 @@ class BlockStrategy:
         self._pair_sources.setdefault(self._pair_block(a, b)[1], (a.name, b.name))
 
     def _pair_block(self, a: ChannelGroup, b: ChannelGroup):
-        from trtprune.lut.block import extract_block, signature
 
         block = extract_block(*self._traced(), merge_groups(a, b))
         return block, signature(block, [a, b]) if self.config.dedupe else f"{a.name}|{b.name}"

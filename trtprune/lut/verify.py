@@ -8,9 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from trtprune.decide.decision import allowed_widths
+from trtprune.engine.candidates import prepare
+from trtprune.engine.timing import TimingConfig, measure_interleaved
+from trtprune.graph.groups import find_groups
+from trtprune.lut.build import load_for_lut
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
-from trtprune.timing import TimingConfig, measure_interleaved
+from trtprune.surgery.apply import prune_copy
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +78,7 @@ def random_widths(
 ) -> dict[str, int]:
     """Random per-group widths among ``allowed``, predicted at [lo, 1] x base.
 
-    ``allowed`` is what ``trtprune prune`` may choose (:func:`~trtprune.decision.allowed_widths`
+    ``allowed`` is what ``trtprune prune`` may choose (:func:`~trtprune.decide.decision.allowed_widths`
     at the table's step: multiples of the step and every count below it). Engines punish
     other counts (on ONNX Runtime CPU a ResNet-20 at 75% width with odd counts runs slower
     than the unpruned network), and the table measures them only where it refines a jump.
@@ -99,11 +104,6 @@ def verify(
     progress=None,
 ) -> VerifyResult:
     """Measure ``samples`` random plans (whole pruned networks, exported and built) against the table."""
-    from trtprune.candidates import prepare
-    from trtprune.decision import allowed_widths
-    from trtprune.groups import find_groups
-    from trtprune.lut.build import load_for_lut
-    from trtprune.surgery import prune_copy
 
     with LutStore(lut_path) as store:
         model = LatencyModel(store)

@@ -10,16 +10,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trtprune.registry import Registry
+from trtprune.core.errors import TrtpruneError, UsageError
+from trtprune.core.registry import Registry
+from trtprune.decide.decision import Decision, allowed_widths
+from trtprune.decide.importance import (
+    NEEDS_PROBE,
+    NEEDS_TAYLOR,
+    ScoreContext,
+    loss_probe,
+    score_groups,
+    taylor_per_layer,
+)
+from trtprune.surgery.plan import top_k_plan
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from trtprune.decision import Decision
-    from trtprune.groups import ModelGroups
-    from trtprune.importance import ScoreContext
+    from trtprune.decide.decision import Decision
+    from trtprune.decide.importance import ScoreContext
+    from trtprune.graph.groups import ModelGroups
     from trtprune.lut.predict import LatencyModel
-    from trtprune.plan import Plan
+    from trtprune.surgery.plan import Plan
 
 METHODS: Registry[type[Method]] = Registry("method")
 
@@ -51,7 +62,6 @@ def method_options(name: str) -> list[str]:
 
 def get_method(name: str, options: dict[str, Any] | None = None) -> Method:
     """A fresh instance of method ``name`` (one per prune run: methods may keep state across stages)."""
-    from trtprune.errors import UsageError
 
     options = options or {}
     valid = method_options(name)
@@ -68,7 +78,6 @@ def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
     Values that read as integers or floats become numbers. The spec is checked against the
     method's options (:func:`get_method` raises a one-line usage error naming the valid ones).
     """
-    from trtprune.errors import UsageError
 
     name, *parts = spec.strip().split(":")
     options: dict[str, Any] = {}
@@ -98,7 +107,6 @@ Batches = Callable[[int], Iterable[Any]]  # n -> n shuffled training batches (a 
 
 
 def _no_batches(n: int) -> Iterable[Any]:
-    from trtprune.errors import TrtpruneError
 
     raise TrtpruneError("this method needs training data: run it through trtprune prune (with --data)")
 
@@ -157,7 +165,6 @@ class Method:
 
     def score(self, state: StageState) -> dict[str, np.ndarray]:
         """One score per channel of every group, higher is kept first."""
-        from trtprune.importance import score_groups
 
         return score_groups(state.groups, self.importance, score_context(state, self.importance, self.taylor_batches))
 
@@ -173,7 +180,6 @@ class Method:
 def score_context(state: StageState, importance: str, taylor_batches: int) -> ScoreContext:
     """The scorer's context at this stage: Taylor sensitivities, or the loss probe, from
     ``taylor_batches`` training mini-batches where the importance reads them."""
-    from trtprune.importance import NEEDS_PROBE, NEEDS_TAYLOR, ScoreContext, loss_probe, taylor_per_layer
 
     context = ScoreContext(seed=state.seed)
     if importance in NEEDS_TAYLOR:
@@ -184,16 +190,13 @@ def score_context(state: StageState, importance: str, taylor_batches: int) -> Sc
 
 
 def allowed_widths_of(state: StageState) -> dict[str, np.ndarray]:
-    """Every group's allowed widths at this stage (:func:`trtprune.decision.allowed_widths`)."""
-    from trtprune.decision import allowed_widths
+    """Every group's allowed widths at this stage (:func:`trtprune.decide.decision.allowed_widths`)."""
 
     return {g.name: allowed_widths(g, state.current[g.name], state.round_to) for g in state.groups.groups}
 
 
 def width_decision(state: StageState, widths: dict[str, int], value: float = 0.0) -> Decision:
     """A decision keeping the ``widths[g]`` best-scored channels of each group."""
-    from trtprune.decision import Decision
-    from trtprune.plan import top_k_plan
 
     plan = top_k_plan(state.groups, state.scores, widths, state.model_name)
     return Decision(plan, dict(widths), state.latency.predict_widths(widths), value)

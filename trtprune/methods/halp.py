@@ -3,14 +3,14 @@
 - Importance: Taylor on batch norms, |g_gamma * gamma + g_beta * beta| (HALP Eq. 27),
   summed over the coupled layers of a group, computed per mini-batch and averaged
   over the batches between pruning steps.
-- Latency: HALP's per-layer table (:mod:`trtprune.methods.conv_table`), keyed by
+- Latency: HALP's per-layer table (:mod:`trtprune.lut.conv_table`), keyed by
   (batch, c_in, c_out, feature map, kernel, stride, groups), measured in the same
   engine with the neighbouring layer's width held at its current value; a network is
   the sum of its convs and linears (batch norms, activations, adds, pooling untimed).
 - Decision: channels of a layer are sorted by importance and cut into blocks on the
   table's grid (the channel blocks HALP groups neurons into); each block is an item
   of the augmented 0-1 knapsack in which a block may be kept only if the more
-  important blocks of its layer are (:func:`trtprune.solver.zero_one_knapsack`).
+  important blocks of its layer are (:func:`trtprune.decide.solver.zero_one_knapsack`).
 - Schedule: exponentially decaying latency targets, base * (budget / base)^(s / k):
   each step removes the same fraction of what is left, so the steps shrink.
 - A layer pruned away entirely: refused. The most important block of every layer is
@@ -33,7 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from trtprune.core.errors import InfeasibleBudget
+from trtprune.decide.decision import Decision
+from trtprune.decide.solver import zero_one_knapsack
+from trtprune.lut.conv_table import ConvTable, layer_keys
 from trtprune.methods.base import METHODS, Method, MethodContext, StageState, allowed_widths_of
+from trtprune.surgery.plan import Plan, _expand_local, ranked_blocks
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,6 @@ class Halp(Method):
         return exponential_targets(base_ms, budget_ms, stages)
 
     def setup(self, context: MethodContext) -> None:
-        from trtprune.methods.conv_table import ConvTable, layer_keys
 
         settings = context.latency.settings
         path = Path(self.table_path) if self.table_path else Path(context.lut_path).with_name("halp-convs.db")
@@ -111,10 +115,6 @@ class Halp(Method):
         return now, costs
 
     def decide(self, state: StageState, goal_ms: float):
-        from trtprune.decision import Decision
-        from trtprune.errors import InfeasibleBudget
-        from trtprune.plan import Plan, _expand_local, ranked_blocks
-        from trtprune.solver import zero_one_knapsack
 
         groups = state.groups.groups
         ks_by = allowed_widths_of(state)

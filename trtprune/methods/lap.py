@@ -29,7 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from trtprune.data import get_dataset
+from trtprune.decide.decision import infeasible
+from trtprune.decide.norms import channel_sq_norms
 from trtprune.methods.base import METHODS, Method, MethodContext, StageState, allowed_widths_of, width_decision
+from trtprune.methods.ddpg import Ddpg
+from trtprune.surgery.apply import apply_masks
+from trtprune.surgery.plan import top_k_plan
+from trtprune.train.loop import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +46,6 @@ STATE_DIM = 8
 def dynamic_scores(groups, before: dict[str, Any], after: dict[str, Any]) -> dict[str, np.ndarray]:
     """Per group channel: L1 of the change of its producers' output filters between two state dicts."""
     import torch
-
-    from trtprune.norms import channel_sq_norms
 
     delta = copy.deepcopy(groups.model)
     with torch.no_grad():
@@ -78,8 +83,6 @@ class Lap(Method):
     def setup(self, context: MethodContext) -> None:
         import torch.utils.data
 
-        from trtprune.data import get_dataset
-
         full = get_dataset(
             context.data, "train", context.data_root, augment=False, input_size=tuple(context.input_shape[1:])
         )
@@ -104,8 +107,6 @@ class Lap(Method):
 
     # layer sparsity -----------------------------------------------------------------
     def decide(self, state: StageState, goal_ms: float):
-        from trtprune.decision import infeasible
-        from trtprune.methods.ddpg import Ddpg
 
         t0 = time.perf_counter()
         lat = state.latency
@@ -145,9 +146,6 @@ class Lap(Method):
         return width_decision(state, best[1], best[0])
 
     def _accuracy(self, state: StageState, widths: dict[str, int]) -> float:
-        from trtprune.plan import top_k_plan
-        from trtprune.surgery import apply_masks
-        from trtprune.train import evaluate
 
         plan = top_k_plan(state.groups, state.scores, widths, state.model_name)
         mask = apply_masks(state.groups, plan, state.model_name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from trtprune.core.errors import TrtpruneError
 from trtprune.methods.base import METHODS, StageState
 from trtprune.methods.sp_lamp import SpLamp
 
@@ -33,7 +34,6 @@ class MacCost:
     @classmethod
     def of_table(cls, latency: LatencyModel) -> MacCost:
         """MACs of the network a table was measured on (its layers, at its widths), in its milliseconds."""
-        from trtprune.errors import TrtpruneError
 
         if not latency.settings.layers:
             raise TrtpruneError(

@@ -28,8 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from trtprune.errors import InfeasibleBudget, UnsupportedModelError, UsageError
+from trtprune.core.errors import InfeasibleBudget, UnsupportedModelError, UsageError
+from trtprune.decide.decision import Decision
 from trtprune.methods.base import METHODS, Method, MethodContext, StageState
+from trtprune.methods.macs import MacCost
+from trtprune.surgery.apply import zero_removed
+from trtprune.surgery.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +69,6 @@ class ModeloptFastNAS(Method):
         return {g.name: np.zeros(g.channels) for g in state.groups.groups}  # FastNAS ranks inside decide
 
     def decide(self, state: StageState, goal_ms: float):
-        from trtprune.decision import Decision
-        from trtprune.methods.macs import MacCost
 
         cost = MacCost.of_table(state.latency)
         share = min(goal_ms / cost.base_ms, 1.0)
@@ -85,8 +87,6 @@ class ModeloptFastNAS(Method):
     def _search(self, state: StageState, share: float):
         """FastNAS's subnet under ``share`` of the base FLOPs, from a copy of the stage's model."""
         import torch
-
-        from trtprune.surgery import zero_removed
 
         mtp = _modelopt()
         # FastNAS refuses channels-last weights (the fine-tune's format on CPU)
@@ -136,7 +136,6 @@ def _plan_of(state: StageState, subnet):
     """The channels FastNAS kept, as a plan of the base model. FastNAS sorts and slices channels;
     each kept channel is found again by its batch norm's (weight, bias), which sorting and slicing
     carry unchanged. Channels removed at earlier stages (zeroed) are not kept again."""
-    from trtprune.plan import Plan
 
     modules = dict(subnet.named_modules())
     base = dict(state.model.named_modules())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from trtprune.core.registry import Registry
+from trtprune.decide.decision import decide
+from trtprune.decide.importance import SCORERS
 from trtprune.methods.base import METHODS, Method, StageState
-from trtprune.registry import Registry
 
 # the value the benchmark found best (benchmarks/results/compare_fmnist.md): SP-LAMP's ranking inside
 # each group, each group's curve scaled to the group's first-order Taylor (loss) sensitivity
@@ -25,7 +27,6 @@ class SpLamp(Method):
     name = "sp-lamp"
 
     def __init__(self, importance: str = DEFAULT_IMPORTANCE, batches: int = 10, solver: str = DEFAULT_SOLVER) -> None:
-        from trtprune.importance import SCORERS
 
         SCORERS.get(importance)  # an unknown name fails here, naming the choices
         SOLVERS.get(solver)
@@ -38,7 +39,6 @@ class SpLamp(Method):
         return state.latency
 
     def decide(self, state: StageState, goal_ms: float):
-        from trtprune.decision import decide
 
         cost = self.cost_model(state)
         joined = cost if self.solver == "joined" else None

@@ -23,7 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from trtprune.core.errors import InfeasibleBudget
+from trtprune.decide.decision import Decision
 from trtprune.methods.base import METHODS, Method, StageState
+from trtprune.methods.macs import MacCost
+from trtprune.surgery.apply import zero_removed
+from trtprune.surgery.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +61,6 @@ class TorchPruning(Method):
         return {g.name: np.zeros(g.channels) for g in state.groups.groups}  # Torch-Pruning ranks inside decide
 
     def decide(self, state: StageState, goal_ms: float):
-        from trtprune.decision import Decision
-        from trtprune.errors import InfeasibleBudget
-        from trtprune.methods.macs import MacCost
 
         cost = MacCost.of_table(state.latency)
         groups = state.groups.groups
@@ -79,9 +81,6 @@ class TorchPruning(Method):
         """Torch-Pruning's choice at ``ratio`` on the soft-masked model, as a plan of the base model."""
         import torch
         import torch_pruning as tp
-
-        from trtprune.plan import Plan
-        from trtprune.surgery import zero_removed
 
         model = copy.deepcopy(state.model).eval()
         if state.plan is not None:

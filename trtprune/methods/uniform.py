@@ -7,7 +7,7 @@ group's mean as Torch-Pruning's default normaliser does) cut at one threshold.
 
 Both bisect their one knob (the ratio, or the threshold) over the values where some
 width changes, on predicted latency; the shared matching loop
-(:mod:`trtprune.matching`) then moves the goal until the choice measures just under
+(:mod:`trtprune.decide.matching`) then moves the goal until the choice measures just under
 the target in the engine. Widths are rounded down
 to the table's grid (as every method's are) and never below one grid block.
 """
@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from trtprune.errors import InfeasibleBudget
+from trtprune.core.errors import InfeasibleBudget
+from trtprune.decide.norms import channel_sq_norms
 from trtprune.methods.base import METHODS, Method, StageState, allowed_widths_of, width_decision
 
 
@@ -79,7 +80,6 @@ class GlobalL1(Method):
     name = "global-l1"
 
     def score(self, state: StageState) -> dict[str, np.ndarray]:
-        from trtprune.norms import channel_sq_norms
 
         scores = {}
         for g in state.groups.groups:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from trtprune.models.registry import MODELS, ModelSpec
+from trtprune.models.spec import MODELS, ModelSpec
 
 
 class BasicBlock(nn.Module):

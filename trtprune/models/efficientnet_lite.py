@@ -10,8 +10,8 @@ import logging
 
 from torch import nn
 
-from trtprune.errors import TrtpruneError
-from trtprune.models.registry import MODELS, ModelSpec
+from trtprune.core.errors import TrtpruneError
+from trtprune.models.spec import MODELS, ModelSpec
 
 log = logging.getLogger(__name__)
 

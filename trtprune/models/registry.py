@@ -1,14 +1,16 @@
-"""Model registry: names map to builders with a default input shape and class count."""
+"""Looking up and building the zoo's models (CIFAR ResNets and EfficientNet-Lite register when imported;
+torchvision's and timm's CNNs on first use, their zoos listed lazily)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from trtprune.registry import Registry
-from trtprune.shapes import parse_shape
+from trtprune.core.errors import UsageError
+from trtprune.core.shapes import parse_shape
+from trtprune.models import cifar_resnet, efficientnet_lite, timm_zoo, torchvision_zoo  # noqa: F401 (they register)
+from trtprune.models.spec import MODELS, ModelSpec
+from trtprune.models.timm_zoo import not_a_cnn
 
 if TYPE_CHECKING:
     from torch import nn
@@ -16,24 +18,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A buildable architecture.
-
-    ``build(in_channels, num_classes, pretrained)`` returns an ``nn.Module`` in eval mode.
-    ``pretrained_classes`` is the class count of bundled real weights, if any.
-    """
-
-    name: str
-    family: str
-    default_input: tuple[int, int, int, int]
-    default_num_classes: int
-    build: Callable[[int, int, bool], nn.Module]
-    pretrained_classes: int | None = None
-    preprocessing: dict | None = None
-
-
-MODELS: Registry[ModelSpec] = Registry("model")
 _LOADED = False
 
 
@@ -42,8 +26,6 @@ def _ensure_registered() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from trtprune.models import cifar_resnet, efficientnet_lite, timm_zoo, torchvision_zoo  # noqa: F401
-
     torchvision_zoo.register_all()
     timm_zoo.register_all()  # after torchvision: a shared name stays torchvision's
 
@@ -51,9 +33,6 @@ def _ensure_registered() -> None:
 def get_model_spec(name: str) -> ModelSpec:
     _ensure_registered()
     if name not in MODELS:
-        from trtprune.errors import UsageError
-        from trtprune.models.timm_zoo import not_a_cnn
-
         why = not_a_cnn(name)
         if why is not None:
             raise UsageError(why)

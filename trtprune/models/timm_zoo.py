@@ -11,7 +11,7 @@ import logging
 
 from torch import nn
 
-from trtprune.models.registry import MODELS, ModelSpec
+from trtprune.models.spec import MODELS, ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from trtprune.models.registry import MODELS, ModelSpec
+from trtprune.models.spec import MODELS, ModelSpec
 
 # Transformer families are not convolutional networks: not offered.
 _NOT_CNN = ("vit_", "swin_", "swin3d", "maxvit")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from trtprune.errors import UsageError
-from trtprune.records import Record
+from trtprune.core.errors import UsageError
+from trtprune.core.records import Record
+from trtprune.methods import get_method
+from trtprune.train.loop import TrainConfig
 
 if TYPE_CHECKING:
     from trtprune.methods import Method
@@ -64,7 +66,6 @@ class PruneConfig(Record):
             )
 
     def make_method(self) -> Method:
-        from trtprune.methods import get_method
 
         options = dict(self.method_options)
         if self.importance is not None:
@@ -87,7 +88,6 @@ class PruneConfig(Record):
 
     def finetune(self, seed_offset: int, epochs: int | None = None):
         """The fine-tuning recipe of one stage (or the final fine-tune), seeded apart from the others."""
-        from trtprune.train import TrainConfig
 
         return TrainConfig(
             epochs=self.finetune_epochs if epochs is None else epochs,

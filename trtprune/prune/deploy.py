@@ -9,13 +9,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtprune.backends import get_backend
+from trtprune.engine.bench import measure_onnx_side_by_side
+from trtprune.engine.calib import load_calibration_set
+from trtprune.engine.evaluation import evaluate_onnx
+from trtprune.engine.export import export_onnx, onnx_metadata
+from trtprune.engine.precision import export_with_precision
+from trtprune.graph.groups import find_groups
+from trtprune.lut.settings import read_settings
+from trtprune.models.checkpoint import save_checkpoint
+from trtprune.prune.journal import JournalEntry
+from trtprune.prune.result import paired_share
+from trtprune.prune.tuning import finetune
+from trtprune.surgery.apply import apply_plan
+from trtprune.train.ddp import rank
+
 if TYPE_CHECKING:
     from torch import nn
 
     from trtprune.lut.store import LutMeta
-    from trtprune.plan import Plan
     from trtprune.prune.inputs import PruneInputs
     from trtprune.prune.journal import Journal
+    from trtprune.surgery.plan import Plan
 
 
 log = logging.getLogger(__name__)
@@ -39,11 +54,6 @@ def prune_and_finetune(
 ) -> dict[str, Any]:
     """Prune ``model`` physically by ``plan`` and fine-tune it once more (every rank; resumed from the
     journal: a finished final fine-tune is loaded, not redone); returns ``{"epochs", "top1"}``."""
-    from trtprune.groups import find_groups
-    from trtprune.parallel import rank
-    from trtprune.prune.journal import JournalEntry
-    from trtprune.prune.tuning import finetune
-    from trtprune.surgery import apply_plan
 
     apply_plan(find_groups(model, run.input_shape), plan, run.model_name)
     done = journal.find("final")
@@ -70,9 +80,6 @@ def weights_digest(model: nn.Module) -> str:
 
 def deploy(run: PruneInputs, model: nn.Module, base_model: nn.Module, plan: Plan, final: dict, out: Path) -> Deployment:
     """Everything the run directory ``out`` holds besides the report (rank 0)."""
-    from trtprune.checkpoint import save_checkpoint
-    from trtprune.evaluation import evaluate_onnx
-    from trtprune.export import export_onnx, onnx_metadata
 
     shape = run.input_shape
     plan.save(out / "plan.json")
@@ -109,9 +116,6 @@ def build_engine(
 ) -> dict[str, str]:
     """The deployable engine of the table's backend, at the table's precision (an fp16 or QDQ-int8
     ONNX first where the precision asks for one; int8 calibrated on ``calib``)."""
-    from trtprune.backends import get_backend
-    from trtprune.lut.settings import read_settings
-    from trtprune.precision import export_with_precision
 
     config = read_settings(meta).backend_config
     files = {}
@@ -119,8 +123,6 @@ def build_engine(
     if config.precision != "fp32":
         calibration = None
         if config.precision == "int8" and calib:
-            from trtprune.calib import load_calibration_set
-
             calibration = load_calibration_set(calib)
         onnx_path = export_with_precision(
             model, shape, out / f"model.{config.precision}.onnx", config.precision, calibration
@@ -133,7 +135,6 @@ def measure_final(meta: LutMeta, base_onnx: Path, pruned_onnx: Path, budget_shar
     """The pruned model beside the base, in the table's engine. A first measurement over the budget
     share is repeated twice (a shared machine's regime can shift a small model's latency by far more
     than one call's spread); the measurement with the median share is kept, every share recorded."""
-    from trtprune.prune.result import paired_share
 
     first = _side_by_side(meta, base_onnx, pruned_onnx)
     if not first or paired_share(first) <= budget_share:
@@ -144,7 +145,6 @@ def measure_final(meta: LutMeta, base_onnx: Path, pruned_onnx: Path, budget_shar
 
 
 def _side_by_side(meta: LutMeta, base_onnx: Path, pruned_onnx: Path) -> dict[str, Any]:
-    from trtprune.bench import measure_onnx_side_by_side
 
     measured = measure_onnx_side_by_side(meta, {"base": base_onnx, "pruned": pruned_onnx}, reference="base")
     if measured is None:

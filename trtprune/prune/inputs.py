@@ -6,17 +6,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trtprune.errors import TrtpruneError
+from trtprune.core.errors import TrtpruneError
+from trtprune.core.shapes import parse_shape
+from trtprune.data import get_dataset, get_spec
+from trtprune.decide.decision import infeasible, smallest_ms
+from trtprune.graph.groups import find_groups
+from trtprune.lut.predict import LatencyModel
+from trtprune.lut.store import LutStore
+from trtprune.methods import MethodContext
+from trtprune.models.loading import load_model
 
 if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import Dataset
 
     from trtprune.data.registry import DatasetSpec
-    from trtprune.groups import ModelGroups
-    from trtprune.loading import LoadedModel
+    from trtprune.graph.groups import ModelGroups
     from trtprune.lut.predict import LatencyModel
     from trtprune.methods import Method, MethodContext
+    from trtprune.models.loading import LoadedModel
     from trtprune.prune.config import PruneConfig
 
 
@@ -49,7 +57,6 @@ class PruneInputs:
     def method_context(self, base_model: nn.Module, workdir: str | None = None) -> MethodContext:
         """What the run's method may use before the first stage (:meth:`Method.setup`); ``workdir``:
         where it may keep resumable work (the run's journal directory)."""
-        from trtprune.methods import MethodContext
 
         return MethodContext(
             model=base_model,
@@ -93,8 +100,6 @@ class PruneInputs:
 
 def _joined(lut: str) -> LatencyModel:
     """The table's full prediction (joined layers corrected)."""
-    from trtprune.lut.predict import LatencyModel
-    from trtprune.lut.store import LutStore
 
     with LutStore(lut) as store:
         return LatencyModel(store)
@@ -117,13 +122,6 @@ def _check_data_shape(spec: DatasetSpec, shape: tuple[int, ...], lut: str, model
 
 def load_inputs(config: PruneConfig) -> PruneInputs:
     """Read the table, check the budget, model, input, data and method against it; load the model."""
-    from trtprune.data import get_dataset, get_spec
-    from trtprune.decision import infeasible, smallest_ms
-    from trtprune.groups import find_groups
-    from trtprune.loading import load_model
-    from trtprune.lut.predict import LatencyModel
-    from trtprune.lut.store import LutStore
-    from trtprune.shapes import parse_shape
 
     with LutStore(config.lut) as store:
         latency = LatencyModel(store, interactions=False)  # what the separable knapsack optimises

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from trtprune.errors import TrtpruneError
+import trtprune
+from trtprune.core.atomic import atomic_path, write_json
+from trtprune.core.errors import TrtpruneError
+from trtprune.core.records import Record
+from trtprune.models.checkpoint import load_state
 from trtprune.prune.config import PruneConfig
-from trtprune.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,6 @@ class Journal:
     """The journal of one run directory's work in progress (rank 0 writes, every rank reads)."""
 
     def __init__(self, run_dir: Path, config: PruneConfig, restart: bool = False, write: bool = True) -> None:
-        import trtprune
 
         self.dir = partial_dir(run_dir)  # the run's outputs, as they are written
         self.work = self.dir / "resume"  # the journal and checkpoints
@@ -98,7 +100,6 @@ class Journal:
                 )
 
     def _save(self) -> None:
-        from trtprune.atomic import write_json
 
         write_json(self.path, self.state.to_json())
 
@@ -118,15 +119,12 @@ class Journal:
         rank calls with ``every_rank``: each its own file); returns the name."""
         import torch
 
-        from trtprune.atomic import atomic_path
-
         if self.write or every_rank:
             with atomic_path(self.work / name) as tmp:
                 torch.save(obj, tmp)
         return name
 
     def load_checkpoint(self, name: str) -> dict[str, Any]:
-        from trtprune.checkpoint import load_state
 
         path = self.work / name
         return load_state(

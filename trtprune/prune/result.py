@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trtprune.core.records import Record
 from trtprune.prune.config import PruneConfig
 from trtprune.prune.stage import StageRecord
-from trtprune.records import Record
 
 if TYPE_CHECKING:
     from trtprune.prune.deploy import Deployment

@@ -16,6 +16,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtprune.graph.groups import find_groups
+from trtprune.prune.deploy import deploy, prune_and_finetune
+from trtprune.prune.inputs import load_inputs
+from trtprune.prune.journal import Journal, partial_dir
+from trtprune.prune.result import assemble
+from trtprune.prune.stage import StageDecision, StageInputs, StageOutcome, StageRecord, run_stage
+from trtprune.prune.timer import CandidateTimer
+from trtprune.report.prune import write_prune_report
+from trtprune.surgery.apply import apply_masks
+from trtprune.surgery.plan import Plan
+from trtprune.train.ddp import barrier, from_main, is_main_process, process_group
+from trtprune.train.loop import resolve_device
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -40,10 +53,6 @@ def run_prune(
     and once more with ``{"stage": "deploy"}`` before the final fine-tune and export.
     ``restart`` discards the work in progress of an earlier, unfinished run of ``config.out``.
     """
-    from trtprune.parallel import from_main, is_main_process, process_group
-    from trtprune.prune.inputs import load_inputs
-    from trtprune.prune.journal import Journal, partial_dir
-    from trtprune.train import resolve_device
 
     start = time.perf_counter()
     with process_group(resolve_device(config.device)):
@@ -59,11 +68,6 @@ def run_prune(
 
 
 def _pipeline(run: PruneInputs, journal: Journal, run_dir: Path, start: float, progress) -> PruneResult | None:
-    from trtprune.parallel import barrier, is_main_process
-    from trtprune.prune.deploy import deploy, prune_and_finetune
-    from trtprune.prune.result import assemble
-    from trtprune.prune.timer import CandidateTimer
-    from trtprune.report import write_prune_report
 
     model = run.loaded.model
     base_model = copy.deepcopy(model)
@@ -95,7 +99,6 @@ def _pipeline(run: PruneInputs, journal: Journal, run_dir: Path, start: float, p
 
 def _stages(run: PruneInputs, journal: Journal, model: nn.Module, base_model: nn.Module, timer, progress):
     """Every stage in order; a stage the journal records as finished is restored, not redone."""
-    from trtprune.prune.stage import StageInputs, run_stage
 
     k = run.config.stages
     outcomes, plan, mask = [], None, None
@@ -127,10 +130,6 @@ def _stages(run: PruneInputs, journal: Journal, model: nn.Module, base_model: nn
 
 def _restored(run: PruneInputs, journal: Journal, model: nn.Module, stage: int, mask):
     """The outcome of a stage the journal records as finished, with the model loaded as it left it."""
-    from trtprune.groups import find_groups
-    from trtprune.plan import Plan
-    from trtprune.prune.stage import StageDecision, StageOutcome, StageRecord
-    from trtprune.surgery import apply_masks
 
     done = journal.find("stage", stage)
     if not done:

@@ -1,7 +1,7 @@
 """Step 2 of a prune run, once per stage: score, decide, match to the measured target, mask, fine-tune.
 
 The method scores the channels of the (soft-masked, full-shape) model and turns a latency
-goal into widths; the shared matching loop (:mod:`trtprune.matching`) moves the goal until
+goal into widths; the shared matching loop (:mod:`trtprune.decide.matching`) moves the goal until
 the choice, built and timed in the table's engine beside the unpruned model, measures just
 under the stage target less ``match_margin``; the choice becomes soft masks and the model
 is fine-tuned with them held. Under torchrun rank 0 decides and every rank fine-tunes;
@@ -18,19 +18,29 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trtprune.records import Record
+from trtprune.core.errors import InfeasibleBudget
+from trtprune.core.records import Record
+from trtprune.decide.matching import match_target
+from trtprune.graph.groups import find_groups
+from trtprune.methods import StageState
+from trtprune.prune.journal import JournalEntry
+from trtprune.prune.tables import TableView, remeasured
+from trtprune.prune.tuning import finetune
+from trtprune.surgery.apply import apply_masks, expected_param_count, prune_copy
+from trtprune.surgery.plan import Plan
+from trtprune.train.ddp import from_main, is_main_process
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from trtprune.decision import Decision
+    from trtprune.decide.decision import Decision
     from trtprune.methods import Method, StageState
-    from trtprune.plan import Plan
     from trtprune.prune.inputs import PruneInputs
     from trtprune.prune.journal import Journal
     from trtprune.prune.tables import TableView
     from trtprune.prune.timer import CandidateTimer
-    from trtprune.surgery import SoftMask
+    from trtprune.surgery.apply import SoftMask
+    from trtprune.surgery.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +101,6 @@ class StageOutcome:
 
 def run_stage(s: StageInputs, journal: Journal) -> StageOutcome:
     """Decide (rank 0, or the journal's decision), mask and fine-tune (every rank), journal the stage."""
-    from trtprune.groups import find_groups
-    from trtprune.parallel import from_main, is_main_process
-    from trtprune.plan import Plan
-    from trtprune.prune.journal import JournalEntry
-    from trtprune.prune.tuning import finetune
-    from trtprune.surgery import apply_masks, expected_param_count
 
     run = s.run
     decided = journal.find("decided", s.stage)
@@ -138,8 +142,6 @@ def run_stage(s: StageInputs, journal: Journal) -> StageOutcome:
 
 def decide(s: StageInputs) -> StageDecision:
     """Score the channels and find the choice that measures just under the stage target."""
-    from trtprune.groups import find_groups
-    from trtprune.methods import StageState
 
     run = s.run
     groups = find_groups(s.model, run.input_shape)
@@ -172,7 +174,6 @@ def decide(s: StageInputs) -> StageDecision:
 
 
 def _view(s: StageInputs) -> TableView:
-    from trtprune.prune.tables import TableView, remeasured
 
     if s.run.config.remeasure and s.current:
         return remeasured(s.run, s.base_model, s.current, s.current_ms, s.workdir / f"stage{s.stage}.db")
@@ -181,9 +182,6 @@ def _view(s: StageInputs) -> TableView:
 
 def _match(s: StageInputs, state: StageState, view: TableView) -> tuple[Decision, float, list]:
     """Decide, build and time the choice; adjust the goal until it measures just under target."""
-    from trtprune.errors import InfeasibleBudget
-    from trtprune.matching import match_target
-    from trtprune.surgery import prune_copy
 
     run = s.run
     shares: dict[tuple, float] = {}

@@ -8,6 +8,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trtprune.graph.groups import find_groups
+from trtprune.lut.build import build_into, table_meta
+from trtprune.lut.predict import LatencyModel
+from trtprune.lut.store import LutStore
+from trtprune.models.loading import LoadedModel
+from trtprune.surgery.apply import prune_copy
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -29,12 +36,6 @@ def remeasured(
 ) -> TableView:
     """A fresh table around ``current`` (the widths kept so far; ``current_ms`` their measured latency in
     the run's table's milliseconds), built with the run's table's settings into ``path``."""
-    from trtprune.groups import find_groups
-    from trtprune.loading import LoadedModel
-    from trtprune.lut.build import build_into, table_meta
-    from trtprune.lut.predict import LatencyModel
-    from trtprune.lut.store import LutStore
-    from trtprune.surgery import prune_copy
 
     t0 = time.perf_counter()
     shape = inputs.input_shape

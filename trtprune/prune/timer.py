@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from trtprune.engine.candidates import prepare
+from trtprune.engine.timing import measure_interleaved
+from trtprune.lut.settings import read_settings
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -14,8 +18,6 @@ class CandidateTimer:
     """Builds candidates in the table's backend and times each beside the unpruned model (prepared once)."""
 
     def __init__(self, meta: LutMeta, base_model: nn.Module, input_shape: tuple[int, ...]) -> None:
-        from trtprune.candidates import prepare
-        from trtprune.lut.settings import read_settings
 
         self.backend, self.input_shape = meta.backend, input_shape
         self.config = read_settings(meta).backend_config
@@ -23,8 +25,6 @@ class CandidateTimer:
 
     def share(self, model: nn.Module) -> float:
         """``model``'s latency as a share of the unpruned model's, paired round by round."""
-        from trtprune.candidates import prepare
-        from trtprune.timing import measure_interleaved
 
         with prepare(model, self.input_shape, self.backend, self.config) as runner:
             t = measure_interleaved({"base": self.base_runner.timed, "cand": runner.timed}, reference="base")

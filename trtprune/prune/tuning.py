@@ -6,12 +6,16 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from trtprune.prune.journal import JournalEntry
+from trtprune.train.ddp import barrier, is_main_process, rank
+from trtprune.train.loop import Distillation, evaluate, train
+
 if TYPE_CHECKING:
     from torch import nn
 
     from trtprune.prune.inputs import PruneInputs
     from trtprune.prune.journal import Journal
-    from trtprune.surgery import SoftMask
+    from trtprune.surgery.apply import SoftMask
 
 
 def finetune(
@@ -25,9 +29,6 @@ def finetune(
     """Fine-tune ``model`` in place for stage ``stage`` (0: the final fine-tune, after physical pruning);
     returns ``{"epochs", "top1"}``. With ``finetune_epochs`` 0 nothing trains and top-1 is evaluated.
     The model is left on the CPU."""
-    from trtprune.parallel import barrier, is_main_process, rank
-    from trtprune.prune.journal import JournalEntry
-    from trtprune.train import Distillation, evaluate, train
 
     config = run.config
     phase = f"stage{stage}" if stage else "final"
@@ -67,7 +68,6 @@ def finetune(
 
 def _snapshot(journal: Journal, phase: str, epoch: int) -> dict[str, Any]:
     """The state after ``epoch`` of ``phase``: rank 0's weights and schedule, this rank's random state."""
-    from trtprune.parallel import rank
 
     shared = journal.load_checkpoint(f"{phase}-epoch{epoch}.pt")
     own = journal.load_checkpoint(f"{phase}-epoch{epoch}-rank{rank()}.pt")

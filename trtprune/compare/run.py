@@ -1,0 +1,161 @@
+"""``trtprune compare``: every method at every budget through the same pipeline, measured side by side.
+
+Each (method, budget, seed) is one ``trtprune prune`` run with the same table,
+checkpoint, stages and fine-tuning recipe; its run directory is kept under
+``OUT/runs/`` so an interrupted comparison resumes with the runs it has. Then every
+emitted ``model.onnx`` and the unpruned ``base.onnx`` are timed in one process, in one
+interleaved harness call, so every number shares one machine state. Writes
+``compare.json`` (rows and per method/budget summaries), ``compare.md`` and
+``pareto.png`` (top-1 against measured latency).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from trtprune.compare.config import REMEASURE_OVER, CompareConfig, Stopped, check_config, run_dir_name
+from trtprune.core.atomic import write_json, write_text
+from trtprune.core.errors import UsageError
+from trtprune.engine.bench import measure_onnx_side_by_side
+from trtprune.lut.store import LutStore
+from trtprune.methods.base import parse_method_spec
+from trtprune.prune import PruneConfig, load_result, run_prune
+from trtprune.report.compare import markdown, pareto_plot, summarize
+
+log = logging.getLogger(__name__)
+
+
+def run_compare(
+    config: CompareConfig,
+    progress=None,
+    finished_only: bool = False,
+    max_minutes: float | None = None,
+    measure: bool = True,
+) -> Path:
+    """Run (or resume) every run, measure them together, write the tables; returns OUT.
+
+    ``finished_only``: run nothing; measure and tabulate the runs that have finished (a snapshot
+    of a long comparison in progress), the missing ones listed in the tables. ``max_minutes``: once
+    that many minutes have passed, start no further run (the one in progress finishes) and raise
+    :class:`Stopped` instead of measuring; a second call resumes with the runs finished so far. A
+    call always finishes at least one missing run (``max_minutes=0``: exactly one per call).
+    ``measure`` False: run only (a later call measures every run together)."""
+
+    check_config(config)
+    out = Path(config.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    runs, missing = [], []
+    total = len(config.budgets) * len(config.methods) * config.seeds
+    started, ran = time.monotonic(), 0
+    for budget in config.budgets:
+        for spec in config.methods:
+            method, options = parse_method_spec(spec)
+            for seed in range(config.seeds):
+                run_dir = out / "runs" / run_dir_name(spec, budget, seed)
+                if not (run_dir / "report.json").exists() and finished_only:
+                    missing.append(run_dir.name)
+                    continue
+                if not (run_dir / "report.json").exists():  # run directories are atomic: present means whole
+                    minutes = (time.monotonic() - started) / 60
+                    if max_minutes is not None and ran and minutes >= max_minutes:
+                        raise Stopped(len(runs), total, minutes)
+                    ran += 1
+                    t0 = time.perf_counter()
+                    pc = PruneConfig(
+                        lut=config.lut,
+                        budget_ratio=budget,
+                        method=method,
+                        method_options=options,
+                        seed=seed,
+                        out=str(run_dir),
+                    )
+                    run_prune(replace(pc, **config.prune))
+                    log.info("%s at %.2f seed %d: %.0f s", spec, budget, seed, time.perf_counter() - t0)
+                runs.append((spec, budget, seed, run_dir))
+                if progress:
+                    progress({"done": len(runs), "total": total})
+    if not measure:
+        return out
+    if not runs:
+        raise UsageError(f"compare: no finished run under {out / 'runs'} to measure")
+    rows, environment = measure_runs(runs, config.lut)
+    result = {
+        "format": 2,
+        "config": config.to_json(),
+        "environment": environment,
+        "rows": rows,
+        "summary": summarize(rows),
+        "missing": missing,
+    }
+    write_json(out / "compare.json", result)
+    write_text(out / "compare.md", markdown(result))
+    pareto_plot(rows, out / "pareto.png")
+    return out
+
+
+def measure_runs(runs: list[tuple[str, float, int, Path]], lut: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every emitted model and the base in one interleaved call, with the timing settings of the
+    comparison's table ``lut`` (runs restored from elsewhere may name it by another path); runs over
+    their budget by more than :data:`REMEASURE_OVER` are measured once more beside the base (the
+    second figure counts)."""
+
+    results = {run_dir: load_result(run_dir) for *_, run_dir in runs}
+    with LutStore(lut) as store:
+        meta = store.require_meta()
+    base_onnx = runs[0][3] / "base.onnx"
+    measured = measure_onnx_side_by_side(
+        meta, {"base": base_onnx, **{str(d): d / "model.onnx" for *_, d in runs}}, reference="base"
+    )
+    if measured is None:
+        raise UsageError(f"compare measures the emitted ONNX models; backend {meta.backend!r} takes modules")
+    t, environment = measured
+    shares = {str(d): t[str(d)].ratio for *_, d in runs}  # paired with the base round by round
+    over = [d for _, budget, _, d in runs if shares[str(d)] > budget * (1 + REMEASURE_OVER)]
+    second = {}
+    if over:
+        log.info("re-measuring %d run(s) over their budget by more than %.0f%%", len(over), 100 * REMEASURE_OVER)
+        again, _ = measure_onnx_side_by_side(
+            meta, {"base": base_onnx, **{str(d): d / "model.onnx" for d in over}}, reference="base"
+        )
+        second = {str(d): again[str(d)].ratio for d in over}
+    base = t["base"].median_ms
+    rows = []
+    for spec, budget, seed, run_dir in runs:
+        key = str(run_dir)
+        share = second.get(key, shares[key])
+        rows.append(_row(results[run_dir], spec, budget, seed, share, shares[key], key in second, t[key], base))
+    return rows, environment
+
+
+def _row(r, spec: str, budget: float, seed: int, share: float, first: float, again: bool, t, base_ms: float) -> dict:
+    """One run's row: its measured share (the second figure where it was timed again), its result."""
+    return {
+        "method": spec,
+        "importance": r.method.get("importance"),
+        "budget_ratio": budget,
+        "seed": seed,
+        "measured_ms": share * base_ms,
+        "base_ms": base_ms,
+        "measured_share": share,
+        "first_share": first,
+        "remeasured": again,
+        "speedup": 1 / share,
+        "meets_budget": share <= budget,
+        "over_budget": share > budget * (1 + REMEASURE_OVER),
+        "noisy": t.noisy,
+        "spread": t.spread,
+        "top1": r.top1,
+        "base_top1": r.base_top1,
+        "params": r.params,
+        "base_params": r.base_params,
+        "flops": r.flops,
+        "base_flops": r.base_flops,
+        "run_share": r.measured_share,
+        "wall_s": r.wall_s,
+        "method_s": r.method_s,
+        "run": r.run_dir,
+    }

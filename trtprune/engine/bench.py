@@ -1,0 +1,63 @@
+"""Measuring any model file with the shared harness."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from trtprune.backends import BackendConfig, get_backend
+from trtprune.core.errors import TrtpruneError
+from trtprune.engine.timing import TimingConfig, measure, measure_interleaved
+from trtprune.lut.settings import read_settings
+from trtprune.models.loading import load_model
+
+
+def bench_path(
+    path: str | os.PathLike[str], backend_name: str, timing: TimingConfig = TimingConfig(), **backend_kwargs: Any
+) -> dict[str, Any]:
+    """Median, p90 and spread of one inference of ``path`` (ONNX, TensorRT plan or trtprune checkpoint)."""
+    path = Path(path)
+    if not path.exists():
+        raise TrtpruneError(f"{path} not found")
+    config = BackendConfig(**backend_kwargs)
+    backend = get_backend(backend_name)
+    backend.check_available(config)
+    if backend.consumes == "module":
+        if path.suffix != ".pt":
+            raise TrtpruneError(f"the torch backend measures trtprune checkpoints (.pt), not {path.suffix} files")
+
+        loaded = load_model(None, checkpoint=path)
+        runner = backend.prepare(loaded.model, loaded.input_shape, config)
+    else:
+        if path.suffix not in (".onnx", ".plan", ".engine"):
+            raise TrtpruneError(f"{path} is not an ONNX model (.onnx) or a TensorRT engine (.plan)")
+        runner = backend.prepare(path, (), config)
+    with runner:
+        t = measure(runner.timed, timing)
+    return {
+        "path": str(path),
+        "backend": backend_name,
+        "timing": t.to_json(),
+        "environment": backend.environment(config),
+    }
+
+
+def measure_onnx_side_by_side(
+    meta: Any, paths: dict[str, Path], reference: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Time every ONNX file of ``paths`` in one interleaved harness call, in the engine a latency
+    table (``meta``) was measured in, at fp32; returns (name -> Timing, environment), or None when
+    that backend takes modules rather than ONNX files. With ``reference`` (one of ``paths``' names)
+    every other timing also carries its ratio to it, paired round by round (drift cancels)."""
+    from contextlib import ExitStack
+
+    backend = get_backend(meta.backend)
+    if backend.consumes != "onnx":
+        return None
+    from dataclasses import replace
+
+    cfg = replace(read_settings(meta).backend_config, precision="fp32")
+    with ExitStack() as stack:
+        timed = {name: stack.enter_context(backend.prepare(p, (), cfg)).timed for name, p in paths.items()}
+        return measure_interleaved(timed, reference=reference), backend.environment(cfg)

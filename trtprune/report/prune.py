@@ -1,0 +1,103 @@
+"""Side-by-side measurements of exported models: top-1 in ORT and latency with the shared harness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trtprune.core.atomic import atomic_path, write_json, write_text
+
+if TYPE_CHECKING:
+    from trtprune.prune import PruneResult
+
+
+def write_prune_report(result: PruneResult, out: Path) -> None:
+    """report.json (the result), report.md and the plots of a prune run."""
+
+    report = result.to_json()
+    write_json(out / "report.json", report)
+    write_text(out / "report.md", _markdown(report))
+    _plots(report, out)
+
+
+def _remeasured(m: dict) -> str:
+    if not m or "shares" not in m:
+        return ""
+    shares = ", ".join(f"{x:.3f}" for x in m["shares"])
+    return f"The first measurement was over the budget; measured three times (shares {shares}), the median kept."
+
+
+def _markdown(r: dict) -> str:
+    m = r["measured"]
+    lines = [
+        f"# trtprune report: {r['model']} on {r['backend']} ({r['precision']}, input {'x'.join(map(str, r['input_shape']))})",
+        "",
+        "| | base | pruned |",
+        "| --- | --- | --- |",
+        f"| measured latency (ms, same harness, same process) | {m['base']['median_ms']:.4f} | {m['pruned']['median_ms']:.4f} |"
+        if m
+        else "",
+        f"| latency in table ms (budget {r['budget_ms']:.4f}) | {r['table_base_ms']:.4f} | {r['measured_in_table_ms']:.4f} |"
+        if m
+        else "",
+        f"| predicted (ms) | {r['table_base_ms']:.4f} | {r['predicted_ms']:.4f} |",
+        f"| top-1 (ONNX Runtime, test split) | {r['base_top1']:.4f} | {r['top1']:.4f} |",
+        f"| parameters | {r['base_params']:,} | {r['params']:,} |",
+        f"| MACs | {r['base_flops']:,} | {r['flops']:,} |",
+        "",
+        f"Speed-up {r['speedup']:.2f}x; budget {'met' if r['meets_budget'] else 'NOT met'}." if m else "",
+        _remeasured(m),
+        f"Preprocessing: mean {r['preprocessing']['mean']}, std {r['preprocessing']['std']}, input {r['preprocessing']['input_size']}.",
+        "",
+        "## Stages",
+        "",
+        "| stage | target ms | predicted ms | measured ms (share x table base) | top-1 after fine-tune | params |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[
+            f"| {s['stage']} | {s['target_ms']:.4f} | {s['predicted_ms']:.4f} | {s['measured_ms']:.4f} | {s['top1']:.4f} | {s['params']:,} |"
+            for s in r["stages"]
+        ],
+        "",
+        "## Widths",
+        "",
+        "| group | base | pruned |",
+        "| --- | --- | --- |",
+        *[f"| {g} | {r['base_widths'][g]} | {w} |" for g, w in r["widths"].items()],
+        "",
+        "Plots: `widths.png` (kept channels per group), `stages.png` (latency and top-1 over the stages).",
+    ]
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def _plots(r: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(r["widths"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names)), 3.5))
+    ax.bar(range(len(names)), [r["base_widths"][n] for n in names], color="lightgray", label="base")
+    ax.bar(range(len(names)), [r["widths"][n] for n in names], color="tab:blue", label="kept")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+    ax.set_ylabel("channels")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out / "widths.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    stages = r["stages"]
+    fig, ax1 = plt.subplots(figsize=(5, 3.2))
+    xs = [0] + [s["stage"] for s in stages]
+    ax1.plot(xs, [r["table_base_ms"]] + [s["measured_ms"] for s in stages], "o-", label="measured ms")
+    ax1.plot(xs, [r["table_base_ms"]] + [s["target_ms"] for s in stages], "--", label="target ms")
+    ax1.set_xlabel("stage")
+    ax1.set_ylabel("latency (ms)")
+    ax2 = ax1.twinx()
+    ax2.plot(xs, [r["base_top1"]] + [s["top1"] for s in stages], "s-", color="tab:green", label="top-1")
+    ax2.set_ylabel("top-1")
+    fig.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    with atomic_path(out / "stages.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

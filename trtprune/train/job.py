@@ -1,0 +1,98 @@
+"""A training job as data: load or build, optionally prune, train, save (rank 0 only)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trtprune.data import get_dataset, get_spec
+from trtprune.models.checkpoint import save_checkpoint
+from trtprune.models.loading import load_model, prune_loaded
+from trtprune.train.ddp import is_main_process, process_group
+from trtprune.train.loop import Distillation, TrainConfig, TrainResult, resolve_device, train
+from trtprune.train.resume import EpochSnapshots
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainJob:
+    model: str | None
+    data: str
+    out: Path
+    data_root: Path | None = None
+    input_shape: str | None = None
+    checkpoint: Path | None = None
+    plan: Path | None = None
+    keep_ratio: float | None = None
+    config: TrainConfig = TrainConfig()
+    teacher: Path | None = None  # distil from this (unpruned) checkpoint's logits
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.5
+
+    def settings(self) -> dict[str, Any]:
+        """What the trained weights depend on, as JSON (an interrupted run resumes only with the same);
+        the data loader's worker count is not among them."""
+        train = {k: v for k, v in self.config.to_json().items() if k != "workers"}
+        paths = {"data_root": self.data_root, "checkpoint": self.checkpoint, "plan": self.plan, "teacher": self.teacher}
+        return {
+            "model": self.model,
+            "data": self.data,
+            "input_shape": self.input_shape,
+            "keep_ratio": self.keep_ratio,
+            "distill_temperature": self.distill_temperature if self.teacher else None,
+            "distill_weight": self.distill_weight if self.teacher else None,
+            "train": train,
+            **{k: os.fspath(v) if v is not None else None for k, v in paths.items()},
+        }
+
+
+def run_train_job(job: TrainJob, progress=None, restart: bool = False) -> TrainResult | None:
+    """Run ``job``; returns the result on the main process (None on other ranks). Resumes after the
+    last finished epoch of an interrupted run of the same job (:mod:`trtprune.train.resume`); ``restart``
+    discards that work."""
+
+    spec = get_spec(job.data)
+    shape = job.input_shape
+    if shape is None and job.checkpoint is None:
+        shape = (1, *spec.preprocessing.input_size)
+    classes = spec.num_classes or len(getattr(get_dataset(job.data, "train", job.data_root), "classes", [])) or None
+    loaded = load_model(job.model, shape, job.checkpoint, num_classes=classes)
+    size = tuple(loaded.input_shape[1:])  # an ImageFolder resizes to the model's input
+    train_set = get_dataset(job.data, "train", job.data_root, augment=True, input_size=size)
+    test_set = get_dataset(job.data, "test", job.data_root, input_size=size)
+    loaded = prune_loaded(loaded, job.plan, job.keep_ratio)
+    distill = None
+    if job.teacher is not None:
+        teacher = load_model(loaded.name, loaded.input_shape, job.teacher, num_classes=classes).model
+        distill = Distillation(teacher, job.distill_temperature, job.distill_weight)
+    with process_group(resolve_device(job.config.device)):  # joined before the snapshots: ranks name their files
+        snapshots = EpochSnapshots(job.out, job.settings(), restart)
+        result = train(
+            loaded.model,
+            train_set,
+            test_set,
+            job.config,
+            progress=progress,
+            distill=distill,
+            resume=snapshots.latest(),
+            on_epoch=snapshots.save,
+        )
+    if not is_main_process():
+        return None
+    save_checkpoint(
+        job.out,
+        loaded.model,
+        model_name=loaded.name,
+        input_shape=loaded.input_shape,
+        num_classes=loaded.num_classes,
+        preprocessing=spec.preprocessing.to_json(),
+        plan=loaded.plan.to_json() if loaded.plan else None,
+        metrics={"top1": result.top1, "data": job.data, "train": job.config.to_json()},
+    )
+    snapshots.finish()
+    log.info("wrote %s", os.fspath(job.out))
+    return result

@@ -1,0 +1,342 @@
+"""Training and fine-tuning engine: SGD with momentum, a per-step cosine schedule, cross-entropy.
+
+The same loop trains models from scratch and fine-tunes pruned ones (``mask_hook``
+keeps soft-pruned channels at zero after every optimizer step). Launched by
+``torchrun`` (``WORLD_SIZE`` > 1) it trains with DistributedDataParallel; every
+rank returns the same top-1 and the same weights, and callers write their
+outputs only where :func:`is_main_process` is true.
+
+The library only logs; a CLI drives its progress bar through the ``progress`` callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from trtprune.core.errors import DataError, TrtpruneError, UsageError
+from trtprune.core.records import Record
+from trtprune.train.ddp import env_int, process_group, rank
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, Any]], None]
+MaskHook = Callable[[nn.Module], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig(Record):
+    """Hyper-parameters of one training or fine-tuning run.
+
+    ``batch_size`` is per process: under ``torchrun`` the global batch is
+    ``batch_size * WORLD_SIZE``. ``limit_train`` trains on N samples drawn at random (seeded
+    by ``seed``, so every fine-tune of a staged run sees other samples); ``limit_test``
+    evaluates on the first N.
+    """
+
+    KEY, ERROR = "training option", UsageError
+
+    epochs: int = 1
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    workers: int = 0
+    seed: int = 0
+    device: str = "auto"  # CUDA where present, else the CPU
+    limit_train: int | None = None
+    limit_test: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.workers < 0:
+            raise UsageError(
+                f"bad training config: epochs ({self.epochs}) and batch size ({self.batch_size}) must be >= 1, "
+                f"workers ({self.workers}) >= 0"
+            )
+        if not self.lr > 0 or self.momentum < 0 or self.weight_decay < 0:
+            raise UsageError(f"bad training config: lr ({self.lr}) must be > 0, momentum and weight decay >= 0")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`: final mean train loss, final test top-1, one history row per epoch."""
+
+    epochs: int
+    train_loss: float
+    top1: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TrainResult:
+        return cls(
+            epochs=int(obj["epochs"]),
+            train_loss=float(obj["train_loss"]),
+            top1=float(obj["top1"]),
+            history=[dict(row) for row in obj.get("history", [])],
+        )
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """Fine-tune against a teacher's logits (the unpruned model): the loss is
+    ``(1 - weight) * CE(student, labels) + weight * T^2 * KL(softmax(teacher / T) || softmax(student / T))``."""
+
+    teacher: nn.Module
+    temperature: float = 4.0
+    weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0 or not 0 <= self.weight <= 1:
+            raise UsageError(
+                f"distillation needs a temperature > 0 and a weight in [0, 1], not {self.temperature} and {self.weight}"
+            )
+
+    def loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = _logits(self.teacher(x))
+        t = self.temperature
+        kl = F.kl_div(
+            F.log_softmax(logits / t, 1), F.log_softmax(target / t, 1), log_target=True, reduction="batchmean"
+        )
+        return (1 - self.weight) * F.cross_entropy(logits, y) + self.weight * t * t * kl
+
+
+Snapshot = dict[str, Any]  # a training run's state after an epoch: resume from it with train(..., resume=)
+
+
+@dataclass
+class _Loop:
+    """Everything one training epoch needs."""
+
+    model: nn.Module  # possibly the DDP wrapper
+    module: nn.Module  # the plain module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loader: DataLoader
+    sampler: DistributedSampler | None
+    device: torch.device
+    progress: Progress | None
+    mask_hook: MaskHook | None
+    distill: Distillation | None = None
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` is CUDA where present, else the CPU; ``cuda`` without an index is this rank's GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrtpruneError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+        if device.index is None:
+            device = torch.device("cuda", env_int("LOCAL_RANK", 0))
+        torch.cuda.set_device(device)
+    return device
+
+
+def _limit(dataset: Dataset, limit: int | None, seed: int | None = None) -> Dataset:
+    """The first ``limit`` samples, or with ``seed`` a random subset of that size (the same on
+    every rank: it depends on the seed only)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    if seed is None:
+        return Subset(dataset, range(limit))
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    return Subset(dataset, sorted(order[:limit].tolist()))
+
+
+def _logits(out: Any) -> torch.Tensor:
+    """Models such as GoogLeNet return (logits, aux...) tuples in training mode."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str | torch.device = "cpu") -> float:
+    """Top-1 accuracy of ``model`` on ``dataset``, in [0, 1]; leaves the model in eval mode on ``device``."""
+    if len(dataset) == 0:
+        raise DataError("cannot evaluate on an empty dataset")
+    device = resolve_device(device)
+    model = _unwrap(model).to(device).eval()
+    correct = total = 0
+    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        x, y = x.to(device), y.to(device)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        correct += int((_logits(model(x)).argmax(1) == y).sum())
+        total += int(y.numel())
+    return correct / total
+
+
+def _make_loop(
+    model: nn.Module,
+    train_set: Dataset,
+    config: TrainConfig,
+    device: torch.device,
+    distributed: bool,
+    progress: Progress | None,
+    mask_hook: MaskHook | None,
+    distill: Distillation | None = None,
+) -> _Loop:
+    model.to(memory_format=torch.channels_last)  # about 2x faster convolutions on CPU (oneDNN), same on GPU
+    sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed) if distributed else None
+    loader = DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=False
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(loader))
+    wrapped = model
+    if distributed:
+        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return _Loop(wrapped, model, optimizer, scheduler, loader, sampler, device, progress, mask_hook, distill)
+
+
+def _snapshot(loop: _Loop, history: list[dict[str, Any]]) -> Snapshot:
+    return {
+        "epoch": len(history),
+        "history": [dict(h) for h in history],
+        "model": loop.module.state_dict(),
+        "optimizer": loop.optimizer.state_dict(),
+        "scheduler": loop.scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "loader_rng": loop.loader.generator.get_state(),
+        "rank": rank(),
+    }
+
+
+def _restore(loop: _Loop, snap: Snapshot) -> list[dict[str, Any]]:
+    """Put a loop where ``snap`` left it; returns the history so far."""
+    loop.module.load_state_dict(snap["model"])
+    loop.optimizer.load_state_dict(snap["optimizer"])
+    loop.scheduler.load_state_dict(snap["scheduler"])
+    torch.set_rng_state(snap["rng"])
+    loop.loader.generator.set_state(snap["loader_rng"])
+    return [dict(h) for h in snap["history"]]
+
+
+def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x, y = x.to(loop.device, non_blocking=True), y.to(loop.device, non_blocking=True)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    loop.optimizer.zero_grad(set_to_none=True)
+    logits = _logits(loop.model(x))
+    loss = F.cross_entropy(logits, y) if loop.distill is None else loop.distill.loss(logits, x, y)
+    loss.backward()
+    loop.optimizer.step()
+    if loop.mask_hook is not None:
+        loop.mask_hook(loop.module)
+    loop.scheduler.step()
+    return loss.detach()
+
+
+def _train_epoch(loop: _Loop, epoch: int) -> float:
+    """One pass over the (sharded) train set; returns the mean loss over all ranks."""
+    if loop.sampler is not None:
+        loop.sampler.set_epoch(epoch)
+    loop.model.train()
+    totals = torch.zeros(2, dtype=torch.float64, device=loop.device)  # loss sum, sample count
+    steps = len(loop.loader)
+    for step, (x, y) in enumerate(loop.loader, 1):
+        loss = _step(loop, x, y)
+        totals[0] += loss * y.shape[0]
+        totals[1] += y.shape[0]
+        if loop.progress is not None:
+            loop.progress({"epoch": epoch, "step": step, "steps": steps, "loss": float(loss)})
+    if loop.sampler is not None:
+        dist.all_reduce(totals)
+    return float(totals[0] / totals[1])
+
+
+def _sync_buffers(module: nn.Module) -> None:
+    """BatchNorm statistics drift apart on each rank's last batch: take rank 0's, as DDP does."""
+    for buf in module.buffers():
+        dist.broadcast(buf, src=0)
+
+
+def train(
+    model: nn.Module,
+    train_set: Dataset,
+    test_set: Dataset,
+    config: TrainConfig | None = None,
+    progress: Progress | None = None,
+    mask_hook: MaskHook | None = None,
+    distill: Distillation | None = None,
+    resume: Snapshot | None = None,
+    on_epoch: Callable[[Snapshot], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place and return its loss and top-1 after every epoch.
+
+    Reproducible for a given ``config.seed`` (the global RNG is seeded inside and
+    restored afterwards). ``progress`` is called after every batch with
+    ``{"epoch", "step", "steps", "loss"}``; ``mask_hook(model)`` after every
+    optimizer step. Under ``torchrun`` the train set is sharded across ranks;
+    the test set is evaluated in full on every rank, so all ranks agree on top-1.
+    The model is returned unwrapped, in eval mode, on ``config.device``.
+
+    ``on_epoch(snapshot)`` is called after every epoch with everything needed to go on
+    from there (weights, optimiser and schedule, this rank's random states, the history);
+    ``train(..., resume=snapshot)`` continues with the next epoch exactly as an
+    uninterrupted run would (bit-identical on CPU). ``distill`` fine-tunes against a
+    teacher's logits.
+    """
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    train_set, test_set = _limit(train_set, config.limit_train, config.seed), _limit(test_set, config.limit_test)
+    if len(train_set) == 0:
+        raise DataError("cannot train on an empty dataset")
+    rng_devices = [device.index] if device.type == "cuda" else []
+    with process_group(device) as distributed, torch.random.fork_rng(devices=rng_devices):
+        torch.manual_seed(config.seed + rank())  # per-rank augmentation; DDP broadcasts rank 0's weights
+        model.to(device)
+        if distill is not None:
+            distill.teacher.to(device).eval()
+        loop = _make_loop(model, train_set, config, device, distributed, progress, mask_hook, distill)
+        history = _restore(loop, resume) if resume else []
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            history.append(_run_epoch(loop, epoch, config, test_set, distributed))
+            if on_epoch is not None:
+                on_epoch(_snapshot(loop, history))
+    model.eval()
+    last = history[-1]
+    return TrainResult(epochs=config.epochs, train_loss=last["loss"], top1=last["top1"], history=history)
+
+
+def _run_epoch(loop: _Loop, epoch: int, config: TrainConfig, test_set: Dataset, distributed: bool) -> dict[str, Any]:
+    loss = _train_epoch(loop, epoch)
+    if not math.isfinite(loss):
+        raise TrtpruneError(
+            f"training diverged at epoch {epoch} (loss {loss}); lower the learning rate (now {config.lr})"
+        )
+    if distributed:
+        _sync_buffers(loop.module)
+    top1 = evaluate(loop.module, test_set, batch_size=max(256, config.batch_size), device=loop.device)
+    lr = float(loop.optimizer.param_groups[0]["lr"])
+    log.info("epoch %d/%d: train loss %.4f, test top-1 %.4f, lr %.4g", epoch, config.epochs, loss, top1, lr)
+    return {"epoch": epoch, "loss": loss, "top1": top1, "lr": lr}
