@@ -170,6 +170,8 @@ def test_openvino_ir_loads_and_matches_ort(onnx_path, x, tmp_path):
     with get_backend("ort").prepare(onnx_path, SHAPE, BackendConfig()) as ort_runner:
         expected = ort_runner.infer(x)
     np.testing.assert_allclose(compiled(x)[0], expected, rtol=1e-4, atol=1e-4)
+    with get_backend("openvino").prepare(tmp_path / "model.xml", SHAPE, BackendConfig()) as runner:  # the IR runs too
+        np.testing.assert_allclose(runner.infer(x), expected, rtol=1e-4, atol=1e-4)
     weights = [op for op in ov.Core().read_model(tmp_path / "model.xml").get_ops() if op.get_type_name() == "Constant"]
     assert weights and all(op.get_element_type() != ov.Type.f16 for op in weights)  # fp32 weights, not compressed
 

@@ -142,3 +142,18 @@ def test_prune_meets_its_budget_in_openvino(ov_table, tmp_path, run_cli):
     assert code == 0, err
     bench = json.loads(stdout)
     assert bench["timing"]["median_ms"] > 0 and bench["environment"]["engine"] == "openvino"
+
+
+def test_bench_measures_onnx_and_ir_in_openvino(ov_table, tmp_path, run_cli):
+    from trtprune.backends import BackendConfig, get_backend
+
+    ckpt, _ = ov_table
+    onnx_path = tmp_path / "model.onnx"
+    code, _, err = run_cli("export", "--checkpoint", ckpt, "--out", onnx_path)
+    assert code == 0, err
+    get_backend("openvino").deploy(onnx_path, tmp_path, BackendConfig())
+    for path in (onnx_path, tmp_path / "model.xml"):
+        code, out, err = run_cli("bench", path, "--backend", "openvino", "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["timing"]["median_ms"] > 0 and result["environment"]["engine"] == "openvino"

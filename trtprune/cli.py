@@ -389,7 +389,10 @@ def lut_plot(lut: Annotated[Path, typer.Argument()], out: Annotated[Path, typer.
 @app.command()
 def bench(
     path: Annotated[
-        Path, typer.Argument(help="model.onnx (ort, openvino, trt), engine.plan (trt) or checkpoint.pt (torch)")
+        Path,
+        typer.Argument(
+            help="model.onnx (ort, openvino, trt), engine.plan (trt), model.xml (openvino) or checkpoint.pt (torch)"
+        ),
     ],
     backend: BackendOpt = "ort",
     threads: ThreadsOpt = 1,

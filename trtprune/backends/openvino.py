@@ -42,7 +42,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def compile_onnx(path: str | os.PathLike[str], config: BackendConfig) -> Any:
-    """``path`` compiled for the CPU with the pinned properties (the one place they are set).
+    """``path`` (ONNX, or OpenVINO's IR ``.xml``) compiled for the CPU with the pinned properties (the
+    one place they are set).
 
     A file OpenVINO cannot read is a one-line :class:`TrtpruneError`. Dynamic dimensions are
     fixed to 1 (as ONNX Runtime binds them) so the compiled model is static.
@@ -120,7 +121,7 @@ class OpenVinoBackend:
 
     def prepare(self, source: Any, input_shape: tuple[int, ...], config: BackendConfig) -> OpenVinoRunner:
         if not isinstance(source, (str, os.PathLike)):
-            raise TrtpruneError(f"the openvino backend takes an .onnx path, not {type(source).__name__}")
+            raise TrtpruneError(f"the openvino backend takes an .onnx or .xml path, not {type(source).__name__}")
         self.check_available(config)
         return OpenVinoRunner(source, config)
 
