@@ -24,7 +24,7 @@ system-deps:
 
 install: system-deps
 	$(PIP) install -q -e '.[dev]'
-	$(PYTHON) -c "import torch, torchvision, onnxruntime, torch_pruning; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'onnxruntime', onnxruntime.__version__)"
+	$(PYTHON) -c "import torch, torchvision, onnxruntime, openvino, torch_pruning; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'onnxruntime', onnxruntime.__version__, 'openvino', openvino.__version__)"
 	bash scripts/fetch_sample_images.sh
 
 lint: install
@@ -50,7 +50,8 @@ demo: install
 		--limit $(DEMO_FINETUNE_SAMPLES) --out $(DEMO)/run
 	@cat $(DEMO)/run/report.md
 
-# Latency table for MODEL at its default input (override INPUT=1x3x224x224, CHECKPOINT=..., MODE=network).
+# Latency table for MODEL at its default input (override INPUT=1x3x224x224, CHECKPOINT=..., MODE=network,
+# BACKEND=openvino: the engine, one of trtprune's backends).
 # Resumable: rerun after an interruption and it continues where it stopped.
 lut:
 	@$(MAKE) --no-print-directory install >/dev/null

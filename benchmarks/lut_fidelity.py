@@ -1,4 +1,4 @@
-"""Latency-table fidelity and cost on every case the table is claimed for (ONNX Runtime, CPU).
+"""Latency-table fidelity and cost on every case the table is claimed for (ONNX Runtime or OpenVINO, CPU).
 
 For each case (model @ input size) and mode: build the table (engines built, rows measured and
 copied, wall time), then verify it twice on the same 20 random plans on prune's allowed widths,
@@ -9,10 +9,12 @@ verification re-measures the same plans: how far two measurements of one plan fa
 the second measurement.
 
     python benchmarks/lut_fidelity.py [--cases resnet20@28,resnet50@224] [--modes block] [--samples 20]
+    python benchmarks/lut_fidelity.py --backend openvino   # the same cases in OpenVINO
 
 Resumes: a table interrupted mid-build is finished where it stopped, and finished cases are kept
 in ``--workdir`` (``fidelity-state.json``); ``--restart`` measures every case again. Run it with
-nothing else on the machine. Writes benchmarks/results/lut_fidelity.{md,json} (or ``--out``).
+nothing else on the machine. Writes benchmarks/results/lut_fidelity.{md,json} (``lut_fidelity-<backend>``
+for another engine than ``ort``, or ``--out``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
+from trtprune.backends import BACKENDS
 from trtprune.core.atomic import write_text
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.predict import LatencyModel
@@ -44,6 +47,7 @@ CASES = {  # case -> input shape; other model@size cases take the model's own ch
 }
 TARGETS = {"median": 2.0, "p90": 5.0}  # share error, percent (issue 13)
 WORKDIR = "engines/bench-lut"  # tables and finished cases
+ENGINES = {"ort": "ONNX Runtime", "openvino": "OpenVINO"}  # report titles
 
 
 def case_shape(case: str) -> tuple[str, str]:
@@ -74,22 +78,25 @@ def _p90(values: list[float]) -> float:
     return float(np.percentile(values, 90))
 
 
-def table_path(case: str, mode: str, workdir: Path) -> Path:
+def table_path(case: str, mode: str, workdir: Path, backend: str = "ort") -> Path:
+    """The case's table; ONNX Runtime's keep their names from before the option, other engines' name it."""
     model, shape = case_shape(case)
-    return workdir / f"{model}-{shape}-{mode}.db"
+    return workdir / f"{model}-{shape}-{mode}{'' if backend == 'ort' else '-' + backend}.db"
 
 
 def build_case(case: str, mode: str, args, workdir: Path) -> dict:
     """Build (or finish building) the case's table; what the build cost."""
     model, shape = case_shape(case)
     coarse = {"coarse_above": args.coarse_above or None} if args.coarse_above is not None else {}
-    config = LutConfig(model=model, input_shape=shape, mode=mode, step=args.step, pairs=args.pairs, **coarse)
-    built = build_lut(config, table_path(case, mode, workdir))  # resumes an interrupted build
+    config = LutConfig(
+        model=model, input_shape=shape, backend=args.backend, mode=mode, step=args.step, pairs=args.pairs, **coarse
+    )
+    built = build_lut(config, table_path(case, mode, workdir, args.backend))  # resumes an interrupted build
     return {k: str(v) if isinstance(v, Path) else v for k, v in built.__dict__.items()}
 
 
 def verify_case(case: str, mode: str, built: dict, args, workdir: Path) -> tuple[dict, dict]:
-    path = table_path(case, mode, workdir)
+    path = table_path(case, mode, workdir, args.backend)
     runs = []
     for _ in range(2):
         t0 = time.perf_counter()
@@ -125,12 +132,12 @@ def verify_case(case: str, mode: str, built: dict, args, workdir: Path) -> tuple
     return row, {"build": built, "verify": [j1, j2], "fitted": fitted}
 
 
-def rescore(key: str, case: dict, workdir: Path) -> None:
+def rescore(key: str, case: dict, workdir: Path, backend: str = "ort") -> None:
     """Recompute a finished case's table errors from its stored tables and measurements with this
     trtprune's prediction rule (no timing: the same measurements, another rule)."""
     import numpy as np
 
-    path = table_path(*key.split("/"), workdir)
+    path = table_path(*key.split("/"), workdir, backend)
     with LutStore(path) as store:
         rules = {"": LatencyModel(store), "scaled_": LatencyModel(store, stage_scales=True)}
     row, (first, second) = case["row"], (v["rows"] for v in case["raw"]["verify"])
@@ -184,10 +191,12 @@ def report(rows: list[dict], args, limits: dict[str, dict] | None = None) -> str
     met = [r for r in rows if r["median_err_pct"] <= TARGETS["median"] and r["p90_err_pct"] <= TARGETS["p90"]]
     return "\n".join(
         [
-            f"# LUT fidelity (ONNX Runtime CPU, 1 thread, {platform.processor() or platform.machine()})",
+            f"# LUT fidelity ({ENGINES.get(args.backend, args.backend)} CPU, 1 thread, "
+            f"{platform.processor() or platform.machine()})",
             "",
             f"Command: `python benchmarks/lut_fidelity.py --cases {args.cases} --modes {args.modes} "
             f"--samples {args.samples} --step {args.step} --seed {args.seed}"
+            + (f" --backend {args.backend}" if args.backend != "ort" else "")
             + (" --pairs" if args.pairs else "")
             + (f" --coarse-above {args.coarse_above}" if args.coarse_above is not None else "")
             + (f" --workdir {args.workdir}" if args.workdir != WORKDIR else "")
@@ -249,6 +258,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help="model@size, comma-separated")
     parser.add_argument("--modes", default="block", help="block and/or network, comma-separated")
+    parser.add_argument(
+        "--backend", default="ort", choices=BACKENDS.names(), help="the engine the tables are measured in"
+    )
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="the random plans verified")
     parser.add_argument("--step", type=int, default=8, help="the table's grid step")
@@ -256,7 +268,9 @@ def main() -> None:
     parser.add_argument(
         "--coarse-above", type=int, default=None, help="the table's coarse_above (0: every group on the step grid)"
     )
-    parser.add_argument("--out", default=None, help="results path stem (default benchmarks/results/lut_fidelity)")
+    parser.add_argument(
+        "--out", default=None, help="results path stem (default benchmarks/results/lut_fidelity[-<backend>])"
+    )
     parser.add_argument("--workdir", default=WORKDIR, help="tables and finished cases are kept here")
     parser.add_argument("--restart", action="store_true", help="measure every case again (tables are rebuilt)")
     parser.add_argument(
@@ -266,24 +280,26 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    state_path = workdir / "fidelity-state.json"
-    settings = {k: getattr(args, k) for k in ("samples", "seed", "step", "pairs", "coarse_above")}
+    engine = "" if args.backend == "ort" else f"-{args.backend}"
+    state_path = workdir / f"fidelity-state{engine}.json"
+    settings = {k: getattr(args, k) for k in ("samples", "seed", "step", "pairs", "coarse_above", "backend")}
     state = json.loads(state_path.read_text()) if state_path.exists() and not args.restart else {}
-    if {"coarse_above": None, **state.get("settings", settings)} != settings:  # states from before the option
+    old = {"coarse_above": None, "backend": "ort", **state.get("settings", settings)}  # states from before the options
+    if old != settings:
         raise SystemExit(f"{state_path} was measured with {state['settings']}, not {settings}: pass --restart")
     state = {"settings": settings, "builds": state.get("builds", {}), "cases": state.get("cases", {})}
     for case in args.cases.split(","):
         for mode in args.modes.split(","):
             key = f"{case}/{mode}"
             if key in state["cases"] and args.rescore:
-                rescore(key, state["cases"][key], workdir)
+                rescore(key, state["cases"][key], workdir, args.backend)
                 write_text(state_path, json.dumps(state, indent=1, default=float))
             if key in state["cases"]:
                 continue
             if key not in state["builds"]:
                 if args.restart:
                     for suffix in ("", "-wal", "-shm"):
-                        Path(f"{table_path(case, mode, workdir)}{suffix}").unlink(missing_ok=True)
+                        Path(f"{table_path(case, mode, workdir, args.backend)}{suffix}").unlink(missing_ok=True)
                 state["builds"][key] = build_case(case, mode, args, workdir)
                 write_text(state_path, json.dumps(state, indent=1, default=float))
             row, raw = verify_case(case, mode, state["builds"][key], args, workdir)
@@ -294,7 +310,7 @@ def main() -> None:
     rows = [state["cases"][k]["row"] for k in wanted]
     limits = {k: state["cases"][k]["raw"]["weight_limit"] for k in wanted if args.rescore}
     save(
-        Path(args.out or RESULTS / "lut_fidelity"),
+        Path(args.out or RESULTS / f"lut_fidelity{engine}"),
         report(rows, args, limits) + "\n",
         {k: state["cases"][k] for k in wanted},
     )

@@ -133,6 +133,98 @@ def test_ort_missing_file_is_a_user_error(tmp_path):
         get_backend("ort").prepare(tmp_path / "missing.onnx", SHAPE, BackendConfig())
 
 
+# --- OpenVINO backend ------------------------------------------------------------------------------
+
+
+def test_openvino_matches_ort_and_times(onnx_path, x, reference):
+    with get_backend("ort").prepare(onnx_path, SHAPE, BackendConfig(threads=1)) as ort_runner:
+        expected = ort_runner.infer(x)
+    with get_backend("openvino").prepare(onnx_path, SHAPE, BackendConfig(threads=1)) as runner:
+        assert tuple(runner.input_shape) == SHAPE
+        y = runner.infer(x)
+        assert y.shape == reference.shape and y.dtype == np.float32
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+        assert runner.timed(3) > 0
+        assert measure(runner.timed, QUICK).median_ms > 0
+        np.testing.assert_allclose(runner.infer(x), y)  # infer leaves the timed request's bound input alone
+        with pytest.raises(TrtpruneError, match="does not match"):
+            runner.infer(np.zeros((2, 1, 28, 28), np.float32))
+
+
+def test_openvino_pins_fp32_and_the_thread_count(onnx_path):
+    import openvino as ov
+
+    with get_backend("openvino").prepare(onnx_path, SHAPE, BackendConfig(threads=2)) as runner:
+        assert runner.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+        assert int(runner.compiled.get_property("INFERENCE_NUM_THREADS")) == 2
+        assert str(runner.compiled.get_property("PERFORMANCE_HINT")) == "LATENCY"
+
+
+def test_openvino_ir_loads_and_matches_ort(onnx_path, x, tmp_path):
+    import openvino as ov
+
+    files = get_backend("openvino").deploy(onnx_path, tmp_path, BackendConfig())
+    assert files == {"engine": "model.xml"} and (tmp_path / "model.bin").is_file()
+    # what a user deploying the IR runs: f32 asked for (the CPU plugin's default may be bf16)
+    compiled = ov.Core().compile_model(tmp_path / "model.xml", "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    with get_backend("ort").prepare(onnx_path, SHAPE, BackendConfig()) as ort_runner:
+        expected = ort_runner.infer(x)
+    np.testing.assert_allclose(compiled(x)[0], expected, rtol=1e-4, atol=1e-4)
+    with get_backend("openvino").prepare(tmp_path / "model.xml", SHAPE, BackendConfig()) as runner:  # the IR runs too
+        np.testing.assert_allclose(runner.infer(x), expected, rtol=1e-4, atol=1e-4)
+    weights = [op for op in ov.Core().read_model(tmp_path / "model.xml").get_ops() if op.get_type_name() == "Constant"]
+    assert weights and all(op.get_element_type() != ov.Type.f16 for op in weights)  # fp32 weights, not compressed
+
+
+def test_openvino_environment():
+    import openvino as ov
+
+    env = get_backend("openvino").environment(BackendConfig(threads=3))
+    assert env["engine"] == "openvino" and env["version"] == ov.get_version()
+    assert env["threads"] == 3 and env["processor"] and env["precision"] == "fp32"
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        (BackendConfig(precision="fp16"), "runs fp32 only"),
+        (BackendConfig(precision="int8"), "runs fp32 only"),
+        (BackendConfig(device="cuda"), "use --device cpu"),
+    ],
+)
+def test_openvino_rejects_what_it_does_not_run(onnx_path, config, needle):
+    from trtprune.core.errors import UsageError
+
+    with pytest.raises(UsageError, match=needle) as info:
+        get_backend("openvino").prepare(onnx_path, SHAPE, config)
+    assert "\n" not in str(info.value)
+
+
+def test_openvino_check_available_names_the_install_command(monkeypatch):
+    from trtprune.core.errors import UsageError
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # makes `import openvino` raise ImportError
+    with pytest.raises(UsageError) as info:
+        get_backend("openvino").check_available(BackendConfig())
+    assert "pip install openvino" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_openvino_missing_file_is_a_user_error(tmp_path):
+    with pytest.raises(TrtpruneError, match="OpenVINO cannot load"):
+        get_backend("openvino").prepare(tmp_path / "missing.onnx", SHAPE, BackendConfig())
+
+
+def test_backend_modules_import_without_openvino():
+    code = (
+        "import sys\n"
+        "import trtprune.backends.openvino, trtprune.cli, trtprune.lut.build, trtprune.engine.candidates\n"
+        "from trtprune.backends import get_backend\n"
+        "get_backend('openvino')\n"
+        "assert 'openvino' not in sys.modules, 'openvino imported eagerly'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # --- GPU helpers and the TensorRT backend without TensorRT ------------------------------------------
 
 

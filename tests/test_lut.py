@@ -95,10 +95,10 @@ def test_table_refuses_another_model(table, tmp_path, run_cli):
 
 def test_fingerprint_mismatch_is_refused_with_reason(table, run_cli):
     code, _, err = run_cli(*CLI_ARGS, "--threads", "2", "--out", table)
-    assert code == 1
+    assert code == 2
     assert "it was measured with threads=1, this machine has threads=2" in err
     code, _, err = run_cli(*[a if a != "resnet20" else "resnet32" for a in CLI_ARGS], "--out", table)
-    assert code == 1 and "built for model 'resnet20', not 'resnet32'" in err
+    assert code == 2 and "built for model 'resnet20', not 'resnet32'" in err
     with LutStore(table) as store:
         meta = store.require_meta()
         meta = replace(meta, environment={**meta.environment, "processor": "another CPU"})

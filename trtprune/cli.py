@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from trtprune.backends.base import BACKENDS
 from trtprune.core.errors import TrtpruneError, UsageError
 
 app = typer.Typer(
@@ -219,7 +220,7 @@ def eval_(
     _console().print(table)
 
 
-BackendOpt = Annotated[str, typer.Option("--backend", help="ort (default), trt or torch")]
+BackendOpt = Annotated[str, typer.Option("--backend", help=f"the engine: {', '.join(BACKENDS.names())}")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (recorded with every number)")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32, fp16 or int8 (carried by the ONNX)")]
@@ -387,7 +388,12 @@ def lut_plot(lut: Annotated[Path, typer.Argument()], out: Annotated[Path, typer.
 
 @app.command()
 def bench(
-    path: Annotated[Path, typer.Argument(help="model.onnx, engine.plan (trt) or checkpoint.pt (torch)")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="model.onnx (ort, openvino, trt), engine.plan (trt), model.xml (openvino) or checkpoint.pt (torch)"
+        ),
+    ],
     backend: BackendOpt = "ort",
     threads: ThreadsOpt = 1,
     device: DeviceOpt = "cpu",

@@ -2,8 +2,8 @@
 
 A backend turns a network into a :class:`Runner` (``prepare``), turns an exported ONNX
 into the artefact users deploy (``deploy``: ONNX Runtime's optimised model, TensorRT's
-``.plan``) and describes the environment its numbers come from (``environment``). ONNX-consuming backends
-(``ort``, ``trt``) take an ONNX file; the ``torch`` backend takes the module.
+``.plan``, OpenVINO's IR) and describes the environment its numbers come from (``environment``). ONNX-consuming backends
+(``ort``, ``openvino``, ``trt``) take an ONNX file; the ``torch`` backend takes the module.
 Timing is never done here: the shared harness in :mod:`trtprune.engine.timing` calls
 ``runner.timed(k)``, which runs ``k`` inferences back to back and returns the
 elapsed milliseconds by the engine's own clock (wall clock on CPU, CUDA events
@@ -116,6 +116,7 @@ class RunnerBase:
 
 
 BACKENDS: Registry[str] = Registry("backend")
+BACKENDS.register("openvino", "trtprune.backends.openvino")
 BACKENDS.register("ort", "trtprune.backends.ort")
 BACKENDS.register("torch", "trtprune.backends.torch_backend")
 BACKENDS.register("trt", "trtprune.backends.trt")

@@ -16,7 +16,8 @@ from trtprune.models.loading import load_model
 def bench_path(
     path: str | os.PathLike[str], backend_name: str, timing: TimingConfig = TimingConfig(), **backend_kwargs: Any
 ) -> dict[str, Any]:
-    """Median, p90 and spread of one inference of ``path`` (ONNX, TensorRT plan or trtprune checkpoint)."""
+    """Median, p90 and spread of one inference of ``path`` (ONNX, TensorRT plan, OpenVINO IR or trtprune
+    checkpoint)."""
     path = Path(path)
     if not path.exists():
         raise TrtpruneError(f"{path} not found")
@@ -30,8 +31,10 @@ def bench_path(
         loaded = load_model(None, checkpoint=path)
         runner = backend.prepare(loaded.model, loaded.input_shape, config)
     else:
-        if path.suffix not in (".onnx", ".plan", ".engine"):
-            raise TrtpruneError(f"{path} is not an ONNX model (.onnx) or a TensorRT engine (.plan)")
+        if path.suffix not in (".onnx", ".plan", ".engine", ".xml"):
+            raise TrtpruneError(
+                f"{path} is not an ONNX model (.onnx), a TensorRT engine (.plan) or an OpenVINO IR (.xml)"
+            )
         runner = backend.prepare(path, (), config)
     with runner:
         t = measure(runner.timed, timing)

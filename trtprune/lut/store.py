@@ -38,7 +38,10 @@ def default_table(model: str | None = None) -> Path:
 
 
 class LutMismatch(TrtpruneError):
-    """A table built for another model, engine, device or setting."""
+    """A table built for another model, engine (or engine version), machine or setting: a wrong
+    table for the command, so a usage error (exit 2) whose message names the fix."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
