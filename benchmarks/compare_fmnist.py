@@ -37,20 +37,32 @@ from pathlib import Path
 from _quiet import benchmark_parser, start  # benchmarks/_quiet.py, beside this script
 from _results import RESULTS, save
 
+from trtprune.prune import PruneConfig
+from trtprune.train.config import DistillConfig, TrainConfig
+
 log = logging.getLogger("compare_fmnist")
 
 # The recipe, the same for every method: 2 stages (re-scored each), each fine-tune 1 epoch on
 # 15,000 training samples drawn at random (a new draw per fine-tune), then the final fine-tune
 # after physical pruning: 45,000 samples per run in all; SGD momentum 0.9, lr 0.01 cosine, batch 128.
-RECIPE = {
-    "data": "fashion-mnist",
-    "stages": 2,
-    "finetune_epochs": 1,
-    "limit_train": 15000,
-    "lr": 0.01,
-    "batch_size": 128,
-    "limit_eval": 2000,  # per-stage top-1 on the first 2,000 test images; the reported top-1 uses all 10,000
-}
+STAGES = 2
+# limit_test: per-stage top-1 on the first 2,000 test images; the reported top-1 uses all 10,000
+RECIPE = TrainConfig(epochs=1, lr=0.01, batch_size=128, limit_train=15000, limit_test=2000)
+
+
+def template(model: str, checkpoint: str, lut: str, distill: DistillConfig | None = None) -> PruneConfig:
+    """Every run's shared settings: the model, its base, the table, the recipe (and distillation)."""
+    return PruneConfig(
+        lut=lut,
+        model=model,
+        checkpoint=checkpoint,
+        data="fashion-mnist",
+        stages=STAGES,
+        finetune=RECIPE,
+        distill=distill,
+    )
+
+
 BASES = {  # trained once from scratch with `trtprune train` (SGD 0.9, lr 0.1 cosine, wd 5e-4, batch 128)
     "resnet20": {"epochs": 15},
     "resnet56": {"epochs": 10},
@@ -291,12 +303,11 @@ def run_part(
     state.keep_tables(model)
     part = PARTS[model]
     config = CompareConfig(
-        lut=lut["path"],
+        prune=template(model, base["checkpoint"], lut["path"]),
         methods=part["methods"],
         budgets=part["budgets"],
         seeds=SEEDS,
         out=str(out / f"compare-{model}"),
-        prune={"model": model, "checkpoint": base["checkpoint"], **RECIPE},
     )
 
     commit = code_commit()
@@ -334,11 +345,11 @@ def _markdown(parts: dict[str, dict], command: str) -> str:
         "# Methods at matched measured latency: ResNet-20 and ResNet-56 on Fashion-MNIST (ONNX Runtime, CPU)",
         "",
         "Recipe, the same for every method and seed (seeds 0-2 paired across methods): "
-        f"{RECIPE['stages']} stages, each re-scored, pruned to its stage target as soft masks and fine-tuned "
-        f"{RECIPE['finetune_epochs']} epoch on {RECIPE['limit_train']:,} training images drawn at random "
+        f"{STAGES} stages, each re-scored, pruned to its stage target as soft masks and fine-tuned "
+        f"{RECIPE.epochs} epoch on {RECIPE.limit_train:,} training images drawn at random "
         "(a new draw per fine-tune), then pruned physically and fine-tuned once more the same way "
-        f"({(RECIPE['stages'] + 1) * RECIPE['limit_train']:,} samples per run); SGD momentum 0.9, lr "
-        f"{RECIPE['lr']} cosine, weight decay 5e-4, batch {RECIPE['batch_size']}. Top-1 is ONNX Runtime's on the "
+        f"({(STAGES + 1) * RECIPE.limit_train:,} samples per run); SGD momentum 0.9, lr "
+        f"{RECIPE.lr} cosine, weight decay {RECIPE.weight_decay}, batch {RECIPE.batch_size}. Top-1 is ONNX Runtime's on the "
         "whole 10,000-image test split. Every method is matched to each stage's target by the same loop that "
         "builds and times its choice in the engine (aiming 2% under).",
         "",
@@ -467,7 +478,13 @@ def main() -> None:
     save(
         results / "compare_fmnist",
         _markdown(parts, command) + log_text,
-        {"command": command, "recipe": RECIPE, "parts": parts, "sessions": state.record("parts.json", lambda d: d)},
+        {
+            "command": command,
+            "recipe": RECIPE.to_json(),
+            "stages": STAGES,
+            "parts": parts,
+            "sessions": state.record("parts.json", lambda d: d),
+        },
     )
 
 

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from _quiet import benchmark_parser, start  # benchmarks/_quiet.py, beside this script
 from _results import RESULTS, save
-from compare_fmnist import RECIPE, STATE, State, base_checkpoint, code_commit, table
+from compare_fmnist import STATE, State, base_checkpoint, code_commit, table, template
+
+from trtprune.train.config import DistillConfig
 
 ARMS = {
-    "default": ("sp-lamp", {}),
-    "probe": ("sp-lamp:importance=sp-lamp-probe", {}),
-    "distill": ("sp-lamp", {"distill": True, "distill_temperature": 4.0, "distill_weight": 0.5}),
+    "default": ("sp-lamp", None),
+    "probe": ("sp-lamp:importance=sp-lamp-probe", None),
+    "distill": ("sp-lamp", DistillConfig()),
 }
 BUDGETS = (0.3, 0.5)
 SEED = 0
@@ -42,12 +44,11 @@ def main() -> None:
     runs = []
     for arm, (spec, extra) in ARMS.items():
         config = CompareConfig(
-            lut=lut["path"],
+            prune=template("resnet20", base["checkpoint"], lut["path"], extra),
             methods=(spec,),
             budgets=BUDGETS,
             seeds=1,
             out=str(out / f"protocol-{arm}"),
-            prune={"model": "resnet20", "checkpoint": base["checkpoint"], **RECIPE, **extra},
         )
         run_compare(config, measure=False)
         runs += [(arm, b, SEED, Path(config.out) / "runs" / run_dir_name(spec, b, SEED)) for b in BUDGETS]

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from _quiet import benchmark_parser, start  # benchmarks/_quiet.py, beside this script
 from _results import RESULTS, save
-from compare_fmnist import RECIPE, SEEDS, base_checkpoint, table
+from compare_fmnist import RECIPE, SEEDS, STAGES, base_checkpoint, table, template
 
-ARMS = {"without": {}, "distill": {"distill": True, "distill_temperature": 4.0, "distill_weight": 0.5}}
+from trtprune.train.config import DistillConfig
+
+ARMS = {"without": None, "distill": DistillConfig()}
 BUDGET = 0.5
 
 
@@ -34,12 +36,11 @@ def main() -> None:
     runs = []
     for arm, extra in ARMS.items():
         config = CompareConfig(
-            lut=lut["path"],
+            prune=template("resnet20", base["checkpoint"], lut["path"], extra),
             methods=("sp-lamp",),
             budgets=(BUDGET,),
             seeds=SEEDS,
             out=str(out / f"distill-{arm}"),
-            prune={"model": "resnet20", "checkpoint": base["checkpoint"], **RECIPE, **extra},
         )
         run_compare(config, measure=False)  # runs (or resumes) the arm; measured below with the other
         runs += [(arm, BUDGET, s, Path(config.out) / "runs" / run_dir_name("sp-lamp", BUDGET, s)) for s in range(SEEDS)]
@@ -55,7 +56,7 @@ def main() -> None:
         f"# Distillation: the default method at {BUDGET:.0%} of ResNet-20's latency, Fashion-MNIST, {SEEDS} seeds",
         "",
         f"Base `{base['command']}` (top-1 {base['top1']:.4f}); the recipe of `compare_fmnist.py` "
-        f"({RECIPE['stages']} stages, {(RECIPE['stages'] + 1) * RECIPE['limit_train']:,} fine-tuning samples per run); "
+        f"({STAGES} stages, {(STAGES + 1) * RECIPE.limit_train:,} fine-tuning samples per run); "
         "`distill`: the same with `--distill --distill-temperature 4 --distill-weight 0.5` (KL to the unpruned "
         "model's logits at T=4, mixed half and half with the label loss). Every model timed in one interleaved "
         f"call beside the base ({environment.get('engine')} {environment.get('version')}, "
@@ -74,7 +75,15 @@ def main() -> None:
         "",
         f"Command: `{command}` ({(time.perf_counter() - t0) / 60:.0f} min this session)",
     ]
-    payload = {"command": command, "recipe": RECIPE, "arms": ARMS, "rows": rows, "summary": summary, "gaps": gaps}
+    arms = {arm: d.to_json() if d else None for arm, d in ARMS.items()}
+    payload = {
+        "command": command,
+        "recipe": RECIPE.to_json(),
+        "arms": arms,
+        "rows": rows,
+        "summary": summary,
+        "gaps": gaps,
+    }
     save(RESULTS / "distill_fmnist", "\n".join(lines) + "\n", payload)
 
 

@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 
 from trtprune.core.errors import InfeasibleBudget
+from trtprune.decide.matching import MatchPolicy
 from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.methods.base import method_names
+from trtprune.prune import PruneConfig
+from trtprune.train.config import FINETUNE
 
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
 
@@ -318,13 +321,11 @@ def test_compare_runs_measures_and_resumes(setup, tmp_path):
     from trtprune.compare.run import run_compare
 
     root, ckpt, table, *_ = setup
+    shared = PruneConfig(
+        lut=str(table), stages=1, finetune=replace(FINETUNE, limit_train=256), match=MatchPolicy(rounds=3)
+    )
     config = CompareConfig(
-        lut=str(table),
-        methods=("sp-lamp", "uniform"),
-        budgets=(0.7,),
-        seeds=2,
-        out=str(tmp_path / "cmp"),
-        prune={"limit_train": 256, "stages": 1, "repair_rounds": 3},
+        prune=shared, methods=("sp-lamp", "uniform"), budgets=(0.7,), seeds=2, out=str(tmp_path / "cmp")
     )
     out = run_compare(config)
     result = json.loads((out / "compare.json").read_text())
@@ -505,8 +506,7 @@ def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name)
         budget_ratio=0.7,
         method=name,
         stages=1,
-        limit_train=256,
-        limit_eval=256,
+        finetune=replace(FINETUNE, limit_train=256, limit_test=256),
         out=str(tmp_path / "r"),
     )
     report = json.loads((Path(run_prune(config).run_dir) / "report.json").read_text())

@@ -7,12 +7,14 @@ import json
 import shutil
 import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from trtprune.engine.timing import TimingConfig
+from trtprune.train.config import FINETUNE
 
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
 SHAPE = (1, 1, 28, 28)
@@ -126,7 +128,9 @@ def test_prune_meets_its_budget_in_openvino(ov_table, tmp_path, run_cli):
     _, table = ov_table
     out = tmp_path / "run"
     result = run_prune(
-        PruneConfig(lut=str(table), budget_ratio=0.7, stages=1, finetune_epochs=1, limit_train=512, out=str(out))
+        PruneConfig(
+            lut=str(table), budget_ratio=0.7, stages=1, finetune=replace(FINETUNE, limit_train=512), out=str(out)
+        )
     )
     report = json.loads((out / "report.json").read_text())
     assert report["backend"] == "openvino" and report["engine_files"]["engine"] == "model.xml"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from trtprune.engine.timing import TimingConfig
+from trtprune.train.config import FINETUNE
 
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
 
@@ -69,8 +71,7 @@ def test_pipeline_end_to_end(setup, remeasure):
             lut=str(table),
             budget_ratio=0.8,
             stages=2,
-            finetune_epochs=1,
-            limit_train=512,
+            finetune=replace(FINETUNE, limit_train=512),
             remeasure=remeasure,
             out=str(root / f"run-{remeasure}"),
         )
@@ -110,7 +111,7 @@ def test_scoring_batches_do_not_depend_on_what_the_process_drew_before(setup):
     from trtprune.prune.inputs import load_inputs
 
     _, _, table = setup
-    run = load_inputs(PruneConfig(lut=str(table), budget_ratio=0.7, limit_train=512))
+    run = load_inputs(PruneConfig(lut=str(table), budget_ratio=0.7, finetune=replace(FINETUNE, limit_train=512)))
     first = list(run.batches(2))
     torch.rand(1000)  # what an export or an augmentation elsewhere would draw
     state = torch.get_rng_state()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,14 @@ import pytest
 from trtprune.backends import BackendConfig
 from trtprune.compare.config import CompareConfig
 from trtprune.core.records import RecordError
+from trtprune.decide.matching import MatchPolicy
 from trtprune.engine.timing import TimingConfig
 from trtprune.lut.config import LutConfig
 from trtprune.lut.layers import LayerJoin
 from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import LutMeta, LutStore
 from trtprune.prune import PruneConfig, StageRecord
-from trtprune.train.loop import TrainConfig
+from trtprune.train.config import FINETUNE, DistillConfig, TrainConfig
 
 OLD_TABLE = Path(__file__).parent / "fixtures" / "table-format1.db"
 
@@ -32,7 +34,10 @@ RECORDS = [
     ),
     LutMeta("resnet20", [1, 1, 28, 28], "ort", "fp32", "block", {"engine": "onnxruntime"}, {"conv1": 16}, None, 8, {"x": 1}),
     PruneConfig(lut="t.db", budget_ratio=0.5, method="sp-lamp", method_options={"importance": "l1"}, stages=2),
-    CompareConfig(lut="t.db", methods=("sp-lamp", "halp:batches=4"), budgets=(0.3, 0.7), seeds=3, prune={"stages": 2}),
+    CompareConfig(PruneConfig(lut="t.db", stages=2), methods=("sp-lamp", "halp:batches=4"), budgets=(0.3, 0.7), seeds=3),
+    PruneConfig(lut="t.db", budget_ms=0.4, finetune=TrainConfig(epochs=0, lr=0.02), distill=DistillConfig(2.0, 0.3), match=MatchPolicy(4, 0.05, 0.01)),
+    DistillConfig(temperature=3.0, weight=0.25),
+    MatchPolicy(rounds=3),
     TrainConfig(epochs=3, lr=0.05, limit_train=100),
     StageRecord(1, 0.3, 0.29, 0.7, 0.28, 0.9, 1000, {"conv1": 8}),
 ]  # fmt: skip
@@ -81,3 +86,40 @@ def test_a_format_1_table_reads_as_today(caplog, tmp_path):
     assert {j.layer for j in settings.layers} >= {"conv1", "fc"}
     assert latency.base_ms > 0 and latency.join_weight == 0.0  # no probes in that table: no joined-layer fit
     assert TableSettings.from_json(settings.to_json()) == settings  # and it round-trips in today's format
+
+
+def test_a_format_2_prune_config_reads_nested():
+    """The flat recipe of format 2 (a real report's config) moves into ``finetune``, ``distill`` and ``match``."""
+    old = json.loads((Path(__file__).parent / "fixtures" / "prune-config-format2.json").read_text())
+    config = PruneConfig.from_json(old)
+    assert config.finetune == TrainConfig(epochs=1, lr=0.01, batch_size=128, limit_train=15000, limit_test=2000)
+    assert config.distill is None and config.match == MatchPolicy(rounds=6, tolerance=0.03, margin=0.02)
+    assert (config.stages, config.budget_ratio, config.seed) == (2, 0.3, 0)
+    flat = {**old, "distill": True, "distill_weight": 0.25, "finetune_epochs": 0, "repair_rounds": 3}
+    config = PruneConfig.from_json(flat)
+    assert config.distill == DistillConfig(temperature=4.0, weight=0.25)
+    assert (config.finetune.epochs, config.match.rounds) == (0, 3)
+    assert PruneConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+
+
+def test_a_format_1_compare_config_reads_its_shared_dict_as_the_template():
+    old = {
+        "lut": "t.db",
+        "methods": ["sp-lamp"],
+        "budgets": [0.5],
+        "seeds": 2,
+        "out": "o",
+        "prune": {"stages": 2, "limit_train": 9},
+    }
+    config = CompareConfig.from_json(old)
+    assert config.prune == PruneConfig(lut="t.db", stages=2, finetune=replace(FINETUNE, limit_train=9))
+    assert (config.lut, config.methods, config.seeds) == ("t.db", ("sp-lamp",), 2)
+    run = config.run_config("halp:batches=4", 0.5, 1, "o/runs/x")
+    assert (run.method, run.method_options, run.budget_ratio, run.seed, run.out) == (
+        "halp",
+        {"batches": 4},
+        0.5,
+        1,
+        "o/runs/x",
+    )
+    assert run.finetune == config.prune.finetune

@@ -13,12 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
+from trtprune.train.config import FINETUNE
 
 FAST = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
 
@@ -170,8 +172,8 @@ def test_no_fine_tuning_prunes_matches_and_exports(setup, tmp_path):
 
     root, ckpt, table = setup
     config = PruneConfig(
-        lut=str(table), checkpoint=str(ckpt), budget_ratio=0.7, stages=2, finetune_epochs=0, limit_eval=256,
-        out=str(tmp_path / "r"),
+        lut=str(table), checkpoint=str(ckpt), budget_ratio=0.7, stages=2,
+        finetune=replace(FINETUNE, epochs=0, limit_test=256), out=str(tmp_path / "r"),
     )  # fmt: skip
     result = run_prune(config)
     assert result.final_finetune["epochs"] == 0 and len(result.stages) == 2

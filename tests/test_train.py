@@ -18,8 +18,10 @@ from trtprune.core.errors import CheckpointError, DataError, UsageError
 from trtprune.data import get_dataset, get_spec
 from trtprune.models import build_model
 from trtprune.models.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from trtprune.train.config import TrainConfig
 from trtprune.train.ddp import is_main_process
-from trtprune.train.loop import TrainConfig, TrainResult, evaluate, train
+from trtprune.train.job import TrainJob
+from trtprune.train.loop import TrainResult, evaluate, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = "1x1x28x28"
@@ -106,7 +108,11 @@ def test_train_config_json_and_validation() -> None:
     with pytest.raises(UsageError, match="unknown training option"):
         TrainConfig.from_json({"epochs": 1, "lrr": 0.1})
     with pytest.raises(UsageError, match="epochs"):
-        TrainConfig(epochs=0)
+        TrainConfig(epochs=-1)
+    with pytest.raises(
+        UsageError, match="epochs"
+    ):  # a recipe may train nothing (a prune run's); a training job may not
+        TrainJob(model="resnet20", data="fashion-mnist", out=Path("m.pt"), config=TrainConfig(epochs=0))
     with pytest.raises(UsageError, match="lr"):
         TrainConfig(lr=0.0)
 
@@ -127,7 +133,9 @@ import torch.distributed as dist
 from trtprune.data import get_dataset
 from trtprune.models import build_model
 from trtprune.train.ddp import is_main_process
-from trtprune.train.loop import TrainConfig, train
+from trtprune.train.job import TrainJob
+from trtprune.train.loop import train
+from trtprune.train.config import TrainConfig
 
 out = sys.argv[1]
 rank = int(os.environ["RANK"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,10 @@ import typer
 
 from trtprune.backends.base import BACKENDS
 from trtprune.core.errors import TrtpruneError, UsageError
+from trtprune.decide.matching import MatchPolicy
+from trtprune.train.config import FINETUNE, DistillConfig, TrainConfig
+
+DISTILL, MATCH, TRAIN = DistillConfig(), MatchPolicy(), TrainConfig()  # the defaults the options show
 
 app = typer.Typer(
     name="trtprune",
@@ -106,11 +111,11 @@ def train(
     checkpoint: CheckpointOpt = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="prune by this plan before training")] = None,
     keep_ratio: Annotated[float | None, typer.Option("--keep-ratio", help="prune every group to this ratio")] = None,
-    epochs: Annotated[int, typer.Option("--epochs")] = 1,
-    lr: Annotated[float, typer.Option("--lr")] = 0.1,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
-    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 5e-4,
-    momentum: Annotated[float, typer.Option("--momentum")] = 0.9,
+    epochs: Annotated[int, typer.Option("--epochs")] = TRAIN.epochs,
+    lr: Annotated[float, typer.Option("--lr")] = TRAIN.lr,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = TRAIN.batch_size,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = TRAIN.weight_decay,
+    momentum: Annotated[float, typer.Option("--momentum")] = TRAIN.momentum,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA where present), cpu, cuda or cuda:N")] = "auto",
     workers: Annotated[int, typer.Option("--workers")] = 0,
@@ -121,8 +126,8 @@ def train(
         bool, typer.Option("--distill", help="distil from --teacher's logits (e.g. fine-tune a plan later)")
     ] = False,
     teacher: Annotated[Path | None, typer.Option("--teacher", help="the unpruned model's checkpoint")] = None,
-    distill_temperature: Annotated[float, typer.Option("--distill-temperature")] = 4.0,
-    distill_weight: Annotated[float, typer.Option("--distill-weight")] = 0.5,
+    distill_temperature: Annotated[float, typer.Option("--distill-temperature")] = DISTILL.temperature,
+    distill_weight: Annotated[float, typer.Option("--distill-weight")] = DISTILL.weight,
     restart: Annotated[
         bool, typer.Option("--restart", help="discard OUT.partial (an interrupted run's epochs) and start over")
     ] = False,
@@ -130,7 +135,6 @@ def train(
     """Train (or fine-tune a pruned) model; works under torchrun for data parallel. An interrupted run
     resumes after its last finished epoch when rerun (OUT.partial holds them)."""
     from trtprune.train.job import TrainJob, run_train_job
-    from trtprune.train.loop import TrainConfig
 
     config = TrainConfig(
         epochs=epochs,
@@ -154,8 +158,7 @@ def train(
         keep_ratio=keep_ratio,
         config=config,
         teacher=teacher if distill else None,
-        distill_temperature=distill_temperature,
-        distill_weight=distill_weight,
+        distill=DistillConfig(distill_temperature, distill_weight),
     )
     if distill and teacher is None:
         raise UsageError("--distill fine-tunes against a teacher's logits: pass --teacher CKPT (the unpruned model)")
@@ -441,8 +444,8 @@ def prune(
         list[str] | None, typer.Option("--option", help="a method option KEY=VALUE (repeatable), e.g. batches=20")
     ] = None,
     stages: Annotated[int, typer.Option("--stages")] = 1,
-    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = 1,
-    lr: Annotated[float, typer.Option("--lr")] = 0.01,
+    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = FINETUNE.epochs,
+    lr: Annotated[float, typer.Option("--lr")] = FINETUNE.lr,
     round_to: Annotated[
         int | None, typer.Option("--round-to", help="keep widths on multiples of N (default: table step)")
     ] = None,
@@ -460,7 +463,7 @@ def prune(
     ] = None,
     match_rounds: Annotated[
         int, typer.Option("--match-rounds", help="decide-build-time rounds per stage to land under its target")
-    ] = 6,
+    ] = MATCH.rounds,
     device: Annotated[
         str, typer.Option("--device", help="fine-tuning: auto (CUDA where present), cpu, cuda or cuda:N")
     ] = "auto",
@@ -468,10 +471,10 @@ def prune(
     distill: Annotated[
         bool, typer.Option("--distill", help="fine-tune against the unpruned model's logits (needs its checkpoint)")
     ] = False,
-    distill_temperature: Annotated[float, typer.Option("--distill-temperature")] = 4.0,
+    distill_temperature: Annotated[float, typer.Option("--distill-temperature")] = DISTILL.temperature,
     distill_weight: Annotated[
         float, typer.Option("--distill-weight", help="the KL term's share of the loss, in [0, 1]")
-    ] = 0.5,
+    ] = DISTILL.weight,
     restart: Annotated[
         bool, typer.Option("--restart", help="discard an unfinished run in --out instead of resuming it")
     ] = False,
@@ -498,21 +501,22 @@ def prune(
         method_options=options,
         importance=importance,
         stages=stages,
-        finetune_epochs=finetune_epochs,
         remeasure=remeasure,
-        lr=lr,
         round_to=round_to,
         calib=str(calib) if calib else None,
         out=str(out) if out else None,
         seed=seed,
-        limit_train=limit,
-        limit_eval=limit_eval,
-        repair_rounds=match_rounds,
-        device=device,
-        workers=workers,
-        distill=distill,
-        distill_temperature=distill_temperature,
-        distill_weight=distill_weight,
+        finetune=replace(
+            FINETUNE,
+            epochs=finetune_epochs,
+            lr=lr,
+            device=device,
+            workers=workers,
+            limit_train=limit,
+            limit_test=limit_eval,
+        ),
+        distill=DistillConfig(distill_temperature, distill_weight) if distill else None,
+        match=replace(MATCH, rounds=match_rounds),
     )
     with _progress_bar("pruning") as progress:
         r = run_prune(config, progress=progress.stages, restart=restart)
@@ -544,8 +548,8 @@ def compare(
     data: Annotated[str, typer.Option("--data")] = "fashion-mnist",
     data_root: DataRootOpt = None,
     stages: Annotated[int, typer.Option("--stages")] = 1,
-    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = 1,
-    lr: Annotated[float, typer.Option("--lr")] = 0.01,
+    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = FINETUNE.epochs,
+    lr: Annotated[float, typer.Option("--lr")] = FINETUNE.lr,
     limit: Annotated[
         int | None, typer.Option("--limit", help="each fine-tune uses N training samples drawn at random (seeded)")
     ] = None,
@@ -571,6 +575,7 @@ def compare(
     from trtprune.compare.config import CompareConfig
     from trtprune.compare.run import run_compare
     from trtprune.lut.store import default_table
+    from trtprune.prune import PruneConfig
 
     if lut is None:
         lut = default_table(model)
@@ -578,24 +583,21 @@ def compare(
         budget_list = tuple(float(b) for b in budgets.split(",") if b.strip())
     except ValueError:
         raise UsageError(f"--budgets {budgets!r}: give comma-separated ratios such as 0.3,0.5,0.7") from None
-    shared = {
-        "model": model,
-        "checkpoint": str(checkpoint) if checkpoint else None,
-        "data": data,
-        "data_root": str(data_root) if data_root else None,
-        "stages": stages,
-        "finetune_epochs": finetune_epochs,
-        "lr": lr,
-        "limit_train": limit,
-        "limit_eval": limit_eval,
-    }
-    config = CompareConfig(
+    shared = PruneConfig(
         lut=str(lut),
+        model=model,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        data=data,
+        data_root=str(data_root) if data_root else None,
+        stages=stages,
+        finetune=replace(FINETUNE, epochs=finetune_epochs, lr=lr, limit_train=limit, limit_test=limit_eval),
+    )
+    config = CompareConfig(
+        prune=shared,
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
         budgets=budget_list,
         seeds=seeds,
         out=str(out),
-        prune=shared,
     )
     with _progress_bar("comparing") as progress:
         run_dir = run_compare(config, progress=progress.runs, finished_only=finished_only, max_minutes=max_minutes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from trtprune.core.errors import TrtpruneError, UsageError
@@ -13,27 +13,47 @@ from trtprune.prune import PruneConfig
 
 @dataclass(frozen=True)
 class CompareConfig(Record):
-    """Every method spec at every budget, ``seeds`` paired seeds each, sharing ``prune``'s settings."""
+    """Every method spec at every budget, ``seeds`` paired seeds each. ``prune`` is the template every
+    run shares (table, model, data, stages, recipe); each run sets its budget ratio, method, seed and
+    run directory on it."""
 
-    lut: str
+    FORMAT = 2  # format 1 had ``lut`` here and ``prune`` as a dict of the shared PruneConfig fields
+    NESTED = {"prune": PruneConfig}
+
+    prune: PruneConfig
     methods: tuple[str, ...] = ("sp-lamp", "halp", "lap", "uniform", "global-l1")
     budgets: tuple[float, ...] = (0.3, 0.5, 0.7)
     seeds: int = 1
     out: str = "engines/compare"
-    prune: dict[str, Any] = field(default_factory=dict)  # shared PruneConfig fields (data, stages, limit_train...)
+
+    @property
+    def lut(self) -> str:
+        return self.prune.lut
+
+    def run_config(self, spec: str, budget: float, seed: int, run_dir: str) -> PruneConfig:
+        """The run of method ``spec`` at ``budget`` (a share of the base) with ``seed``, written to ``run_dir``."""
+        method, options = parse_method_spec(spec)
+        return replace(self.prune, budget_ratio=budget, method=method, method_options=options, seed=seed, out=run_dir)
+
+    @classmethod
+    def from_json(cls, obj: Any, source: str | None = None) -> CompareConfig:
+        if isinstance(obj, dict) and obj.get("format", 1) < 2:  # the template from ``lut`` and the shared dict
+            obj = {k: v for k, v in obj.items() if k not in ("lut", "prune")} | {
+                "format": 2,
+                "prune": {"format": 2, "lut": obj.get("lut"), **obj.get("prune", {})},
+            }
+        return super().from_json(obj, source)
+
+
+PER_RUN = ("budget_ms", "budget_ratio", "out")  # a comparison sets these on each run
 
 
 def check_config(config: CompareConfig) -> None:
-    from dataclasses import fields
-
-    per_run = {"lut", "budget_ms", "budget_ratio", "method", "method_options", "seed", "out"}
-    shared = {f.name for f in fields(PruneConfig)} - per_run
-    unknown = sorted(set(config.prune) - shared)
-    if unknown:
+    set_per_run = [k for k in PER_RUN if getattr(config.prune, k) is not None]
+    if set_per_run:
         raise UsageError(
-            f"compare: {unknown[0]!r} is not a shared prune setting; use one of: {', '.join(sorted(shared))}"
+            f"compare: {set_per_run[0]!r} is set on each run by the comparison; leave it out of the shared settings"
         )
-
     for spec in config.methods:
         parse_method_spec(spec)  # unknown names and options fail here, naming the valid ones
     bad = [b for b in config.budgets if not 0 < b < 1]

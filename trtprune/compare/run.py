@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,7 @@ from trtprune.core.atomic import write_json, write_text
 from trtprune.core.errors import UsageError
 from trtprune.engine.bench import measure_onnx_side_by_side
 from trtprune.lut.store import LutStore
-from trtprune.methods.base import parse_method_spec
-from trtprune.prune import PruneConfig, load_result, run_prune
+from trtprune.prune import load_result, run_prune
 from trtprune.report.compare import markdown, pareto_plot, summarize
 
 log = logging.getLogger(__name__)
@@ -53,7 +51,6 @@ def run_compare(
     started, ran = time.monotonic(), 0
     for budget in config.budgets:
         for spec in config.methods:
-            method, options = parse_method_spec(spec)
             for seed in range(config.seeds):
                 run_dir = out / "runs" / run_dir_name(spec, budget, seed)
                 if not (run_dir / "report.json").exists() and finished_only:
@@ -65,15 +62,7 @@ def run_compare(
                         raise Stopped(len(runs), total, minutes)
                     ran += 1
                     t0 = time.perf_counter()
-                    pc = PruneConfig(
-                        lut=config.lut,
-                        budget_ratio=budget,
-                        method=method,
-                        method_options=options,
-                        seed=seed,
-                        out=str(run_dir),
-                    )
-                    run_prune(replace(pc, **config.prune))
+                    run_prune(config.run_config(spec, budget, seed, str(run_dir)))
                     log.info("%s at %.2f seed %d: %.0f s", spec, budget, seed, time.perf_counter() - t0)
                 runs.append((spec, budget, seed, run_dir))
                 if progress:

@@ -26,9 +26,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trtprune.core.errors import InfeasibleBudget
+from trtprune.core.errors import InfeasibleBudget, UsageError
+from trtprune.core.records import Record
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MatchPolicy(Record):
+    """How a stage lands on its measured target: decide-build-time ``rounds`` per stage, stopping once
+    a choice measures within ``tolerance`` (a share) under the target, aimed ``margin`` under it (the
+    same model measured again later, as the report and compare do, moves by about its spread, 1-2.5%
+    on the machines measured here)."""
+
+    rounds: int = 6
+    tolerance: float = 0.03
+    margin: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or not 0 <= self.margin < 1 or not self.tolerance > 0:
+            raise UsageError(
+                f"matching needs rounds >= 1, a margin in [0, 1) and a tolerance > 0, not {self.rounds}, "
+                f"{self.margin} and {self.tolerance}"
+            )
 
 
 @dataclass
@@ -46,8 +66,8 @@ def match_target(
     measure: Callable[[Any], float],
     target: float,
     base: float,
-    rounds: int = 6,
-    tolerance: float = 0.03,
+    rounds: int = MatchPolicy.rounds,
+    tolerance: float = MatchPolicy.tolerance,
     key: Callable[[Any], Any] = id,
     confirm: bool = True,
 ) -> Match:

@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from trtprune.core.errors import UsageError
 from trtprune.core.records import Record
+from trtprune.decide.matching import MatchPolicy
 from trtprune.methods import get_method
-from trtprune.train.loop import TrainConfig
+from trtprune.train.config import FINETUNE, DistillConfig, TrainConfig
 
 if TYPE_CHECKING:
     from trtprune.methods import Method
 
 
+LEGACY_KEYS = {  # format <= 2 kept the recipe flat: key -> (nested field, its key)
+    "finetune_epochs": ("finetune", "epochs"),
+    "lr": ("finetune", "lr"),
+    "batch_size": ("finetune", "batch_size"),
+    "device": ("finetune", "device"),
+    "workers": ("finetune", "workers"),
+    "limit_train": ("finetune", "limit_train"),
+    "limit_eval": ("finetune", "limit_test"),
+    "distill_temperature": ("distill", "temperature"),
+    "distill_weight": ("distill", "weight"),
+    "repair_rounds": ("match", "rounds"),
+    "match_tolerance": ("match", "tolerance"),
+    "match_margin": ("match", "margin"),
+}
+
+
 @dataclass(frozen=True)
 class PruneConfig(Record):
-    """One prune run: the table, the budget, the method, the fine-tuning recipe, where to write."""
+    """One prune run: the table, the budget, the method, where to write, and each step's part:
+    ``finetune`` (the recipe of every stage's and the final fine-tune; ``epochs`` 0: prune, match and
+    export only, each stage evaluated on ``limit_test``; its seed is the run's ``seed`` plus the
+    stage), ``distill`` (None: plain cross-entropy) and ``match`` (landing on the measured target)."""
 
-    FORMAT = 2  # format 1 had force_table (never read)
+    FORMAT = 3  # format 1 had force_table (never read); format 2 kept the recipe flat (LEGACY_KEYS)
     REMOVED = {"force_table": 2}
+    NESTED = {"finetune": TrainConfig, "distill": DistillConfig, "match": MatchPolicy}
 
     lut: str
     budget_ms: float | None = None
@@ -33,37 +54,25 @@ class PruneConfig(Record):
     importance: str | None = None  # the channel scorer, for methods that take one (sp-lamp)
     method_options: dict[str, Any] = field(default_factory=dict)
     stages: int = 1
-    finetune_epochs: int = 1  # per stage and for the final fine-tune; 0: prune, match and export only
-    lr: float = 0.01
-    batch_size: int = 128
     round_to: int | None = None  # default: the table's grid step
     remeasure: bool = False
     out: str | None = None
     calib: str | None = None
     seed: int = 0
-    limit_train: int | None = None
-    limit_eval: int | None = None  # stage-by-stage top-1 on the first N test samples (the report's is on all)
-    repair_rounds: int = 6  # decide-and-measure rounds per stage to land just under the stage target
-    match_tolerance: float = 0.03  # stop once a choice measures within this share under the target
-    # aim this share under each stage target: the same model measured again later (the report's and
-    # compare's measurements) moves by about its spread, 1-2.5% on the machines measured here
-    match_margin: float = 0.02
-    device: str = "auto"  # where fine-tuning runs: CUDA where present, else the CPU (latency is always measured in the table's engine)
-    workers: int = 0  # data-loading processes per rank (ImageFolder decoding)
-    distill: bool = False  # fine-tune against the unpruned model's logits
-    distill_temperature: float = 4.0
-    distill_weight: float = 0.5
+    finetune: TrainConfig = FINETUNE
+    distill: DistillConfig | None = None
+    match: MatchPolicy = MatchPolicy()
 
     def __post_init__(self) -> None:
-        if self.finetune_epochs < 0 or self.stages < 1:
-            raise UsageError(
-                f"--finetune-epochs must be >= 0 and --stages >= 1, not {self.finetune_epochs} and {self.stages}"
-            )
-        if not self.distill_temperature > 0 or not 0 <= self.distill_weight <= 1:
-            raise UsageError(
-                f"--distill-temperature must be > 0 and --distill-weight in [0, 1], not {self.distill_temperature} "
-                f"and {self.distill_weight}"
-            )
+        if self.stages < 1:
+            raise UsageError(f"--stages must be >= 1, not {self.stages}")
+
+    @classmethod
+    def from_json(cls, obj: Any, source: str | None = None) -> PruneConfig:
+        """Format 3 as it is; formats 1-2 (the flat recipe) moved into their nested parts first."""
+        if isinstance(obj, dict) and obj.get("format", 1) < 3:
+            obj = _nest_legacy(obj)
+        return super().from_json(obj, source)
 
     def make_method(self) -> Method:
 
@@ -86,16 +95,20 @@ class PruneConfig(Record):
             raise UsageError(f"budget must be positive, not {budget}")
         return budget
 
-    def finetune(self, seed_offset: int, epochs: int | None = None):
+    def recipe(self, seed_offset: int) -> TrainConfig:
         """The fine-tuning recipe of one stage (or the final fine-tune), seeded apart from the others."""
+        return replace(self.finetune, seed=self.seed + seed_offset)
 
-        return TrainConfig(
-            epochs=self.finetune_epochs if epochs is None else epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            seed=self.seed + seed_offset,
-            device=self.device,
-            workers=self.workers,
-            limit_train=self.limit_train,
-            limit_test=self.limit_eval,
-        )
+
+def _nest_legacy(obj: dict[str, Any]) -> dict[str, Any]:
+    """A format-1/2 config's flat recipe keys moved into ``finetune``/``distill``/``match``, with the
+    defaults those formats had (``distill`` only where it was on)."""
+    out = {k: v for k, v in obj.items() if k not in LEGACY_KEYS and k != "distill"}
+    parts: dict[str, dict[str, Any]] = {"finetune": FINETUNE.to_json(), "distill": {}, "match": {}}
+    for key, (part, name) in LEGACY_KEYS.items():
+        if key in obj:
+            parts[part][name] = obj[key]
+    out["finetune"] = parts["finetune"]
+    out["distill"] = parts["distill"] if obj.get("distill") else None
+    out["match"] = parts["match"]
+    return out

@@ -82,7 +82,7 @@ class PruneInputs:
         loader = iter(
             torch.utils.data.DataLoader(
                 self.train_set,
-                batch_size=self.config.batch_size,
+                batch_size=self.config.finetune.batch_size,
                 shuffle=True,
                 generator=torch.Generator().manual_seed(self.config.seed),
             )
@@ -142,7 +142,7 @@ def load_inputs(config: PruneConfig) -> PruneInputs:
     train_set = get_dataset(config.data, "train", config.data_root, augment=True, input_size=size)
     test_set = get_dataset(config.data, "test", config.data_root, input_size=size)
     checkpoint = config.checkpoint or meta.checkpoint
-    if config.distill and not checkpoint:
+    if config.distill is not None and not checkpoint:
         raise TrtpruneError(
             "--distill fine-tunes against the unpruned model's logits, so it needs that model's trained weights: "
             "pass --checkpoint (the table records none)"

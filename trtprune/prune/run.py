@@ -55,7 +55,7 @@ def run_prune(
     """
 
     start = time.perf_counter()
-    with process_group(resolve_device(config.device)):
+    with process_group(resolve_device(config.finetune.device)):
         run = load_inputs(config)
         default = Path("engines") / run.model_name / f"prune-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = Path(from_main(lambda: str(config.out or default)))

@@ -199,21 +199,22 @@ def _match(s: StageInputs, state: StageState, view: TableView) -> tuple[Decision
                 exc.smallest_ms *= view.scale
             raise
 
+    policy = run.config.match
     match = match_target(
         decide,
         lambda d: d.predicted_ms * view.scale,
         measure,
-        s.target_ms * (1 - run.config.match_margin),
+        s.target_ms * (1 - policy.margin),
         run.latency.base_ms,
-        rounds=run.config.repair_rounds,
-        tolerance=run.config.match_tolerance,
+        rounds=policy.rounds,
+        tolerance=policy.tolerance,
         key=_key,
     )
     if not match.met:
         log.warning(
             "stage target %.4f ms (less the %.0f%% margin) not met: the fastest choice measured %.4f ms",
             s.target_ms,
-            100 * run.config.match_margin,
+            100 * policy.margin,
             match.measured,
         )
     return match.choice, shares[_key(match.choice)], match.trace

@@ -27,13 +27,14 @@ def finetune(
     mask: SoftMask | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place for stage ``stage`` (0: the final fine-tune, after physical pruning);
-    returns ``{"epochs", "top1"}``. With ``finetune_epochs`` 0 nothing trains and top-1 is evaluated.
+    returns ``{"epochs", "top1"}``. With the recipe's ``epochs`` 0 nothing trains and top-1 is evaluated.
     The model is left on the CPU."""
 
     config = run.config
+    recipe = config.recipe(stage - 1 if stage else config.stages)
     phase = f"stage{stage}" if stage else "final"
-    if config.finetune_epochs == 0:
-        top1 = evaluate(model, _first(run.test_set, config.limit_eval), device=config.device)
+    if recipe.epochs == 0:
+        top1 = evaluate(model, _first(run.test_set, recipe.limit_test), device=recipe.device)
         model.cpu()
         return {"epochs": 0, "top1": top1}
     done = [e for e in journal.find("epoch", stage)]
@@ -48,15 +49,13 @@ def finetune(
         barrier()
         journal.add(JournalEntry("epoch", stage, epoch, {"top1": snap["history"][-1]["top1"]}))
 
-    teacher = None
-    if config.distill:
-        teacher = Distillation(copy.deepcopy(base_model), config.distill_temperature, config.distill_weight)
+    teacher = None if config.distill is None else Distillation.of(copy.deepcopy(base_model), config.distill)
     hook = None if mask is None else (lambda _model: mask.apply())
     result = train(
         model,
         run.train_set,
         run.test_set,
-        config.finetune(stage - 1 if stage else config.stages),
+        recipe,
         mask_hook=hook,
         distill=teacher,
         resume=resume,

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trtprune.core.errors import UsageError
 from trtprune.data import get_dataset, get_spec
 from trtprune.models.checkpoint import save_checkpoint
 from trtprune.models.loading import load_model, prune_loaded
+from trtprune.train.config import DistillConfig, TrainConfig
 from trtprune.train.ddp import is_main_process, process_group
-from trtprune.train.loop import Distillation, TrainConfig, TrainResult, resolve_device, train
+from trtprune.train.loop import Distillation, TrainResult, resolve_device, train
 from trtprune.train.resume import EpochSnapshots
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,11 @@ class TrainJob:
     keep_ratio: float | None = None
     config: TrainConfig = TrainConfig()
     teacher: Path | None = None  # distil from this (unpruned) checkpoint's logits
-    distill_temperature: float = 4.0
-    distill_weight: float = 0.5
+    distill: DistillConfig = DistillConfig()  # how, where there is a teacher
+
+    def __post_init__(self) -> None:
+        if self.config.epochs < 1:
+            raise UsageError(f"epochs must be >= 1 to train, not {self.config.epochs}")
 
     def settings(self) -> dict[str, Any]:
         """What the trained weights depend on, as JSON (an interrupted run resumes only with the same);
@@ -43,8 +48,8 @@ class TrainJob:
             "data": self.data,
             "input_shape": self.input_shape,
             "keep_ratio": self.keep_ratio,
-            "distill_temperature": self.distill_temperature if self.teacher else None,
-            "distill_weight": self.distill_weight if self.teacher else None,
+            "distill_temperature": self.distill.temperature if self.teacher else None,  # flat: older runs resume
+            "distill_weight": self.distill.weight if self.teacher else None,
             "train": train,
             **{k: os.fspath(v) if v is not None else None for k, v in paths.items()},
         }
@@ -68,7 +73,7 @@ def run_train_job(job: TrainJob, progress=None, restart: bool = False) -> TrainR
     distill = None
     if job.teacher is not None:
         teacher = load_model(loaded.name, loaded.input_shape, job.teacher, num_classes=classes).model
-        distill = Distillation(teacher, job.distill_temperature, job.distill_weight)
+        distill = Distillation.of(teacher, job.distill)
     with process_group(resolve_device(job.config.device)):  # joined before the snapshots: ranks name their files
         snapshots = EpochSnapshots(job.out, job.settings(), restart)
         result = train(

@@ -25,46 +25,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from trtprune.core.errors import DataError, TrtpruneError, UsageError
-from trtprune.core.records import Record
+from trtprune.train.config import DistillConfig, TrainConfig
 from trtprune.train.ddp import env_int, process_group, rank
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 MaskHook = Callable[[nn.Module], None]
-
-
-@dataclass(frozen=True)
-class TrainConfig(Record):
-    """Hyper-parameters of one training or fine-tuning run.
-
-    ``batch_size`` is per process: under ``torchrun`` the global batch is
-    ``batch_size * WORLD_SIZE``. ``limit_train`` trains on N samples drawn at random (seeded
-    by ``seed``, so every fine-tune of a staged run sees other samples); ``limit_test``
-    evaluates on the first N.
-    """
-
-    KEY, ERROR = "training option", UsageError
-
-    epochs: int = 1
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 128
-    workers: int = 0
-    seed: int = 0
-    device: str = "auto"  # CUDA where present, else the CPU
-    limit_train: int | None = None
-    limit_test: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.workers < 0:
-            raise UsageError(
-                f"bad training config: epochs ({self.epochs}) and batch size ({self.batch_size}) must be >= 1, "
-                f"workers ({self.workers}) >= 0"
-            )
-        if not self.lr > 0 or self.momentum < 0 or self.weight_decay < 0:
-            raise UsageError(f"bad training config: lr ({self.lr}) must be > 0, momentum and weight decay >= 0")
 
 
 @dataclass
@@ -95,14 +62,15 @@ class Distillation:
     ``(1 - weight) * CE(student, labels) + weight * T^2 * KL(softmax(teacher / T) || softmax(student / T))``."""
 
     teacher: nn.Module
-    temperature: float = 4.0
-    weight: float = 0.5
+    temperature: float = DistillConfig.temperature
+    weight: float = DistillConfig.weight
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0 or not 0 <= self.weight <= 1:
-            raise UsageError(
-                f"distillation needs a temperature > 0 and a weight in [0, 1], not {self.temperature} and {self.weight}"
-            )
+        DistillConfig(self.temperature, self.weight)  # validates
+
+    @classmethod
+    def of(cls, teacher: nn.Module, config: DistillConfig) -> Distillation:
+        return cls(teacher, config.temperature, config.weight)
 
     def loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
