@@ -3,62 +3,43 @@
 A benchmark that trains and times in turns (``compare_fmnist.py``) runs for hours; other
 work on the same two cores (tests, builds) would move its latency figures. With
 ``--freeze-cgroup DIR`` (a cgroup-v1 freezer directory holding those other jobs, e.g.
-``/sys/fs/cgroup/freezer/devwork``) every call of the timing harness freezes that cgroup
-for its duration and thaws it after, so nothing else runs while a latency is measured,
-while the rest of the benchmark (training) shares the machine. Without the option nothing
-is patched.
+``/sys/fs/cgroup/freezer/devwork``) the freezer is the timing harness's guard
+(:func:`trtprune.engine.timing.set_timing_guard`): every measurement freezes that cgroup for
+its duration and thaws it after, so nothing else runs while a latency is measured, while the
+rest of the benchmark (training) shares the machine. Without the option no guard is set.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from trtprune.engine.timing import set_timing_guard
 
 log = logging.getLogger(__name__)
 
 
-_depth = 0  # nested timing calls (measure -> measure_interleaved) freeze once
-
-
 @contextlib.contextmanager
-def frozen(cgroup: Path):
-    global _depth
+def frozen(cgroup: Path) -> Iterator[None]:
+    """``cgroup`` (a cgroup-v1 freezer directory) frozen while the block runs, thawed after."""
     state = cgroup / "freezer.state"
-    if _depth == 0:
-        state.write_text("FROZEN\n")
-    _depth += 1
+    state.write_text("FROZEN\n")
     try:
         yield
     finally:
-        _depth -= 1
-        if _depth == 0:
-            state.write_text("THAWED\n")
+        state.write_text("THAWED\n")
 
 
 def freeze_while_timing(cgroup: str | None) -> None:
-    """Wrap the harness's entry points (``trtprune.engine.timing.measure`` and ``measure_interleaved``,
-    and the copies modules imported already) so every timing call runs with ``cgroup`` frozen."""
+    """Register the freezer of ``cgroup`` as the harness's timing guard (nothing when ``cgroup`` is empty)."""
     if not cgroup:
         return
     path = Path(cgroup)
     if not (path / "freezer.state").exists():
         raise SystemExit(f"--freeze-cgroup {cgroup}: not a cgroup-v1 freezer directory (no freezer.state)")
-    import trtprune.engine.timing as timing
-
-    for name in ("measure", "measure_interleaved"):
-        original = getattr(timing, name)
-
-        @functools.wraps(original)
-        def wrapped(*args, _original=original, **kwargs):
-            with frozen(path):
-                return _original(*args, **kwargs)
-
-        for module in list(sys.modules.values()):
-            if getattr(module, "__name__", "").startswith("trtprune") and getattr(module, name, None) is original:
-                setattr(module, name, wrapped)
+    set_timing_guard(lambda: frozen(path))
     log.info("timing calls freeze %s", path)
 
 

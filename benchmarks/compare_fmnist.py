@@ -27,7 +27,7 @@ import logging
 import os
 import shlex
 import shutil
-import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -37,7 +37,17 @@ from pathlib import Path
 from _quiet import benchmark_parser, start  # benchmarks/_quiet.py, beside this script
 from _results import RESULTS, save
 
+import trtprune
+from trtprune.backends import BackendConfig
+from trtprune.backends.ort import cpu_name
+from trtprune.compare.config import CompareConfig, Stopped, run_dir_name
+from trtprune.compare.run import run_compare
+from trtprune.core.atomic import copy_file, copy_sqlite, copy_tree, write_json
+from trtprune.lut.build import LutConfig, build_lut
+from trtprune.lut.store import LutMismatch, LutStore
+from trtprune.models.checkpoint import load_checkpoint
 from trtprune.prune import PruneConfig
+from trtprune.report.compare import markdown, pareto_plot
 from trtprune.train.config import DistillConfig, TrainConfig
 
 log = logging.getLogger("compare_fmnist")
@@ -92,8 +102,6 @@ STATE = RESULTS / "compare_fmnist-state"
 
 def code_commit() -> str:
     """The commit of the trtprune package this process runs (``+dirty`` when its tree has changes)."""
-    import trtprune
-
     root = Path(trtprune.__file__).resolve().parent.parent
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(
@@ -104,9 +112,9 @@ def code_commit() -> str:
 
 class State:
     """The committed copy of what resuming needs: ``<model>-base.pt`` (and its wall time), the
-    tables under ``<model>/`` (SQLite files copied with the backup API, so a table open for writing
-    is copied whole), and per part ``compare-<model>/base.onnx`` and each finished run's
-    ``report.json`` and ``model.onnx``."""
+    tables under ``<model>/`` (copied with :func:`~trtprune.core.atomic.copy_sqlite`, so a table
+    open for writing is copied whole), and per part ``compare-<model>/base.onnx`` and each finished
+    run's ``report.json`` and ``model.onnx``. Every copy is whole or absent (trtprune's atomic copies)."""
 
     def __init__(self, root: Path | None, out: Path) -> None:
         self.root, self.out = root, out  # root None: keep nothing
@@ -139,17 +147,17 @@ class State:
             self._copy(self.out / name, self.root / name)
         partial, spent = self.out / f"{model}-base.pt.partial", self.out / f"{model}-base.wall_s.partial"
         kept = self.root / partial.name
-        shutil.rmtree(kept, ignore_errors=True)  # replaced: the latest epoch only
+        trained = (self.root / f"{model}-base.pt").exists()
+        if partial.is_dir() and not trained:
+            copy_tree(partial, kept)  # replaced: the latest epoch only
+        else:
+            shutil.rmtree(kept, ignore_errors=True)
         (self.root / spent.name).unlink(missing_ok=True)
-        if not (self.root / f"{model}-base.pt").exists():
-            for src in partial.iterdir() if partial.is_dir() else ():
-                self._copy(src, kept / src.name)
+        if not trained:
             self._copy(spent, self.root / spent.name)
 
     def record(self, name: str, update) -> dict:
         """Read ``name`` (a JSON file of the state), apply ``update`` to it, write it back whole."""
-        from trtprune.core.atomic import write_json
-
         path = (self.root or self.out) / name
         data = json.loads(path.read_text()) if path.exists() else {}
         update(data)
@@ -170,7 +178,7 @@ class State:
         def machine(data: dict) -> None:  # the processor each run was decided and timed on
             runs = data.setdefault(part, {})
             for name in finished:
-                runs.setdefault(name, _processor())
+                runs.setdefault(name, cpu_name())
 
         self.record("machines.json", machine)
         return self.record("commits.json", update)[part]
@@ -178,12 +186,8 @@ class State:
     def keep_tables(self, model: str) -> None:
         if self.root is None:
             return
-        from trtprune.core.atomic import atomic_path
-
         for db in (self.out / model).glob("*.db"):
-            with atomic_path(self.root / model / db.name) as tmp:
-                with sqlite3.connect(db) as src, sqlite3.connect(tmp) as copy:
-                    src.backup(copy)
+            copy_sqlite(db, self.root / model / db.name)
 
     def keep_runs(self, model: str) -> None:
         if self.root is None:
@@ -198,19 +202,10 @@ class State:
     @staticmethod
     def _copy(src: Path, dst: Path) -> bool:
         """Copy ``src`` onto a missing ``dst``, whole or not at all; True when it copied."""
-        from trtprune.core.atomic import atomic_path
-
         if not src.exists() or dst.exists():
             return False
-        with atomic_path(dst) as tmp:
-            shutil.copy2(src, tmp)
+        copy_file(src, dst)
         return True
-
-
-def _cli(*args: str) -> None:
-    cmd = [sys.executable, "-m", "trtprune.cli", *args]
-    log.info("$ %s", " ".join(shlex.quote(a) for a in cmd))
-    subprocess.run(cmd, check=True)
 
 
 class PartOver(Exception):
@@ -221,8 +216,6 @@ def base_checkpoint(model: str, out: Path, minutes_left: float | None = None) ->
     """Train the base once (reused when present; an interrupted training resumes after its last
     finished epoch); returns how it was made. With ``minutes_left`` the training is stopped then
     (:class:`PartOver`), its finished epochs kept; its wall time adds up over the parts."""
-    from trtprune.models.checkpoint import load_checkpoint
-
     ckpt = out / f"{model}-base.pt"
     epochs = BASES[model]["epochs"]
     args = ["train", model, "--data", "fashion-mnist", "--epochs", str(epochs), "--lr", "0.1", "--seed", "0"]
@@ -260,10 +253,6 @@ def table(model: str, ckpt: str, out: Path) -> dict:
 
     A table restored from an earlier session whose machine fingerprint differs from this one's is
     used as it is: the runs so far were decided on it, and every run is re-timed on this machine."""
-    from trtprune.backends import BackendConfig
-    from trtprune.lut.build import LutConfig, build_lut
-    from trtprune.lut.store import LutMismatch, LutStore
-
     path = out / model / "lut.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     config = LutConfig(
@@ -285,9 +274,6 @@ def run_part(
     ``FIRST`` at every budget before the others), measure them all together. ``finished_only``:
     measure what has finished (None when nothing has). ``deadline`` (``time.monotonic()``): start
     nothing after it (:class:`PartOver`, or the comparison's ``Stopped``)."""
-    from trtprune.compare.config import CompareConfig, run_dir_name
-    from trtprune.compare.run import run_compare
-
     if finished_only and not any((out / f"compare-{model}" / "runs").glob("*/report.json")):
         return None
     t0 = time.perf_counter()
@@ -339,8 +325,6 @@ def run_part(
 
 
 def _markdown(parts: dict[str, dict], command: str) -> str:
-    from trtprune.report.compare import markdown
-
     lines = [
         "# Methods at matched measured latency: ResNet-20 and ResNet-56 on Fashion-MNIST (ONNX Runtime, CPU)",
         "",
@@ -385,8 +369,6 @@ def _markdown(parts: dict[str, dict], command: str) -> str:
 def paired(rows: list[dict], default: str = "sp-lamp") -> list[dict]:
     """Per budget: the best other method by mean top-1, and the default minus it seed by seed
     (mean and sample std of the paired differences)."""
-    import statistics
-
     out = []
     for budget in sorted({r["budget_ratio"] for r in rows}):
         at = [r for r in rows if r["budget_ratio"] == budget]
@@ -432,9 +414,6 @@ def paired_lines(rows: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    from trtprune.compare.config import Stopped
-    from trtprune.report.compare import pareto_plot
-
     parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet20,resnet56", help="comma list of parts to run")
     parser.add_argument(
@@ -499,20 +478,13 @@ def log_part(state: State, command: str, commit: str, wall_s: float, stopped: st
                 "commit": commit,
                 "wall_s": round(wall_s, 1),
                 "runs_finished": finished,
-                "processor": _processor(),
+                "processor": cpu_name(),
                 "stopped": stopped,
                 "command": command,
             }
         )
 
     state.record("parts.json", update)
-
-
-def _processor() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else ():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return ""
 
 
 def _parts_markdown(state: State) -> str:

@@ -2,7 +2,7 @@
 
 Each model is built with random weights (no download) at a small input (64 px; 224 for VGG and
 AlexNet, whose head pools need it; 96 for Inception-V3), pruned at one random plan keeping
-10-60% of every group, exported to ONNX and run in ONNX Runtime (:func:`trtprune.coverage.check_model`).
+10-60% of every group, exported to ONNX and run in ONNX Runtime (``check_model`` of ``tests/model_coverage.py``).
 A row is ``ok`` when the ONNX output equals the pruned torch model, the parameter count is the
 plan's and no layer is left empty; the *oracle* column compares the pruned model with the unpruned
 one whose removed channels are zeroed (exact when the groups are right; not applicable to models

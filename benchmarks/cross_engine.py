@@ -41,8 +41,6 @@ from typing import Any
 from _quiet import benchmark_parser, start  # benchmarks/_quiet.py, beside this script
 from _results import RESULTS, save
 
-import trtprune.lut.build  # noqa: F401  (imported before start(): its timing calls get frozen too)
-import trtprune.prune.timer  # noqa: F401
 from trtprune.backends import BackendConfig
 from trtprune.core.atomic import write_text
 from trtprune.core.errors import InfeasibleBudget

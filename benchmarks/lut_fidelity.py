@@ -20,10 +20,10 @@ for another engine than ``ort``, or ``--out``).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -34,7 +34,8 @@ from trtprune.core.atomic import write_text
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
-from trtprune.lut.verify import share_error_pct, verify
+from trtprune.lut.verify import VerifyRow, median_p90, relative_error_pct, share_error_pct, verify
+from trtprune.models import get_model_spec
 from trtprune.report.markdown import markdown_table
 
 CASES = {  # case -> input shape; other model@size cases take the model's own channel count
@@ -52,8 +53,6 @@ ENGINES = {"ort": "ONNX Runtime", "openvino": "OpenVINO"}  # report titles
 
 def case_shape(case: str) -> tuple[str, str]:
     """``model@size`` -> (model, input shape)."""
-    from trtprune.models import get_model_spec
-
     model, _, size = case.partition("@")
     if case in CASES:
         return model, CASES[case]
@@ -61,21 +60,21 @@ def case_shape(case: str) -> tuple[str, str]:
     return model, f"1x{default[1]}x{size}x{size}" if size else "x".join(map(str, default))
 
 
-def floor(first, second) -> dict[str, float]:
+def floor(first: list[VerifyRow], second: list[VerifyRow]) -> dict[str, float]:
     """The same plans measured twice: |share1 - share2| / share2 in percent, median and p90."""
-    diffs = sorted(100 * abs(_share(a) - _share(b)) / _share(b) for a, b in zip(first.rows, second.rows, strict=True))
-    return {"median": statistics.median(diffs), "p90": _p90(diffs)}
+    diffs = [relative_error_pct(a.share, b.share) for a, b in zip(first, second, strict=True)]
+    median, p90 = median_p90(diffs)
+    return {"median": median, "p90": p90}
 
 
-def _share(row) -> float:
-    """A verified plan's measured latency as a share of the base timed beside it."""
-    return row.measured_ms / row.base_now_ms
+def share_errors(latency: LatencyModel, rows: list[VerifyRow]) -> list[float]:
+    """Each verified plan's share error under ``latency``'s prediction rule (verify's own statistic)."""
+    return [share_error_pct(latency, r.widths, r.share) for r in rows]
 
 
-def _p90(values: list[float]) -> float:
-    import numpy as np
-
-    return float(np.percentile(values, 90))
+def _rounded(errors_pct: list[float]) -> tuple[float, float]:
+    median, p90 = median_p90(errors_pct)
+    return round(median, 2), round(p90, 2)
 
 
 def table_path(case: str, mode: str, workdir: Path, backend: str = "ort") -> Path:
@@ -103,8 +102,8 @@ def verify_case(case: str, mode: str, built: dict, args, workdir: Path) -> tuple
         runs.append((verify(str(path), samples=args.samples, seed=args.seed), time.perf_counter() - t0))
     (first, first_s), (second, _) = runs
     j1, j2 = first.to_json(), second.to_json()
-    shares = [_share(r) for r in first.rows]
-    fl = floor(first, second)
+    shares = [r.share for r in first.rows]
+    fl = floor(first.rows, second.rows)
     row = {
         "case": case,
         "mode": mode,
@@ -135,23 +134,16 @@ def verify_case(case: str, mode: str, built: dict, args, workdir: Path) -> tuple
 def rescore(key: str, case: dict, workdir: Path, backend: str = "ort") -> None:
     """Recompute a finished case's table errors from its stored tables and measurements with this
     trtprune's prediction rule (no timing: the same measurements, another rule)."""
-    import numpy as np
-
     path = table_path(*key.split("/"), workdir, backend)
     with LutStore(path) as store:
-        rules = {"": LatencyModel(store), "scaled_": LatencyModel(store, stage_scales=True)}
-    row, (first, second) = case["row"], (v["rows"] for v in case["raw"]["verify"])
-
-    def errors(latency: LatencyModel, rows: list[dict]) -> tuple[float, float]:
-        errs = [share_error_pct(latency, r["widths"], r["measured_ms"] / r["base_now_ms"]) for r in rows]
-        return round(float(np.median(errs)), 2), round(_p90(errs), 2)
-
-    latency, fitted = rules[""], rules["scaled_"]
-    row["median_err_pct"], row["p90_err_pct"] = errors(latency, first)
-    row["scaled_median_pct"], row["scaled_p90_pct"] = errors(fitted, first)
-    row["again_median_pct"], row["again_p90_pct"] = errors(latency, second)
-    ms = [100 * abs(latency.predict_widths(r["widths"]) - r["measured_ms"]) / r["measured_ms"] for r in first]
-    row["ms_median_pct"], row["ms_p90_pct"] = round(float(np.median(ms)), 2), round(_p90(ms), 2)
+        latency, fitted = LatencyModel(store), LatencyModel(store, stage_scales=True)
+    row = case["row"]
+    first, second = ([VerifyRow.from_json(r) for r in v["rows"]] for v in case["raw"]["verify"])
+    row["median_err_pct"], row["p90_err_pct"] = _rounded(share_errors(latency, first))
+    row["scaled_median_pct"], row["scaled_p90_pct"] = _rounded(share_errors(fitted, first))
+    row["again_median_pct"], row["again_p90_pct"] = _rounded(share_errors(latency, second))
+    ms = [relative_error_pct(latency.predict_widths(r.widths), r.measured_ms) for r in first]
+    row["ms_median_pct"], row["ms_p90_pct"] = _rounded(ms)
     case["raw"]["fitted"] = {"stage_scales": fitted.stage_scales, "join_weight": fitted.join_weight}
     case["raw"]["weight_limit"] = weight_limit(latency, first, second)
 
@@ -159,7 +151,7 @@ def rescore(key: str, case: dict, workdir: Path, backend: str = "ort") -> None:
 WEIGHTS = [i / 20 for i in range(21)]  # the joined-layer weights scanned by weight_limit
 
 
-def weight_limit(latency: LatencyModel, first: list[dict], second: list[dict]) -> dict:
+def weight_limit(latency: LatencyModel, first: list[VerifyRow], second: list[VerifyRow]) -> dict:
     """How far the table's one fitted parameter is from the best it could be on these plans.
 
     The joined-layer weight is scanned over [0, 1]; the best weight is the one with the lowest
@@ -167,22 +159,19 @@ def weight_limit(latency: LatencyModel, first: list[dict], second: list[dict]) -
     of the same plans, so the choice cannot fit that measurement's noise). Where even that weight
     misses the targets, fitting the weight better (more or other probes) cannot meet them; the
     separable rows and the machine's floor are what is left."""
-    import copy
 
-    import numpy as np
-
-    def errors(weight: float, rows: list[dict]) -> list[float]:
+    def errors(weight: float, rows: list[VerifyRow]) -> list[float]:
         model = copy.copy(latency)
         model.join_weight = weight
-        return [share_error_pct(model, r["widths"], r["measured_ms"] / r["base_now_ms"]) for r in rows]
+        return share_errors(model, rows)
 
-    best = min(WEIGHTS, key=lambda w: float(np.median(errors(w, first))))
-    held_out = errors(best, second)
+    best = min(WEIGHTS, key=lambda w: median_p90(errors(w, first))[0])
+    best_median, best_p90 = _rounded(errors(best, second))
     return {
         "fitted_weight": round(latency.join_weight, 3),
         "best_weight": best,
-        "best_median_pct": round(float(np.median(held_out)), 2),
-        "best_p90_pct": round(_p90(held_out), 2),
+        "best_median_pct": best_median,
+        "best_p90_pct": best_p90,
     }
 
 

@@ -1,7 +1,8 @@
 """ResNet-20 on Fashion-MNIST pruned to 70/50/30% of its measured latency (ONNX Runtime, CPU).
 
 Runs `trtprune prune` for each budget ratio (or, with --from-runs, only reads finished run
-directories) and tabulates measured speed-up and top-1 before/after from each report.json.
+directories) and tabulates measured speed-up and top-1 before/after from each run's result
+(report.json, read as trtprune's typed ``PruneResult``).
 Prints and saves benchmarks/results/prune_fmnist.{md,json}.
 
     python benchmarks/prune_fmnist.py --checkpoint engines/demo/base.pt --lut engines/resnet20/lut.db
@@ -10,13 +11,13 @@ Prints and saves benchmarks/results/prune_fmnist.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
+from trtprune.prune import load_result
 from trtprune.report.markdown import markdown_table
 
 
@@ -55,22 +56,21 @@ def main() -> None:
         ]
         if not args.from_runs:
             subprocess.run(cmd, check=True)
-        r = json.loads((run / "report.json").read_text())
-        m = r["measured"]
+        r = load_result(run)
         rows.append(
             {
                 "budget_ratio": float(ratio),
                 "stages": int(stages),
-                "base_ms": round(m["base"]["median_ms"], 4),
-                "pruned_ms": round(m["pruned"]["median_ms"], 4),
-                "speedup": round(r["speedup"], 2),
-                "budget_met": r["meets_budget"],
-                "base_top1": r["base_top1"],
-                "top1": r["top1"],
-                "params": r["params"],
-                "base_params": r["base_params"],
-                "macs": r["flops"],
-                "wall_s": round(r["wall_s"]),
+                "base_ms": round(r.base_ms, 4),
+                "pruned_ms": round(r.pruned_ms, 4),
+                "speedup": round(r.speedup, 2),
+                "budget_met": r.meets_budget,
+                "base_top1": r.base_top1,
+                "top1": r.top1,
+                "params": r.params,
+                "base_params": r.base_params,
+                "macs": r.flops,
+                "wall_s": round(r.wall_s),
                 "command": " ".join(["trtprune", *cmd[3:]]),
             }
         )

@@ -175,6 +175,24 @@ def test_block_mode_and_verify_and_plot(tmp_path):
     assert len(pngs) == 13
 
 
+def test_verify_statistics_summarise_the_rows():
+    """Every summary verify reports is median_p90 of its rows' errors; rows round-trip through JSON,
+    older rows' retired keys dropped, unknown ones refused."""
+    from trtprune.lut.verify import ERROR_COLUMNS, VerifyResult, VerifyRow, median_p90, relative_error_pct
+
+    rows = [VerifyRow({"g": 8}, 1.0 + i, 2.0, 4.0, 1.5 * i, 2.0 * i, 3.0 * i, 0.5 * i) for i in range(10)]
+    figures = VerifyResult(rows, 1.0).to_json()
+    for prefix, field in ERROR_COLUMNS.items():
+        values = [getattr(r, field) for r in rows]
+        assert (figures[f"{prefix}median_error_pct"], figures[f"{prefix}p90_error_pct"]) == median_p90(values)
+    assert median_p90([3.0, 1.0, 2.0, 4.0]) == (2.5, pytest.approx(3.7))
+    assert relative_error_pct(1.1, 1.0) == pytest.approx(10.0) and rows[0].share == 0.5
+    assert [VerifyRow.from_json(r) for r in figures["rows"]] == rows
+    assert VerifyRow.from_json({**rows[1].to_json(), "no_stage_scales_error_pct": 9.0}) == rows[1]
+    with pytest.raises(ValueError, match="bogus"):
+        VerifyRow.from_json({**rows[1].to_json(), "bogus": 1})
+
+
 def test_missing_table_is_a_user_error(tmp_path):
     with pytest.raises(TrtpruneError, match="not found"):
         LutStore(tmp_path / "none.db")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
-from trtprune.engine.timing import TimingConfig, measure_interleaved, summarize
+from trtprune.engine.timing import TimingConfig, measure, measure_interleaved, set_timing_guard, summarize
 
 
 def test_outliers_are_rejected():
@@ -81,3 +83,43 @@ def test_paired_ratio_cancels_drift_shared_within_a_round():
     assert res["half"].samples == 4  # precise at once: stopped after min_rounds
     with pytest.raises(KeyError, match="not a candidate"):
         measure_interleaved(pair(), cfg, reference="nope")
+
+
+def test_a_registered_guard_wraps_every_measurement():
+    """The guard is entered before a measurement's first call and left after its last, once per
+    measurement (``measure`` too), also when the measurement fails; ``None`` removes it."""
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def guard():
+        events.append("enter")
+        try:
+            yield
+        finally:
+            events.append("exit")
+
+    def timed(k: int) -> float:
+        events.append("timed")
+        return k * 1.0
+
+    def broken(k: int) -> float:
+        raise RuntimeError("engine failed")
+
+    cfg = TimingConfig(warmup=1, warmup_ms=0, rounds=4, inner=1, retries=0)
+    previous = set_timing_guard(guard)
+    try:
+        measure_interleaved({"a": timed, "b": timed}, cfg)
+        assert events[0] == "enter" and events[-1] == "exit" and events.count("enter") == 1
+        assert events[1:-1] == ["timed"] * (2 + 4 * 2)  # warm-up once each, then 4 rounds of two
+        events.clear()
+        measure(timed, cfg)
+        assert events.count("enter") == events.count("exit") == 1
+        events.clear()
+        with pytest.raises(RuntimeError):
+            measure(broken, cfg)
+        assert events == ["enter", "exit"]
+    finally:
+        assert set_timing_guard(previous) is guard
+    events.clear()
+    measure(timed, cfg)
+    assert "enter" not in events

@@ -1,4 +1,4 @@
-"""Atomic file and directory writes: an output is complete or absent."""
+"""Atomic file and directory writes and copies: an output is complete or absent."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,3 +72,24 @@ def write_text(dest: str | os.PathLike[str], text: str) -> None:
 
 def write_json(dest: str | os.PathLike[str], obj: Any) -> None:
     write_text(dest, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Copy the file ``src`` (times and mode kept) onto ``dest``, whole or not at all."""
+    with atomic_path(dest) as tmp:
+        shutil.copy2(src, tmp)
+
+
+def copy_sqlite(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Copy the SQLite database ``src`` onto ``dest``, whole or not at all, with SQLite's backup
+    API: a database another process has open for writing (its WAL included) is copied as one
+    consistent snapshot, which copying the file would not give."""
+    with atomic_path(dest) as tmp:
+        with contextlib.closing(sqlite3.connect(src)) as source, contextlib.closing(sqlite3.connect(tmp)) as copy:
+            source.backup(copy)
+
+
+def copy_tree(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Replace the folder ``dest`` with a copy of the folder ``src``, whole or not at all."""
+    with atomic_dir(dest) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)

@@ -17,10 +17,15 @@ standard error of its change against the reference, or of its median), so each g
 only the rounds it needs. A
 candidate whose spread stays above ``max_spread`` (and, with a target, whose error
 stays above it) after ``retries`` repeats is flagged ``noisy``.
+
+A *timing guard* (:func:`set_timing_guard`) is entered around every measurement (one call of
+:func:`measure_interleaved` or :func:`measure`: warm-up, rounds and re-measurements) and left
+after it: a benchmark sharing the machine uses it to pause other work while it times.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -122,6 +127,24 @@ def _calibrate(timed: Timed, config: TimingConfig) -> int:
     return max(1, int(np.ceil(config.min_sample_ms / one_ms)))
 
 
+TimingGuard = Callable[[], contextlib.AbstractContextManager]  # makes the context entered around a measurement
+
+_guard: TimingGuard | None = None
+
+
+def set_timing_guard(guard: TimingGuard | None) -> TimingGuard | None:
+    """Enter ``guard()`` around every measurement from now on (``None``: no guard); returns the
+    guard it replaces, so a caller can put it back.
+
+    The harness's one hook for the machine around it: e.g. a benchmark that trains and times in
+    turns freezes the other jobs on a shared machine while a latency is measured
+    (``benchmarks/_quiet.py``). The guard wraps the whole measurement, warm-up included, once
+    per call of :func:`measure_interleaved`."""
+    global _guard
+    previous, _guard = _guard, guard
+    return previous
+
+
 def measure_interleaved(
     candidates: Mapping[str, Timed],
     config: TimingConfig = TimingConfig(),
@@ -134,7 +157,8 @@ def measure_interleaved(
     own references (a batch holding several groups' references). Noisy candidates are
     re-measured (beside their references) up to ``config.retries`` times; the most
     precise measurement is kept and still flagged if it stays noisy. With references, only
-    the paired candidates are judged (for early stopping and re-measuring).
+    the paired candidates are judged (for early stopping and re-measuring). The registered
+    timing guard (:func:`set_timing_guard`) is entered around it all.
     """
     if isinstance(reference, str):
         reference = {n: reference for n in candidates if n != reference}
@@ -142,6 +166,12 @@ def measure_interleaved(
     missing = sorted(set(refs.values()) - set(candidates))
     if missing:
         raise KeyError(f"reference {missing[0]!r} is not a candidate")
+    with _guard() if _guard is not None else contextlib.nullcontext():
+        return _measure(candidates, config, refs)
+
+
+def _measure(candidates: Mapping[str, Timed], config: TimingConfig, refs: Mapping[str, str]) -> dict[str, Timing]:
+    """Warm-up, calibration, the interleaved rounds and the re-measurements of noisy candidates."""
     inner = {}
     for name, timed in candidates.items():
         timed(config.warmup)

@@ -1,9 +1,15 @@
-"""Does the table predict real latency? Random plans, predicted vs measured in the same engine."""
+"""Does the table predict real latency? Random plans, predicted vs measured in the same engine.
+
+The statistics (:func:`relative_error_pct`, :func:`share_error_pct`, :func:`median_p90`) are the
+ones ``trtprune lut verify`` reports; ``benchmarks/lut_fidelity.py`` scores its stored
+measurements with the same functions.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -31,8 +37,24 @@ class VerifyRow:
     no_pairs_error_pct: float  # error_pct of the prediction without pair interactions (sum of single-group changes)
     stage_scales_error_pct: float = 0.0  # error_pct with the opt-in stage scales (LatencyModel(stage_scales=True))
 
+    RETIRED = frozenset({"no_stage_scales_error_pct"})  # stored by older trtprune, no longer meaningful
+
+    @property
+    def share(self) -> float:
+        """The measured latency as a share of the base timed beside it (the paired ratio)."""
+        return self.measured_ms / self.base_now_ms
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> VerifyRow:
+        """A row as :meth:`to_json` stored it (older rows' retired keys are dropped; others refused)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(obj) - names - cls.RETIRED)
+        if unknown:
+            raise ValueError(f"unknown verify row key(s) {unknown}")
+        return cls(**{k: v for k, v in obj.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -42,35 +64,45 @@ class VerifyResult:
 
     @property
     def median_error_pct(self) -> float:
-        return float(np.median([r.error_pct for r in self.rows]))
+        return median_p90(r.error_pct for r in self.rows)[0]
 
     @property
     def p90_error_pct(self) -> float:
-        return float(np.percentile([r.error_pct for r in self.rows], 90))
+        return median_p90(r.error_pct for r in self.rows)[1]
 
     def to_json(self) -> dict[str, Any]:
-        errs = [r.absolute_error_pct for r in self.rows]
-        singles = [r.no_pairs_error_pct for r in self.rows]
-        scaled = [r.stage_scales_error_pct for r in self.rows]
-        return {
-            "base_ms": self.base_ms,
-            "samples": len(self.rows),
-            "median_error_pct": self.median_error_pct,
-            "p90_error_pct": self.p90_error_pct,
-            "absolute_median_error_pct": float(np.median(errs)),
-            "absolute_p90_error_pct": float(np.percentile(errs, 90)),
-            "no_pairs_median_error_pct": float(np.median(singles)),
-            "no_pairs_p90_error_pct": float(np.percentile(singles, 90)),
-            "stage_scales_median_error_pct": float(np.median(scaled)),
-            "stage_scales_p90_error_pct": float(np.percentile(scaled, 90)),
-            "rows": [r.to_json() for r in self.rows],
-        }
+        out: dict[str, Any] = {"base_ms": self.base_ms, "samples": len(self.rows)}
+        for prefix, field in ERROR_COLUMNS.items():
+            out[f"{prefix}median_error_pct"], out[f"{prefix}p90_error_pct"] = median_p90(
+                getattr(r, field) for r in self.rows
+            )
+        return {**out, "rows": [r.to_json() for r in self.rows]}
+
+
+# the summaries to_json gives: key prefix -> the VerifyRow error they summarise
+ERROR_COLUMNS = {
+    "": "error_pct",
+    "absolute_": "absolute_error_pct",
+    "no_pairs_": "no_pairs_error_pct",
+    "stage_scales_": "stage_scales_error_pct",
+}
+
+
+def relative_error_pct(estimate: float, actual: float) -> float:
+    """|estimate - actual| / actual, in percent."""
+    return 100 * abs(estimate - actual) / actual
 
 
 def share_error_pct(latency: LatencyModel, widths: dict[str, int], share: float) -> float:
     """|predicted share - measured share| / measured share, in percent: the prediction as a share of
     the table's base against a plan measured as a share of the base timed beside it."""
-    return 100 * abs(latency.predict_widths(widths) / latency.base_ms - share) / share
+    return relative_error_pct(latency.predict_widths(widths) / latency.base_ms, share)
+
+
+def median_p90(errors_pct: Iterable[float]) -> tuple[float, float]:
+    """The median and the 90th percentile of ``errors_pct``: how every error here is summarised."""
+    values = np.asarray(list(errors_pct), dtype=np.float64)
+    return float(np.median(values)), float(np.percentile(values, 90))
 
 
 def random_widths(
@@ -132,7 +164,7 @@ def verify(
             pred, meas = model.predict_widths(widths), share * base_now
             err, err_singles, err_scaled = (share_error_pct(m, widths, share) for m in (model, singles, scaled))
             rows.append(
-                VerifyRow(widths, pred, meas, base_now, err, 100 * abs(pred - meas) / meas, err_singles, err_scaled)
+                VerifyRow(widths, pred, meas, base_now, err, relative_error_pct(pred, meas), err_singles, err_scaled)
             )
         if progress:
             progress({"measured": len(rows), "total": samples})

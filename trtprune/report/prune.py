@@ -69,35 +69,58 @@ def _markdown(r: dict) -> str:
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
+def plot_title(r: dict) -> str:
+    """What every plot of a run is about: the model, the engine (and precision) and the budget."""
+    share = r["budget_ms"] / r["table_base_ms"] if r["table_base_ms"] else 0.0
+    return (
+        f"{r['model']} on {r['backend']} ({r['precision']}): budget {r['budget_ms']:.4g} ms "
+        f"({share:.0%} of {r['table_base_ms']:.4g} ms)"
+    )
+
+
+def widths_figure(r: dict):
+    """Kept channels per group over the base's, one bar per group."""
+    import matplotlib.pyplot as plt
+
+    names = list(r["widths"])
+    fig, ax = plt.subplots(figsize=(max(7, 0.35 * len(names) + 1), 3.8), layout="constrained")
+    ax.bar(range(len(names)), [r["base_widths"][n] for n in names], color="lightgray", label="base")
+    ax.bar(range(len(names)), [r["widths"][n] for n in names], color="tab:blue", label="kept")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+    ax.set_ylabel("channels")
+    fig.suptitle(plot_title(r), fontsize=9)
+    fig.legend(fontsize=7, loc="outside right upper")  # beside the axes, never over the bars
+    return fig
+
+
+def stages_figure(r: dict):
+    """Measured and target latency (left axis) and top-1 (right axis) after each stage; stage 0 is the base."""
+    import matplotlib.pyplot as plt
+
+    stages = r["stages"]
+    fig, ax1 = plt.subplots(figsize=(6, 3.6), layout="constrained")
+    xs = [0] + [int(s["stage"]) for s in stages]
+    ax1.plot(xs, [r["table_base_ms"]] + [s["measured_ms"] for s in stages], "o-", label="measured ms")
+    ax1.plot(xs, [r["table_base_ms"]] + [s["target_ms"] for s in stages], "--", label="target ms")
+    ax1.set_xticks(xs, ["base", *map(str, xs[1:])])  # whole stages only
+    ax1.set_xlabel("stage")
+    ax1.set_ylabel("latency (ms)")
+    ax2 = ax1.twinx()
+    ax2.plot(xs, [r["base_top1"]] + [s["top1"] for s in stages], "s-", color="tab:green", label="top-1")
+    ax2.set_ylabel("top-1")
+    fig.suptitle(plot_title(r), fontsize=9)
+    fig.legend(fontsize=7, loc="outside right upper")  # both axes' lines, beside the axes
+    return fig
+
+
 def _plots(r: dict, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(r["widths"])
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names)), 3.5))
-    ax.bar(range(len(names)), [r["base_widths"][n] for n in names], color="lightgray", label="base")
-    ax.bar(range(len(names)), [r["widths"][n] for n in names], color="tab:blue", label="kept")
-    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
-    ax.set_ylabel("channels")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(out / "widths.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    stages = r["stages"]
-    fig, ax1 = plt.subplots(figsize=(5, 3.2))
-    xs = [0] + [s["stage"] for s in stages]
-    ax1.plot(xs, [r["table_base_ms"]] + [s["measured_ms"] for s in stages], "o-", label="measured ms")
-    ax1.plot(xs, [r["table_base_ms"]] + [s["target_ms"] for s in stages], "--", label="target ms")
-    ax1.set_xlabel("stage")
-    ax1.set_ylabel("latency (ms)")
-    ax2 = ax1.twinx()
-    ax2.plot(xs, [r["base_top1"]] + [s["top1"] for s in stages], "s-", color="tab:green", label="top-1")
-    ax2.set_ylabel("top-1")
-    fig.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    with atomic_path(out / "stages.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    for name, figure in (("widths.png", widths_figure), ("stages.png", stages_figure)):
+        fig = figure(r)
+        with atomic_path(out / name) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+        plt.close(fig)
