@@ -215,12 +215,11 @@ def measure_plans(case: Case, engine: str, plans: dict[str, dict[str, int]]) -> 
 def matched(case: Case, engine: str, sources: dict, budget: float) -> dict[str, dict]:
     """In ``engine``, every source's decision moved by prune's matching loop until it measures just
     under ``budget`` (prune's margin and tolerance): its measured share, value and parameters."""
-    from trtprune.decide.matching import match_target
-    from trtprune.prune.config import PruneConfig
+    from trtprune.decide.matching import MatchPolicy, match_target
     from trtprune.prune.timer import CandidateTimer
     from trtprune.surgery.apply import prune_copy
 
-    defaults = PruneConfig(lut="-", budget_ratio=budget)
+    policy = MatchPolicy()  # the prune run's matching defaults
     timer = CandidateTimer(sources[engine][1].latency.meta, case.model, case.shape)  # that engine's settings
     out = {}
     try:
@@ -243,10 +242,10 @@ def matched(case: Case, engine: str, sources: dict, budget: float) -> dict[str, 
                     decide,
                     lambda d, base=base: d.predicted_ms / base,
                     measure,
-                    budget * (1 - defaults.match_margin),
+                    budget * (1 - policy.margin),
                     1.0,
-                    rounds=defaults.repair_rounds,
-                    tolerance=defaults.match_tolerance,
+                    rounds=policy.rounds,
+                    tolerance=policy.tolerance,
                     key=lambda d: tuple(sorted(d.widths.items())),
                 )
             except InfeasibleBudget:
