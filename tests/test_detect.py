@@ -223,3 +223,17 @@ def test_detector_export_needs_batch_one(tmp_path):
 
     with pytest.raises(UsageError, match="batch 1"):
         export_detector(nn.Identity(), (2, 3, 64, 64), tmp_path / "x.onnx")
+
+
+def test_cli_groups_of_a_detector(run_cli):
+    code, out, _ = run_cli("groups", "ssdlite320_mobilenet_v3_large", "--input", "1x3x160x160", "--json")
+    assert code == 0
+    groups = json.loads(out)
+    assert len(groups) > 10 and not any(FINAL.search(p) for g in groups for p in g["producers"])
+
+
+def test_canvas_cli_refuses_a_tiny_canvas(tmp_path):
+    from trtprune.data.canvas import main
+
+    assert main(["--out", str(tmp_path), "--size", "32"]) == 2
+    assert not (tmp_path / "annotations").exists()
