@@ -27,6 +27,7 @@ class DatasetSpec:
     loader: Callable[..., Dataset]
     missing_hint: str
     resizes: bool = False  # images are resized to the model's input (ImageFolder); else fixed-size arrays
+    task: str = "classify"  # "classify": (image, label) items; "detect": (image, target dict) items, COCO boxes
 
     def root(self, root: str | os.PathLike[str] | None) -> Path | None:
         chosen = root or os.environ.get(f"TRTPRUNE_{self.name.upper().replace('-', '_')}_ROOT")
@@ -74,4 +75,4 @@ def get_dataset(
 
 def _ensure_registered() -> None:
     # Importing the modules registers their datasets.
-    from trtprune.data import fashion_mnist, folders  # noqa: F401
+    from trtprune.data import coco, fashion_mnist, folders  # noqa: F401

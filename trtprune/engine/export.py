@@ -33,10 +33,12 @@ def export_onnx(
     metadata: dict[str, str] | None = None,
     dtype: str = "float32",
     example_inputs: tuple | None = None,
+    output_names: tuple[str, ...] | None = None,
 ) -> Path:
     """Export ``model`` (eval mode) for ``input_shape`` to ``out``; the file is complete or absent.
 
     ``metadata`` (e.g. the preprocessing and plan) is stored in the model's ``metadata_props``.
+    ``output_names`` names a model's several outputs (a detector's boxes, scores, labels).
 
     Uses the TorchScript-based exporter (fast, opset 17); the graph is then checked
     with ``onnx.checker`` (full check, shape inference included).
@@ -48,7 +50,7 @@ def export_onnx(
     model.eval()
     if example_inputs is None:
         example_inputs = (torch.randn(*input_shape, dtype=getattr(torch, dtype)),)
-        input_names, output_names = [INPUT_NAME], [OUTPUT_NAME]
+        input_names, output_names = [INPUT_NAME], list(output_names or [OUTPUT_NAME])
     else:  # a sub-graph with several inputs and outputs
         input_names = [f"input{i}" for i in range(len(example_inputs))]
         output_names = None

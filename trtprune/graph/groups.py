@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from trtprune.core.errors import UnsupportedModelError
 from trtprune.graph.index_maps import build_graph, describe
 from trtprune.graph.ties import closure, tied_classes
+from trtprune.graph.traced_part import traced_part
 
 if TYPE_CHECKING:
     import torch
@@ -218,7 +219,8 @@ class ModelGroups:
         return out
 
     def _partitions(self, members: list[Member], channels: int) -> tuple[int, str | None]:
-        """The conv-group blocks of a group with grouped convs, or why their blocks cannot be kept alike.
+        """The conv-group blocks of a group with grouped convs (or GroupNorms, whose channel groups must
+        all keep the same count), or why their blocks cannot be kept alike.
 
         TP cuts a grouped conv's inputs as the same positions of every block, so a plan must keep the
         same positions in each block of ``channels // partitions`` group channels; that holds only if
@@ -227,10 +229,10 @@ class ModelGroups:
         partitions = 1
         for m in members:
             module = self.model.get_submodule(m.layer) if m.kind != "Parameter" else None
-            g = getattr(module, "groups", 1)
+            g = _channel_blocks(module)
             if not isinstance(g, int) or g == 1 or _is_depthwise(module):
                 continue
-            dim = module.out_channels if m.role == "out" else module.in_channels
+            dim = _block_dim(module, m.role)
             to_group = dict(zip(m.idxs, m.root_idxs, strict=True))
             size = dim // g
             regular = (
@@ -239,7 +241,10 @@ class ModelGroups:
                 and all(to_group[p * size + i] == p * size + to_group[i] for p in range(g) for i in range(size))
             )
             if not regular:
-                return 1, f"grouped conv {m.layer} ({g} groups) takes channels from several groups or in another order"
+                return (
+                    1,
+                    f"grouped {m.kind} {m.layer} ({g} groups) takes channels from several groups or in another order",
+                )
             partitions = math.lcm(partitions, g)
         if channels % partitions:
             return 1, f"{channels} channels cannot be split over {partitions} conv groups"
@@ -280,18 +285,33 @@ def _range_name(root: str, channels: list[int], k: int) -> str:
     return f"{root}@{k}"
 
 
+def _channel_blocks(module: Any) -> Any:
+    """A grouped conv's groups or a GroupNorm's channel groups (its pruner keeps ``num_groups``)."""
+    return getattr(module, "num_groups", None) or getattr(module, "groups", 1)
+
+
+def _block_dim(module: Any, role: str) -> int:
+    if hasattr(module, "num_channels"):
+        return module.num_channels
+    return module.out_channels if role == "out" else module.in_channels
+
+
 def _is_depthwise(module: Any) -> bool:
     return getattr(module, "groups", 1) == getattr(module, "in_channels", -1) == getattr(module, "out_channels", -2)
 
 
 def find_groups(model: nn.Module, input_shape: tuple[int, ...]) -> ModelGroups:
-    """Trace ``model`` on a random input of ``input_shape`` and return its channel groups."""
+    """Trace ``model`` on a random input of ``input_shape`` and return its channel groups.
+
+    A model with a registered view (a detector: :mod:`trtprune.graph.traced_part`) is traced through
+    it; the groups' ``model`` is then that view, which shares the model's layers and names.
+    """
     import torch
 
     was_training = model.training
     model.eval()
     try:
-        found = ModelGroups(model, torch.randn(*input_shape))
+        found = ModelGroups(traced_part(model), torch.randn(*input_shape))
     finally:
         model.train(was_training)
     return found

@@ -129,11 +129,14 @@ def _name(node: Any) -> str:
 class _Repair:
     """The repair of one traced graph: run :meth:`before` TP's index-mapping step and :meth:`after`."""
 
-    def __init__(self, graph: Any) -> None:
+    def __init__(self, graph: Any, calls: dict[Any, Any] | None = None) -> None:
         self.graph = graph
         self.unsafe: dict[Any, str] = {}
         self.owned: set[Any] = set()  # nodes whose edge mappings we set exactly
-        self.by_grad_fn = {n.grad_fn: n for n in graph.module2node.values() if n.grad_fn is not None}
+        nodes = graph.module2node
+        # a layer called several times (a head shared by pyramid levels) is one node for all its calls
+        self.by_grad_fn = {fn: nodes[m] for fn, m in (calls or {}).items() if m in nodes}
+        self.by_grad_fn.update({n.grad_fn: n for n in nodes.values() if n.grad_fn is not None})
         self.entries = {n: self._entries(n) for n in graph.module2node.values()}
 
     def _entries(self, node: Any) -> list[Entry] | None:
@@ -150,8 +153,19 @@ class _Repair:
                     return None
                 out.append(Entry(src, nr, shape))
         if [e.node for e in out] != list(node.inputs):
-            return None
+            return self._reused(node, out)
         return out
+
+    def _reused(self, node: Any, first: list[Entry]) -> list[Entry] | None:
+        """A layer called several times (a detector head shared by all pyramid levels): TP's node holds
+        every call's inputs, the grad_fn only the first call's. Each call maps channel i to channel i
+        as the first does, so every input takes the first call's entry (None if that does not fit)."""
+        n = len(first)
+        if node.module not in self.graph._module2name or n == 0 or len(node.inputs) % n:
+            return None
+        if [e.node for e in first] != list(node.inputs[:n]):
+            return None
+        return [Entry(src, first[k % n].nr, first[k % n].shape) for k, src in enumerate(node.inputs)]
 
     def out_shape(self, node: Any) -> tuple[int, ...] | None:
         return _shape(node.grad_fn) if node.grad_fn is not None else None
@@ -448,6 +462,15 @@ def _channel_change(node: Any, name: str, entries: list[Entry], out: tuple[int, 
     return None
 
 
+def _record_call(calls: dict[Any, Any]):
+    def hook(module: Any, _inputs: Any, output: Any) -> None:
+        out = output[0] if isinstance(output, tuple) and output else output
+        if getattr(out, "grad_fn", None) is not None:
+            calls[out.grad_fn] = module
+
+    return hook
+
+
 def build_graph(model: nn.Module, example_input: torch.Tensor) -> RepairedGraph:
     """TP's ``build_dependency``, step by step, with the exact mappings set around its index-mapping
     step (its graph is complete before that step, which is the one that fails or guesses)."""
@@ -460,10 +483,16 @@ def build_graph(model: nn.Module, example_input: torch.Tensor) -> RepairedGraph:
     graph._module2name = {m: n for n, m in model.named_modules()}
     graph.ignored_params = []
     graph._param_to_name, graph.unwrapped_parameters = graph._detect_unwrapped_parameters(None)
-    graph.module2node = graph._trace(model, (example_input,), None, output_transform=None)
+    calls: dict[Any, Any] = {}  # every call's grad_fn -> its layer (TP's nodes keep only one per layer)
+    hooks = [m.register_forward_hook(_record_call(calls)) for m in model.modules() if not any(m.children())]
+    try:
+        graph.module2node = graph._trace(model, (example_input,), None, output_transform=None)
+    finally:
+        for h in hooks:
+            h.remove()
     graph._build_dependency(graph.module2node)
     shape_infer.init_shape_information(graph)
-    repair = _Repair(graph)
+    repair = _Repair(graph, calls)
     repair.before()
     repair.run_tp()
     repair.after()

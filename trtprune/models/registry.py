@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 
 from trtprune.core.errors import UsageError
 from trtprune.core.shapes import parse_shape
-from trtprune.models import cifar_resnet, efficientnet_lite, timm_zoo, torchvision_zoo  # noqa: F401 (they register)
+from trtprune.models import (  # noqa: F401 (they register)
+    cifar_resnet,
+    detection_zoo,
+    efficientnet_lite,
+    timm_zoo,
+    torchvision_zoo,
+)
 from trtprune.models.spec import MODELS, ModelSpec
 from trtprune.models.timm_zoo import not_a_cnn
 
@@ -27,6 +33,7 @@ def _ensure_registered() -> None:
         return
     _LOADED = True
     torchvision_zoo.register_all()
+    detection_zoo.register_all()
     timm_zoo.register_all()  # after torchvision: a shared name stays torchvision's
 
 
@@ -62,5 +69,7 @@ def build_model(
     classes = num_classes or spec.default_num_classes
     torch.manual_seed(0)  # random init is reproducible: plans and tables refer to the same weights
     model = spec.build(shape[1], classes, pretrained)
+    if spec.fix_input is not None:
+        spec.fix_input(model, shape)
     model.eval()
     return model

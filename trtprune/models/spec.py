@@ -18,6 +18,9 @@ class ModelSpec:
 
     ``build(in_channels, num_classes, pretrained)`` returns an ``nn.Module`` in eval mode.
     ``pretrained_classes`` is the class count of bundled real weights, if any.
+    ``task`` is what the model's output means: "classify" (logits) or "detect" (a torchvision detector:
+    boxes, scores and labels in eval mode, its loss dict in train mode).
+    ``fix_input(model, shape)``, where set, fixes a built model to the NCHW input (a detector's resize).
     """
 
     name: str
@@ -27,6 +30,8 @@ class ModelSpec:
     build: Callable[[int, int, bool], nn.Module]
     pretrained_classes: int | None = None
     preprocessing: dict | None = None
+    task: str = "classify"
+    fix_input: Callable[[nn.Module, tuple[int, int, int, int]], None] | None = None
 
 
 MODELS: Registry[ModelSpec] = Registry("model")

@@ -1,0 +1,239 @@
+"""Detectors: the canvas set, COCO data, mAP, the detection zoo, groups and whole-detector export."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from trtprune.core.errors import UsageError
+from trtprune.data import get_dataset
+from trtprune.data.canvas import CanvasConfig, write_canvas_set
+from trtprune.data.coco import detection_collate
+
+SMALL = CanvasConfig(train=3, val=4, size=96, seed=0)
+
+
+@pytest.fixture(scope="module")
+def canvas(tmp_path_factory):
+    root = tmp_path_factory.mktemp("canvas")
+    write_canvas_set(root, SMALL)
+    return root
+
+
+def test_canvas_round_trip(canvas):
+    ann = json.loads((canvas / "annotations" / "instances_val.json").read_text())
+    ds = get_dataset("coco", "test", canvas, input_size=(3, 96, 96))
+    assert len(ds) == SMALL.val == len(ann["images"])
+    for i in range(len(ds)):
+        x, target = ds[i]
+        info = ann["images"][i]
+        assert x.shape == (3, info["height"], info["width"]) and 0.0 <= float(x.min()) <= float(x.max()) <= 1.0
+        rows = [a for a in ann["annotations"] if a["image_id"] == info["id"]]
+        want = torch.tensor(
+            [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in rows]
+        )
+        assert torch.equal(target["boxes"], want.float())
+        assert target["labels"].tolist() == [a["category_id"] for a in rows]
+        assert target["labels"].dtype == torch.int64 and int(target["labels"].min()) >= 1
+    assert ds.num_classes == 11
+
+
+def test_resized_input_scales_boxes(canvas):
+    full = get_dataset("coco", "test", canvas, input_size=(3, 96, 96))
+    half = get_dataset("coco", "test", canvas, input_size=(3, 48, 48))
+    x, target = half[0]
+    assert x.shape == (3, 48, 48) and target["orig_size"] == (96, 96)
+    assert torch.allclose(target["boxes"] * 2, full[0][1]["boxes"])
+
+
+def test_canvas_set_is_deterministic(canvas, tmp_path):
+    write_canvas_set(tmp_path, SMALL)
+    for rel in ("annotations/instances_train.json", "annotations/instances_val.json", "val/000003.png"):
+        assert (tmp_path / rel).read_bytes() == (canvas / rel).read_bytes()
+    write_canvas_set(tmp_path / "other", CanvasConfig(train=0, val=4, size=96, seed=1))
+    assert (tmp_path / "other/val/000000.png").read_bytes() != (canvas / "val/000000.png").read_bytes()
+
+
+def test_collate_keeps_lists(canvas):
+    ds = get_dataset("coco", "train", canvas, input_size=(3, 96, 96))
+    images, targets = detection_collate([ds[0], ds[1]])
+    assert len(images) == len(targets) == 2 and set(targets[0]) >= {"boxes", "labels"}
+
+
+def test_folder_without_annotations_is_a_usage_error(tmp_path):
+    (tmp_path / "train").mkdir()
+    with pytest.raises(UsageError, match="no COCO annotations") as err:
+        get_dataset("coco", "train", tmp_path)
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
+    with pytest.raises(UsageError, match="not found"):
+        get_dataset("coco", "train", tmp_path / "missing")
+
+
+def _replay(targets, shift=0.0):
+    """A predictor that answers the ground truth (shifted by ``shift`` of each box's width), in order."""
+    queue = list(targets)
+
+    def predict(images):
+        out = []
+        for _ in range(len(images)):
+            t = queue.pop(0)
+            boxes = t["boxes"].clone()
+            boxes[:, 0::2] += shift * (boxes[:, 2:3] - boxes[:, 0:1])
+            out.append({"boxes": boxes, "scores": torch.ones(len(boxes)), "labels": t["labels"]})
+        return out
+
+    return predict
+
+
+@pytest.mark.parametrize("size", [96, 48])
+def test_ground_truth_scores_map_one_and_shifted_less(canvas, size):
+    from trtprune.engine.detection_eval import evaluate_detections
+
+    ds = get_dataset("coco", "test", canvas, input_size=(3, size, size))
+    targets = [ds[i][1] for i in range(len(ds))]
+    perfect = evaluate_detections(_replay(targets), ds, batch_size=3)
+    assert perfect.map == pytest.approx(1.0) and perfect.map_50 == pytest.approx(1.0)
+    assert perfect.images == len(ds) and perfect.detections == sum(len(t["boxes"]) for t in targets)
+    shifted = evaluate_detections(_replay(targets, shift=0.3), ds)
+    assert shifted.map < 0.5 and shifted.map_50 == pytest.approx(1.0)  # IoU 0.54: found at .5, missed above .55
+    half = get_dataset("coco", "test", canvas, limit=2, input_size=(3, size, size))
+    assert evaluate_detections(_replay(targets[:2]), half).images == 2
+
+
+# the heads' last layers: their outputs are the class, box and centerness maps (never cut)
+FINAL = re.compile(r"(cls_logits|bbox_reg|bbox_ctrness|bbox_pred|cls_score|module_list\.\d+(\.1)?)$")
+DETECTORS = [
+    ("ssdlite320_mobilenet_v3_large", (1, 3, 160, 160)),
+    ("ssd300_vgg16", (1, 3, 300, 300)),  # its extra layers need 300 px
+    ("retinanet_resnet50_fpn_v2", (1, 3, 128, 128)),
+    ("fcos_resnet50_fpn", (1, 3, 128, 128)),
+    ("fasterrcnn_mobilenet_v3_large_320_fpn", (1, 3, 160, 160)),
+]
+
+
+def test_every_torchvision_detector_is_registered():
+    import torchvision
+
+    from trtprune.models import get_model_spec
+
+    for name in torchvision.models.list_models(module=torchvision.models.detection):
+        spec = get_model_spec(name)
+        assert spec.task == "detect" and spec.default_input[1] == 3
+
+
+@pytest.mark.parametrize(("name", "shape"), DETECTORS)
+def test_detector_groups_leave_head_outputs_whole(name, shape):
+    from trtprune.graph.groups import find_groups
+    from trtprune.models import build_model
+
+    model = build_model(name, shape, num_classes=11)
+    found = find_groups(model, shape)
+    final = {n for n, m in model.named_modules() if FINAL.search(n) and isinstance(m, nn.Conv2d | nn.Linear)}
+    assert len(final) >= 2 and len(found.groups) > 10
+    assert {n for n, _ in model.named_modules()} >= {layer for g in found.groups for layer in g.layers}
+    for g in found.groups:
+        assert not final & set(g.producers), g.name
+    assert final & {c for g in found.groups for c in g.consumers}  # their inputs may still be pruned
+    assert not any(g.name.startswith(("transform", "anchor")) for g in found.groups)
+
+
+def test_shared_head_is_one_group_across_levels():
+    from trtprune.graph.groups import find_groups
+    from trtprune.models import build_model
+
+    shape = (1, 3, 128, 128)
+    found = find_groups(build_model("retinanet_resnet50_fpn_v2", shape, num_classes=11), shape)
+    tower = found.by_name["head.classification_head.conv.0.0"]
+    assert tower.partitions == 32  # its GroupNorm(32): every norm group keeps the same count
+    assert "head.classification_head.conv.1.0" in tower.consumers
+    fpn = next(g for g in found.groups if "backbone.fpn.layer_blocks.0.0" in g.producers)
+    assert {"backbone.fpn.layer_blocks.2.0", "head.classification_head.conv.0.0"} <= set(fpn.layers)
+
+
+def _distinct_scores(model, image):
+    """Random init starves the head (every class scores 1/11, ties order arbitrarily): calibrate the
+    norms on the image, so the features carry it, and spread the head's weights."""
+    from trtprune.graph.traced_part import traced_part
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None  # one batch sets the statistics exactly
+            elif isinstance(m, nn.Conv2d) and m in set(model.head.modules()):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) / fan_in**0.5)
+        traced_part(model).train()(torch.cat([image, image.flip(-1)]))
+    model.eval()
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_whole_detector_exports_and_matches_onnx_runtime(canvas, tmp_path, pruned):
+    from trtprune.engine.detection_eval import onnx_predictor, torch_predictor
+    from trtprune.engine.detection_export import export_detector
+    from trtprune.graph.groups import find_groups
+    from trtprune.models import build_model
+    from trtprune.surgery.apply import apply_plan
+    from trtprune.surgery.plan import random_plan
+
+    name, shape = DETECTORS[0]
+    model = build_model(name, shape, num_classes=11)
+    params = sum(p.numel() for p in model.parameters())
+    if pruned:
+        groups = find_groups(model, shape)
+        apply_plan(groups, random_plan(groups, name, np.random.default_rng(0), min_ratio=0.3), name)
+        assert sum(p.numel() for p in model.parameters()) < params
+    image = get_dataset("coco", "test", canvas, input_size=shape[1:])[0][0][None]
+    _distinct_scores(model, image)
+    path = export_detector(model, shape, tmp_path / "det.onnx")
+    want, got = torch_predictor(model)(image)[0], onnx_predictor(path)(image)[0]
+    assert len(want["boxes"]) == len(got["boxes"]) > 0
+    assert len(np.unique(want["scores"])) > len(want["scores"]) // 2  # spread: few ties to order arbitrarily
+    assert _unmatched(want, got) == []
+
+
+def _unmatched(want, got, atol=1e-2, rtol=1e-4):
+    """The detections of ``got`` with no equal (label, score, box) in ``want``; near-equal scores may
+    come in either order, so each is matched to any free detection that equals it."""
+    free = set(range(len(want["scores"])))
+    missing = []
+    for i in range(len(got["scores"])):
+        same = [
+            j
+            for j in free
+            if want["labels"][j] == got["labels"][i]
+            and abs(want["scores"][j] - got["scores"][i]) <= 1e-5 + rtol * abs(want["scores"][j])
+            and np.allclose(want["boxes"][j], got["boxes"][i], rtol=rtol, atol=atol)
+        ]
+        if same:
+            free.discard(same[0])
+        else:
+            missing.append(i)
+    return missing
+
+
+def test_detector_export_needs_batch_one(tmp_path):
+    from trtprune.engine.detection_export import export_detector
+
+    with pytest.raises(UsageError, match="batch 1"):
+        export_detector(nn.Identity(), (2, 3, 64, 64), tmp_path / "x.onnx")
+
+
+def test_cli_groups_of_a_detector(run_cli):
+    code, out, _ = run_cli("groups", "ssdlite320_mobilenet_v3_large", "--input", "1x3x160x160", "--json")
+    assert code == 0
+    groups = json.loads(out)
+    assert len(groups) > 10 and not any(FINAL.search(p) for g in groups for p in g["producers"])
+
+
+def test_canvas_cli_refuses_a_tiny_canvas(tmp_path):
+    from trtprune.data.canvas import main
+
+    assert main(["--out", str(tmp_path), "--size", "32"]) == 2
+    assert not (tmp_path / "annotations").exists()

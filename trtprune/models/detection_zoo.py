@@ -1,0 +1,67 @@
+"""Every torchvision detector, by its torchvision name (random init, fixed input size).
+
+All are built the same way: ``weights=None, weights_backbone=None`` (nothing is downloaded),
+``num_classes`` from the data (background included: COCO category ids are the labels), and the
+detector's own resize fixed to the ``--input`` size, so an image of that size passes unchanged
+and the exported graph has one fixed shape.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from trtprune.core.errors import UsageError
+from trtprune.models import detector_views  # noqa: F401 (registers the views that groups trace)
+from trtprune.models.spec import MODELS, ModelSpec
+
+# The input each detector was designed for; the others default to 512 (torchvision's R-CNNs resize to 800+).
+_DEFAULT_SIDE = {
+    "ssdlite320_mobilenet_v3_large": 320,
+    "ssd300_vgg16": 300,
+    "fasterrcnn_mobilenet_v3_large_320_fpn": 320,
+}
+COCO_CLASSES = 91  # torchvision's COCO detectors: 90 category ids + the background
+DETECTION_PREPROCESSING = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "input_size": [3, 512, 512]}
+
+
+def fix_input(model: nn.Module, shape: tuple[int, int, int, int]) -> None:
+    """Make the detector's transform resize every image to exactly H x W (a no-op at that size)."""
+    _, channels, h, w = shape
+    if channels != 3:
+        raise UsageError(f"torchvision's detectors take RGB images: use --input 1x3x{h}x{w}, not {channels} channels")
+    transform = model.transform
+    transform.min_size, transform.max_size = (min(h, w),), max(h, w)
+    transform.fixed_size = (w, h)  # torchvision's order: width, height
+
+
+def _builder(name: str):
+    def build(in_channels: int, num_classes: int, _pretrained: bool) -> nn.Module:
+        import torchvision
+
+        if in_channels != 3:
+            raise UsageError(f"{name} takes RGB images: use an input with 3 channels (1x3xHxW)")
+        return torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=num_classes)
+
+    return build
+
+
+def register_all() -> None:
+    import torchvision
+
+    for name in torchvision.models.list_models(module=torchvision.models.detection):
+        if name in MODELS:
+            continue
+        side = _DEFAULT_SIDE.get(name, 512)
+        MODELS.register(
+            name,
+            ModelSpec(
+                name=name,
+                family="torchvision-detection",
+                default_input=(1, 3, side, side),
+                default_num_classes=COCO_CLASSES,
+                build=_builder(name),
+                preprocessing={**DETECTION_PREPROCESSING, "input_size": [3, side, side]},
+                task="detect",
+                fix_input=fix_input,
+            ),
+        )
