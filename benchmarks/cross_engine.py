@@ -267,7 +267,7 @@ def matched(case: Case, engine: str, sources: dict, budget: float) -> dict[str, 
 
 def disagreements(case: Case) -> list[dict]:
     """Per group and grid width, each table's change as a share of its base; largest gap first."""
-    from trtprune.decide.decision import allowed_widths
+    from trtprune.lut.grid import allowed_widths
 
     engines = case.args.engines
     models = {e: case.latency(e) for e in engines}

@@ -123,9 +123,10 @@ def test_scoring_batches_do_not_depend_on_what_the_process_drew_before(setup):
 def test_decision_keeps_top_scored_prefixes_within_budget(setup):
     import numpy as np
 
-    from trtprune.decide.decision import allowed_widths, decide
+    from trtprune.decide.decision import decide
     from trtprune.decide.importance import score_groups
     from trtprune.graph.groups import find_groups
+    from trtprune.lut.grid import allowed_widths
     from trtprune.lut.predict import LatencyModel
     from trtprune.lut.store import LutStore
     from trtprune.models.loading import load_model
@@ -255,8 +256,8 @@ def test_joined_solver_within_budget_whenever_a_choice_is():
 
 
 def test_allowed_widths():
-    from trtprune.decide.decision import allowed_widths
     from trtprune.graph.groups import ChannelGroup
+    from trtprune.lut.grid import allowed_widths
 
     g = ChannelGroup("g", 64, (), (), (), 1)
     assert allowed_widths(g, 64, 16).tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 32, 48, 64]

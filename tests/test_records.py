@@ -13,12 +13,16 @@ from trtprune.backends import BackendConfig
 from trtprune.compare.config import CompareConfig
 from trtprune.core.records import RecordError
 from trtprune.decide.matching import MatchPolicy
-from trtprune.engine.timing import TimingConfig
+from trtprune.engine.measurement import Measurement
+from trtprune.engine.timing import Timing, TimingConfig
 from trtprune.lut.config import LutConfig
 from trtprune.lut.layers import LayerJoin
 from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import LutMeta, LutStore
 from trtprune.prune import PruneConfig, StageRecord
+from trtprune.prune.journal import JournalEntry, JournalState
+from trtprune.prune.result import FinalFinetune, PruneResult
+from trtprune.prune.stage import StageDecision
 from trtprune.train.config import FINETUNE, DistillConfig, TrainConfig
 
 OLD_TABLE = Path(__file__).parent / "fixtures" / "table-format1.db"
@@ -40,7 +44,35 @@ RECORDS = [
     MatchPolicy(rounds=3),
     TrainConfig(epochs=3, lr=0.05, limit_train=100),
     StageRecord(1, 0.3, 0.29, 0.7, 0.28, 0.9, 1000, {"conv1": 8}),
+    StageDecision({"model": "resnet20", "groups": {"conv1": [0, 2]}}, {"conv1": 2}, 0.3, 0.52, [[0.3, 0.29, 0.31]], 1.5, 0.0),
+    LayerJoin("layer1.0.conv2", "g1", "g2", 1234),
+    JournalState("0.1.0", PruneConfig(lut="t.db", budget_ratio=0.5), (JournalEntry("epoch", 1, 2, {"top1": 0.9}, "stage1-epoch2.pt"),)),
+    JournalEntry("decided", 1, 0, {"widths": {"conv1": 8}}),
+    Timing(0.5, 0.6, 0.02, 40, se_ms=0.001, ratio=0.51),
+    Measurement(Timing(1.0, 1.1, 0.01, 40), Timing(0.5, 0.6, 0.02, 40, ratio=0.5), {"engine": "onnxruntime", "threads": 1}, (0.5, 0.52, 0.49)),
+    FinalFinetune(1, 0.91),
+    PruneResult.from_json(json.loads((Path(__file__).parent / "fixtures" / "report-format2-config.json").read_text())),
 ]  # fmt: skip
+
+
+def test_records_cover_every_record_type():
+    """Every Record subclass trtprune defines has an instance above (so each is round-tripped)."""
+    import importlib
+    import pkgutil
+
+    import trtprune
+    from trtprune.core.records import Record
+
+    for module in pkgutil.walk_packages(trtprune.__path__, "trtprune."):
+        importlib.import_module(module.name)
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    defined = {c for c in subclasses(Record) if c.__module__.startswith("trtprune.")}
+    assert defined - {type(r) for r in RECORDS} == set()
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: type(r).__name__)

@@ -176,7 +176,7 @@ def test_no_fine_tuning_prunes_matches_and_exports(setup, tmp_path):
         finetune=replace(FINETUNE, epochs=0, limit_test=256), out=str(tmp_path / "r"),
     )  # fmt: skip
     result = run_prune(config)
-    assert result.final_finetune["epochs"] == 0 and len(result.stages) == 2
+    assert result.final_finetune.epochs == 0 and len(result.stages) == 2
     assert (tmp_path / "r" / "model.onnx").is_file() and result.params < result.base_params
     steps = {e[0] for e in _entries(tmp_path / "r" / "journal.json")}
     assert "epoch" not in steps and {"decided", "stage", "final"} <= steps

@@ -91,7 +91,7 @@ def test_keep_ratio_keeps_round_ratio_of_every_group():
     for g in groups.groups:
         assert len(plan.groups[g.name]) == max(1, round(0.3 * g.channels))
     # highest-L2 first: every kept channel's norm >= every dropped channel's norm
-    from trtprune.decide.norms import channel_sq_norms
+    from trtprune.graph.norms import channel_sq_norms
 
     g = groups.groups[1]
     norms = channel_sq_norms(groups, g, "out")

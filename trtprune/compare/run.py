@@ -20,6 +20,7 @@ from trtprune.compare.config import REMEASURE_OVER, CompareConfig, Stopped, chec
 from trtprune.core.atomic import write_json, write_text
 from trtprune.core.errors import UsageError
 from trtprune.engine.bench import measure_onnx_side_by_side
+from trtprune.lut.settings import measuring_backend
 from trtprune.lut.store import LutStore
 from trtprune.prune import load_result, run_prune
 from trtprune.report.compare import markdown, pareto_plot, summarize
@@ -73,9 +74,10 @@ def run_compare(
         raise UsageError(f"compare: no finished run under {out / 'runs'} to measure")
     rows, environment = measure_runs(runs, config.lut)
     result = {
-        "format": 2,
+        "format": 3,  # 3: remeasure_over
         "config": config.to_json(),
         "environment": environment,
+        "remeasure_over": REMEASURE_OVER,
         "rows": rows,
         "summary": summarize(rows),
         "missing": missing,
@@ -96,8 +98,9 @@ def measure_runs(runs: list[tuple[str, float, int, Path]], lut: str) -> tuple[li
     with LutStore(lut) as store:
         meta = store.require_meta()
     base_onnx = runs[0][3] / "base.onnx"
+    engine = measuring_backend(meta)
     measured = measure_onnx_side_by_side(
-        meta, {"base": base_onnx, **{str(d): d / "model.onnx" for *_, d in runs}}, reference="base"
+        *engine, {"base": base_onnx, **{str(d): d / "model.onnx" for *_, d in runs}}, reference="base"
     )
     if measured is None:
         raise UsageError(f"compare measures the emitted ONNX models; backend {meta.backend!r} takes modules")
@@ -108,7 +111,7 @@ def measure_runs(runs: list[tuple[str, float, int, Path]], lut: str) -> tuple[li
     if over:
         log.info("re-measuring %d run(s) over their budget by more than %.0f%%", len(over), 100 * REMEASURE_OVER)
         again, _ = measure_onnx_side_by_side(
-            meta, {"base": base_onnx, **{str(d): d / "model.onnx" for d in over}}, reference="base"
+            *engine, {"base": base_onnx, **{str(d): d / "model.onnx" for d in over}}, reference="base"
         )
         second = {str(d): again[str(d)].ratio for d in over}
     base = t["base"].median_ms

@@ -8,6 +8,7 @@ same way it was trained.
 from __future__ import annotations
 
 from trtprune.data.preprocessing import Preprocessing
-from trtprune.data.registry import DATASETS, DatasetSpec, get_dataset, get_spec
+from trtprune.data.registry import get_dataset, get_spec
+from trtprune.data.spec import DATASETS, DatasetSpec
 
 __all__ = ["DATASETS", "DatasetSpec", "Preprocessing", "get_dataset", "get_spec"]

@@ -21,7 +21,7 @@ import numpy as np
 
 from trtprune.core.errors import DataError, UsageError
 from trtprune.data.preprocessing import Preprocessing
-from trtprune.data.registry import DATASETS, DatasetSpec
+from trtprune.data.spec import DATASETS, DatasetSpec
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from trtprune.core.errors import DataError
 from trtprune.data.preprocessing import Preprocessing
-from trtprune.data.registry import DATASETS, DatasetSpec
+from trtprune.data.spec import DATASETS, DatasetSpec
 from trtprune.data.transforms import normalize, random_crop_flip
 
 _FILES = {

@@ -10,7 +10,7 @@ import numpy as np
 from trtprune.core.errors import DataError
 from trtprune.data.fashion_mnist import ArrayDataset
 from trtprune.data.preprocessing import Preprocessing
-from trtprune.data.registry import DATASETS, DatasetSpec
+from trtprune.data.spec import DATASETS, DatasetSpec
 from trtprune.data.transforms import normalize
 
 _CIFAR_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}

@@ -1,45 +1,20 @@
-"""Dataset registry: each entry knows its files, its preprocessing and its augmentation."""
+"""Looking up and loading the registered datasets (the loaders register when imported)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from trtprune.core.errors import UsageError
-from trtprune.core.registry import Registry
-from trtprune.data.preprocessing import Preprocessing
+from trtprune.data import coco, fashion_mnist, folders  # noqa: F401 (importing them registers their datasets)
+from trtprune.data.spec import DATASETS, DatasetSpec
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """How to find and load one dataset, and how its inputs are preprocessed."""
-
-    name: str
-    default_root: str | None
-    num_classes: int | None
-    preprocessing: Preprocessing
-    loader: Callable[..., Dataset]
-    missing_hint: str
-    resizes: bool = False  # images are resized to the model's input (ImageFolder); else fixed-size arrays
-    task: str = "classify"  # "classify": (image, label) items; "detect": (image, target dict) items, COCO boxes
-
-    def root(self, root: str | os.PathLike[str] | None) -> Path | None:
-        chosen = root or os.environ.get(f"TRTPRUNE_{self.name.upper().replace('-', '_')}_ROOT")
-        chosen = chosen or self.default_root
-        return Path(chosen) if chosen else None
-
-
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
-
-
 def get_spec(name: str) -> DatasetSpec:
-    _ensure_registered()
     return DATASETS.get(name)
 
 
@@ -71,8 +46,3 @@ def get_dataset(
 
         ds = torch.utils.data.Subset(ds, range(limit))
     return ds
-
-
-def _ensure_registered() -> None:
-    # Importing the modules registers their datasets.
-    from trtprune.data import coco, fashion_mnist, folders  # noqa: F401

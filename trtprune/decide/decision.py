@@ -18,7 +18,8 @@ import numpy as np
 
 from trtprune.core.errors import InfeasibleBudget
 from trtprune.decide.solver import group_knapsack
-from trtprune.graph.groups import ChannelGroup, ModelGroups
+from trtprune.graph.groups import ModelGroups
+from trtprune.lut.grid import allowed_widths
 from trtprune.lut.predict import LatencyModel
 from trtprune.surgery.plan import Plan, _expand_local, ranked_blocks
 
@@ -39,20 +40,6 @@ class Decision:
     widths: dict[str, int]
     predicted_ms: float
     value: float
-
-
-def allowed_widths(group: ChannelGroup, current: int, round_to: int | None) -> np.ndarray:
-    """Multiples of ``round_to`` (and of the group's conv blocks), every count below ``round_to``,
-    and the current width. Counts below the alignment are cheap on every engine measured here
-    (one padded vector), while unaligned counts above it can be slower than the next multiple."""
-    step = group.partitions
-    if round_to and round_to > 1 and group.channels > round_to:
-        step = int(np.lcm(step, round_to))
-    small = np.arange(group.partitions, min(step, current + 1), group.partitions)
-    ks = np.unique(np.concatenate([small, np.arange(step, current + 1, step)])).astype(int)
-    if len(ks) == 0 or ks[-1] != current:
-        ks = np.append(ks, current)
-    return ks
 
 
 def smallest_ms(

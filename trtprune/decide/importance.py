@@ -41,7 +41,7 @@ import numpy as np
 
 from trtprune.core.errors import TrtpruneError
 from trtprune.core.registry import Registry
-from trtprune.decide.norms import channel_sq_norms, is_weighted, producer_norms
+from trtprune.graph.norms import channel_sq_norms, is_weighted, producer_norms
 from trtprune.surgery.apply import zero_removed
 from trtprune.surgery.plan import Plan
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from trtprune.backends import BackendConfig, get_backend
 from trtprune.core.errors import TrtpruneError
 from trtprune.engine.timing import TimingConfig, measure, measure_interleaved
-from trtprune.lut.settings import read_settings
 from trtprune.models.loading import load_model
 
 
@@ -47,20 +47,15 @@ def bench_path(
 
 
 def measure_onnx_side_by_side(
-    meta: Any, paths: dict[str, Path], reference: str | None = None
+    backend_name: str, cfg: BackendConfig, paths: dict[str, Path], reference: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Time every ONNX file of ``paths`` in one interleaved harness call, in the engine a latency
-    table (``meta``) was measured in, at fp32; returns (name -> Timing, environment), or None when
-    that backend takes modules rather than ONNX files. With ``reference`` (one of ``paths``' names)
-    every other timing also carries its ratio to it, paired round by round (drift cancels)."""
-    from contextlib import ExitStack
-
-    backend = get_backend(meta.backend)
+    """Time every ONNX file of ``paths`` in one interleaved harness call in ``backend_name`` with
+    ``cfg``; returns (name -> Timing, environment), or None when that backend takes modules rather
+    than ONNX files. With ``reference`` (one of ``paths``' names) every other timing also carries
+    its ratio to it, paired round by round (drift cancels)."""
+    backend = get_backend(backend_name)
     if backend.consumes != "onnx":
         return None
-    from dataclasses import replace
-
-    cfg = replace(read_settings(meta).backend_config, precision="fp32")
     with ExitStack() as stack:
         timed = {name: stack.enter_context(backend.prepare(p, (), cfg)).timed for name, p in paths.items()}
         return measure_interleaved(timed, reference=reference), backend.environment(cfg)

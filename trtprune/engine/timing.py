@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,7 +57,9 @@ class TimingConfig(Record):
 
 
 @dataclass(frozen=True)
-class Timing:
+class Timing(Record):
+    """One model's timing by the harness: median, p90, spread, and (beside a reference) the paired ratio."""
+
     median_ms: float
     p90_ms: float
     spread: float
@@ -65,13 +67,6 @@ class Timing:
     noisy: bool = False
     se_ms: float = 0.0  # standard error of the median, or (with a reference) of the change against it
     ratio: float | None = None  # with a reference: the paired median of candidate / reference per round
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, obj: dict) -> Timing:
-        return cls(**obj)
 
 
 def _kept(s: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -167,26 +168,6 @@ class _Repair:
             return None
         return [Entry(src, first[k % n].nr, first[k % n].shape) for k, src in enumerate(node.inputs)]
 
-    def out_shape(self, node: Any) -> tuple[int, ...] | None:
-        return _shape(node.grad_fn) if node.grad_fn is not None else None
-
-    # edges ------------------------------------------------------------------------------------------
-    def _in_dep(self, node: Any, k: int) -> Any:
-        """The dependency from ``node`` to its ``k``-th input (TP appends input deps first, in order)."""
-        dep = node.dependencies[k]
-        assert dep.target is node.inputs[k]
-        return dep
-
-    def _out_dep(self, node: Any, k: int) -> Any:
-        """The dependency from ``node.inputs[k]`` to ``node`` (the matching occurrence, for repeats)."""
-        src = node.inputs[k]
-        occurrence = sum(1 for j in range(k) if node.inputs[j] is src)
-        outs = [d for d in src.dependencies[len(src.inputs) :] if d.target is node]
-        return outs[occurrence]
-
-    def _set(self, dep: Any, slot: int, mapping: Any) -> None:
-        dep.index_mapping[slot] = mapping
-
     # repairs before TP's index mapping ----------------------------------------------------------------
     def before(self) -> None:
         from torch_pruning import ops
@@ -197,12 +178,12 @@ class _Repair:
             elif node.type == ops.OPTYPE.SPLIT:
                 self._split_sizes(node)
             elif node.type == ops.OPTYPE.SLICE:
-                self._slice_bounds(node)
+                _clamp_slice(node)
             elif node.type == ops.OPTYPE.RESHAPE and node not in self.owned:
                 self._shuffle(node)
 
     def _concat_sizes(self, node: Any) -> None:
-        entries, out = self.entries[node], self.out_shape(node)
+        entries, out = self.entries[node], _out_shape(node)
         if entries is None or out is None:
             self.unsafe[node] = "a concat whose inputs cannot be matched"
             return
@@ -215,103 +196,43 @@ class _Repair:
         self.owned.add(node)
 
     def _split_sizes(self, node: Any) -> None:
-        grad_fn = node.grad_fn
-        shape = tuple(getattr(grad_fn, "_saved_self_sym_sizes", ()) or ())
-        if not shape:
-            self.unsafe[node] = "a split of unknown shape"
+        layout = _split_layout(node.grad_fn)
+        if isinstance(layout, str):
+            self.unsafe[node] = layout
             return
-        if _dim(grad_fn._saved_dim, len(shape)) != 1:
-            return
-        channels = int(shape[1])
-        if hasattr(grad_fn, "_saved_split_sizes"):
-            sizes, uniform = [int(s) for s in grad_fn._saved_split_sizes], None
-        else:
-            size = int(grad_fn._saved_split_size)
-            sizes, uniform = [min(size, channels - s) for s in range(0, channels, size)], size
-            if channels % size:
-                self.unsafe[node] = f"a split of {channels} channels into chunks of {size} (the last one smaller)"
-                return
+        if layout is None:
+            return  # not on channels
+        sizes, uniform = layout
         node.module.split_sizes = sizes
         node.module.offsets = [0, *[sum(sizes[: k + 1]) for k in range(len(sizes))]]
         node.module.uniform = uniform
         node.enable_index_mapping = False
         self.owned.add(node)
 
-    def _slice_bounds(self, node: Any) -> None:
-        module, shape = node.module, tuple(getattr(node.grad_fn, "_saved_self_sym_sizes", ()) or ())
-        if not shape or _dim(module.dim, len(shape)) != 1:
-            return
-        n = int(shape[1])
-        start = module.start + n if module.start < 0 else module.start
-        end = module.end + n if module.end < 0 else module.end
-        module.start, module.end = max(0, min(start, n)), max(0, min(end, n))
-
     def _shuffle(self, first: Any) -> None:
         """A chain view -> transpose/permute/clone -> view between two (B, C, H, W) tensors that
-        permutes the channels: replay its ops on a tensor of channel numbers to read the permutation."""
-        import torch
+        permutes the channels (ShuffleNet): TP must not touch the chain, and its edges map by the permutation."""
         from torch_pruning import ops
 
         entries = self.entries[first]
         if not entries or len(entries) != 1 or len(entries[0].shape) != 4:
             return
-        shape_in = entries[0].shape
-        chain, node = [first], first
-        while len(node.outputs) == 1 and len(chain) < 6:
-            node = node.outputs[0]
-            if node.type == ops.OPTYPE.RESHAPE or _name(node) in (
-                "TransposeBackward",
-                "PermuteBackward",
-                "CloneBackward",
-            ):
-                chain.append(node)
-                if node.type == ops.OPTYPE.RESHAPE and self.out_shape(node) == shape_in:
-                    break
-            else:
-                return
-        last = chain[-1]
-        if len(chain) < 3 or self.out_shape(last) != shape_in:
+        chain = _view_chain(first, entries[0].shape, _out_shape)
+        found = None if chain is None else _channel_permutation(chain, entries[0].shape, _out_shape)
+        if found is None:
             return
-        b, c, h, w = shape_in
-        labels = torch.arange(c, dtype=torch.float64).view(1, c, 1, 1).expand(b, c, h, w)
-        for n in chain:
-            name = _name(n)
-            if n.type == ops.OPTYPE.RESHAPE:
-                labels = labels.reshape(self.out_shape(n))
-            elif name == "TransposeBackward":
-                labels = labels.transpose(n.grad_fn._saved_dim0, n.grad_fn._saved_dim1)
-            elif name == "PermuteBackward":
-                labels = labels.permute(*n.grad_fn._saved_dims)
-        first_view = self.out_shape(first)
-        if labels.shape != shape_in or not bool((labels == labels[:1, :, :1, :1]).all()):
-            return
-        source = [int(v) for v in labels[0, :, 0, 0].tolist()]
-        if sorted(source) != list(range(c)) or source == list(range(c)):
-            return
-        blocks = int(first_view[1]) if first_view is not None and len(first_view) == 5 else 1
-        if c % blocks:
-            return
+        source, blocks = found
         for n in chain:
             n.type = ops.OPTYPE.ELEMENTWISE  # TP's reshape inference must not touch the chain
             self.owned.add(n)
         second = chain[1]
-        self._set(self._out_dep(second, 0), 0, _Permute(source, blocks, reverse=False))
-        self._set(self._in_dep(second, 0), 0, _Permute(source, blocks, reverse=True))
-        log.debug("channel shuffle of %d channels in %d blocks", c, blocks)
+        _set(_out_dep(second, 0), 0, _Permute(source, blocks, reverse=False))
+        _set(_in_dep(second, 0), 0, _Permute(source, blocks, reverse=True))
+        log.debug("channel shuffle of %d channels in %d blocks", len(source), blocks)
 
     # TP's own index mapping, node by node --------------------------------------------------------------
     def run_tp(self) -> None:
-        import torch_pruning.dependency.index_mapping as im
-        from torch_pruning import ops
-
-        updaters = {
-            ops.OPTYPE.CONCAT: im.update_concat_index_mapping,
-            ops.OPTYPE.SPLIT: im.update_split_index_mapping,
-            ops.OPTYPE.RESHAPE: im.update_reshape_index_mapping,
-            ops.OPTYPE.UNBIND: im.update_unbind_index_mapping,
-            ops.OPTYPE.EXPAND: im.update_expand_index_mapping,
-            ops.OPTYPE.SLICE: im.update_slice_index_mapping,
-        }
+        updaters = _tp_updaters()
         for node in self.graph.module2node.values():
             update = updaters.get(node.type)
             if update is None or node in self.owned:
@@ -322,37 +243,22 @@ class _Repair:
                 self.unsafe[node] = f"torch-pruning cannot map its channels ({type(exc).__name__})"
 
     # repairs after TP's index mapping ----------------------------------------------------------------
-    def _inside_linear(self) -> set[Any]:
-        """The view and matmul a Linear layer applies to a >2-D input (channels last): TP sees them
-        as ops before the layer, which is right, since the layer's own node carries its channels."""
-        import torch
-
-        inside = set()
-        for node in self.graph.module2node.values():
-            if not isinstance(node.module, torch.nn.Linear):
-                continue
-            for mm in node.inputs:
-                if _name(mm) in ("AddmmBackward", "MmBackward") and mm.outputs == [node]:
-                    inside.add(mm)
-                    inside.update(v for v in mm.inputs if v.type == self.graph.ops.OPTYPE.RESHAPE and v.outputs == [mm])
-        return inside
-
     def after(self) -> None:
         from torch_pruning import ops
         from torch_pruning.dependency.index_mapping import _ConcatIndexMapping, _SplitIndexMapping
 
-        inside = self._inside_linear()
+        inside = _inside_linear(self.graph)
         for node in self.graph.module2node.values():
             if node in self.unsafe:
                 continue
             if node in inside:
-                self._clear_flatten(node)
+                _clear_flatten(node)
                 continue
             if node.type == ops.OPTYPE.CONCAT and node in self.owned:
                 offsets = node.module.offsets
                 for k in range(len(node.inputs)):
-                    self._set(self._in_dep(node, k), 1, _ConcatIndexMapping(offsets[k : k + 2], reverse=True))
-                    self._set(self._out_dep(node, k), 1, _ConcatIndexMapping(offsets[k : k + 2], reverse=False))
+                    _set(_in_dep(node, k), 1, _ConcatIndexMapping(offsets[k : k + 2], reverse=True))
+                    _set(_out_dep(node, k), 1, _ConcatIndexMapping(offsets[k : k + 2], reverse=False))
             elif node.type == ops.OPTYPE.SPLIT and node in self.owned:
                 self._split_edges(node, _SplitIndexMapping)
             elif node.type == ops.OPTYPE.RESHAPE:
@@ -375,17 +281,17 @@ class _Repair:
                 return
             k = slots[occurrence]
             nr = entries[k].nr
-            fwd, back = split.dependencies[len(split.inputs) + j], self._in_dep(consumer, k)
+            fwd, back = split.dependencies[len(split.inputs) + j], _in_dep(consumer, k)
             assert fwd.target is consumer
             if uniform:
-                self._set(fwd, 0, _Chunk(uniform, nr, reverse=False))
-                self._set(back, 0, _Chunk(uniform, nr, reverse=True))
+                _set(fwd, 0, _Chunk(uniform, nr, reverse=False))
+                _set(back, 0, _Chunk(uniform, nr, reverse=True))
             else:
-                self._set(fwd, 0, mapping(offsets[nr : nr + 2], reverse=False))
-                self._set(back, 0, mapping(offsets[nr : nr + 2], reverse=True))
+                _set(fwd, 0, mapping(offsets[nr : nr + 2], reverse=False))
+                _set(back, 0, mapping(offsets[nr : nr + 2], reverse=True))
 
     def _check_reshape(self, node: Any) -> None:
-        entries, out = self.entries[node], self.out_shape(node)
+        entries, out = self.entries[node], _out_shape(node)
         if not entries or out is None:
             self.unsafe[node] = _unmatched(node, "a reshape of unknown shape")
             return
@@ -393,25 +299,14 @@ class _Repair:
         if [d for d in shape if d != 1] == [d for d in out if d != 1] or (
             len(shape) >= 2 and len(out) >= 2 and shape[:2] == out[:2]
         ):
-            self._clear_flatten(node)  # the channel axis stays: identity, whatever TP inferred
+            _clear_flatten(node)  # the channel axis stays: identity, whatever TP inferred
             return
         if len(out) == 2 and len(shape) >= 2 and out[0] == shape[0] and out[1] == math.prod(shape[1:]):
             return  # a flatten before a linear layer: TP's flatten mapping
         self.unsafe[node] = f"a reshape {list(shape)} -> {list(out)} of the channel axis"
 
-    def _clear_flatten(self, node: Any) -> None:
-        from torch_pruning.dependency.index_mapping import _FlattenIndexMapping
-
-        edges = [*node.dependencies]
-        for other in [*node.inputs, *node.outputs]:
-            edges += [d for d in other.dependencies if d.target is node]
-        for dep in edges:
-            for slot, mapping in enumerate(dep.index_mapping):
-                if isinstance(mapping, _FlattenIndexMapping):
-                    dep.index_mapping[slot] = None
-
     def _elementwise(self, node: Any) -> None:
-        entries, out = self.entries[node], self.out_shape(node)
+        entries, out = self.entries[node], _out_shape(node)
         name = _name(node)
         if entries is None or out is None:
             if node.inputs:
@@ -424,8 +319,153 @@ class _Repair:
         for k, e in enumerate(entries):
             padded = (1,) * (len(out) - len(e.shape)) + e.shape
             if len(out) >= 2 and len(padded) == len(out) and padded[1] == 1 and out[1] > 1:
-                self._set(self._in_dep(node, k), 0, _Drop())
-                self._set(self._out_dep(node, k), 0, _Drop())
+                _set(_in_dep(node, k), 0, _Drop())
+                _set(_out_dep(node, k), 0, _Drop())
+
+
+def _out_shape(node: Any) -> tuple[int, ...] | None:
+    """The shape of the tensor ``node`` produced (None where autograd kept none)."""
+    return _shape(node.grad_fn) if node.grad_fn is not None else None
+
+
+def _in_dep(node: Any, k: int) -> Any:
+    """The dependency from ``node`` to its ``k``-th input (TP appends input deps first, in order)."""
+    dep = node.dependencies[k]
+    assert dep.target is node.inputs[k]
+    return dep
+
+
+def _out_dep(node: Any, k: int) -> Any:
+    """The dependency from ``node.inputs[k]`` to ``node`` (the matching occurrence, for repeats)."""
+    src = node.inputs[k]
+    occurrence = sum(1 for j in range(k) if node.inputs[j] is src)
+    outs = [d for d in src.dependencies[len(src.inputs) :] if d.target is node]
+    return outs[occurrence]
+
+
+def _set(dep: Any, slot: int, mapping: Any) -> None:
+    """Set the edge ``dep``'s index mapping in ``slot`` (0: forward, 1: backward, as TP stores them)."""
+    dep.index_mapping[slot] = mapping
+
+
+def _tp_updaters() -> dict[Any, Callable[[Any, Any], None]]:
+    """TP's index-mapping step per op type (the one step whose guesses we repair around)."""
+    import torch_pruning.dependency.index_mapping as im
+    from torch_pruning import ops
+
+    return {
+        ops.OPTYPE.CONCAT: im.update_concat_index_mapping,
+        ops.OPTYPE.SPLIT: im.update_split_index_mapping,
+        ops.OPTYPE.RESHAPE: im.update_reshape_index_mapping,
+        ops.OPTYPE.UNBIND: im.update_unbind_index_mapping,
+        ops.OPTYPE.EXPAND: im.update_expand_index_mapping,
+        ops.OPTYPE.SLICE: im.update_slice_index_mapping,
+    }
+
+
+def _clear_flatten(node: Any) -> None:
+    """Drop TP's flatten mappings on every edge of ``node`` (the channel axis passes through unchanged)."""
+    from torch_pruning.dependency.index_mapping import _FlattenIndexMapping
+
+    edges = [*node.dependencies]
+    for other in [*node.inputs, *node.outputs]:
+        edges += [d for d in other.dependencies if d.target is node]
+    for dep in edges:
+        for slot, mapping in enumerate(dep.index_mapping):
+            if isinstance(mapping, _FlattenIndexMapping):
+                dep.index_mapping[slot] = None
+
+
+def _inside_linear(graph: Any) -> set[Any]:
+    """The view and matmul a Linear layer applies to a >2-D input (channels last): TP sees them
+    as ops before the layer, which is right, since the layer's own node carries its channels."""
+    import torch
+
+    inside = set()
+    for node in graph.module2node.values():
+        if not isinstance(node.module, torch.nn.Linear):
+            continue
+        for mm in node.inputs:
+            if _name(mm) in ("AddmmBackward", "MmBackward") and mm.outputs == [node]:
+                inside.add(mm)
+                inside.update(v for v in mm.inputs if v.type == graph.ops.OPTYPE.RESHAPE and v.outputs == [mm])
+    return inside
+
+
+def _split_layout(grad_fn: Any) -> tuple[list[int], int | None] | str | None:
+    """A split's chunk sizes on the channel axis and its uniform chunk size (None for explicit sizes);
+    None for a split on another axis; a reason where it cannot be mapped."""
+    shape = tuple(getattr(grad_fn, "_saved_self_sym_sizes", ()) or ())
+    if not shape:
+        return "a split of unknown shape"
+    if _dim(grad_fn._saved_dim, len(shape)) != 1:
+        return None
+    channels = int(shape[1])
+    if hasattr(grad_fn, "_saved_split_sizes"):
+        return [int(s) for s in grad_fn._saved_split_sizes], None
+    size = int(grad_fn._saved_split_size)
+    if channels % size:
+        return f"a split of {channels} channels into chunks of {size} (the last one smaller)"
+    return [size] * (channels // size), size
+
+
+def _clamp_slice(node: Any) -> None:
+    """A channel slice's bounds as TP's slice op needs them: non-negative and inside the channels."""
+    module, shape = node.module, tuple(getattr(node.grad_fn, "_saved_self_sym_sizes", ()) or ())
+    if not shape or _dim(module.dim, len(shape)) != 1:
+        return
+    n = int(shape[1])
+    start = module.start + n if module.start < 0 else module.start
+    end = module.end + n if module.end < 0 else module.end
+    module.start, module.end = max(0, min(start, n)), max(0, min(end, n))
+
+
+def _view_chain(first: Any, shape_in: tuple[int, ...], out_shape: Callable[[Any], Any]) -> list[Any] | None:
+    """The nodes from a view through transposes, permutes and clones to the view back to ``shape_in``
+    (at most 6), or None where the chain is anything else."""
+    from torch_pruning import ops
+
+    chain, node = [first], first
+    while len(node.outputs) == 1 and len(chain) < 6:
+        node = node.outputs[0]
+        if node.type != ops.OPTYPE.RESHAPE and _name(node) not in (
+            "TransposeBackward",
+            "PermuteBackward",
+            "CloneBackward",
+        ):
+            return None
+        chain.append(node)
+        if node.type == ops.OPTYPE.RESHAPE and out_shape(node) == shape_in:
+            break
+    return chain if len(chain) >= 3 and out_shape(chain[-1]) == shape_in else None
+
+
+def _channel_permutation(
+    chain: list[Any], shape_in: tuple[int, ...], out_shape: Callable[[Any], Any]
+) -> tuple[list[int], int] | None:
+    """Replay the chain's ops on a tensor of channel numbers: the channel each output channel comes
+    from, and the blocks of the first view; None unless that is a true permutation of the channels."""
+    import torch
+    from torch_pruning import ops
+
+    b, c, h, w = shape_in
+    labels = torch.arange(c, dtype=torch.float64).view(1, c, 1, 1).expand(b, c, h, w)
+    for n in chain:
+        name = _name(n)
+        if n.type == ops.OPTYPE.RESHAPE:
+            labels = labels.reshape(out_shape(n))
+        elif name == "TransposeBackward":
+            labels = labels.transpose(n.grad_fn._saved_dim0, n.grad_fn._saved_dim1)
+        elif name == "PermuteBackward":
+            labels = labels.permute(*n.grad_fn._saved_dims)
+    if labels.shape != shape_in or not bool((labels == labels[:1, :, :1, :1]).all()):
+        return None
+    source = [int(v) for v in labels[0, :, 0, 0].tolist()]
+    if sorted(source) != list(range(c)) or source == list(range(c)):
+        return None
+    first_view = out_shape(chain[0])
+    blocks = int(first_view[1]) if first_view is not None and len(first_view) == 5 else 1
+    return None if c % blocks else (source, blocks)
 
 
 def _unmatched(node: Any, default: str) -> str:

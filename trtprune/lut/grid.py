@@ -14,6 +14,12 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from trtprune.graph.groups import ChannelGroup
 
 
 def grid_widths(
@@ -64,3 +70,17 @@ def staircase(deltas: Mapping[int, float], width: int) -> float:
     widths = sorted(deltas)
     i = bisect.bisect_left(widths, width)
     return deltas[widths[min(i, len(widths) - 1)]]
+
+
+def allowed_widths(group: ChannelGroup, current: int, round_to: int | None) -> np.ndarray:
+    """Multiples of ``round_to`` (and of the group's conv blocks), every count below ``round_to``,
+    and the current width. Counts below the alignment are cheap on every engine measured here
+    (one padded vector), while unaligned counts above it can be slower than the next multiple."""
+    step = group.partitions
+    if round_to and round_to > 1 and group.channels > round_to:
+        step = int(np.lcm(step, round_to))
+    small = np.arange(group.partitions, min(step, current + 1), group.partitions)
+    ks = np.unique(np.concatenate([small, np.arange(step, current + 1, step)])).astype(int)
+    if len(ks) == 0 or ks[-1] != current:
+        ks = np.append(ks, current)
+    return ks

@@ -32,7 +32,8 @@ predicted = base + sum_g k_stage(g) L_g(w_g) + pairs + weight x joined over-coun
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from trtprune.core.errors import PlanError
 from trtprune.lut.grid import staircase
@@ -40,6 +41,7 @@ from trtprune.lut.settings import read_settings
 from trtprune.lut.store import BASE, LutStore, Probe
 
 if TYPE_CHECKING:
+    from trtprune.lut.layers import LayerJoin
     from trtprune.surgery.plan import Plan
 
 
@@ -81,7 +83,7 @@ class LatencyModel:
             cut = (self.meta.widths[p.a] - p.wa) * (self.meta.widths[p.b] - p.wb)
             if cut > 0:
                 self.pairs[(p.a, p.b)] = self._scaled(p.interaction_ms, p.ref_ms, network) / cut
-        self.joins = self._joins()
+        self.joins = _joins(self.settings.layers, self.curves, self.pairs)
         self.joins_of = defaultdict(list)  # group -> the joins and measured pairs it is one side of
         for join in self.joins:
             for g in set(join[:2]):
@@ -136,26 +138,6 @@ class LatencyModel:
             if max(abs(a - b) for a, b in zip(before, (weight, *scales.values()), strict=True)) < 1e-10:
                 break
         return scales, float(weight)
-
-    def _joins(self) -> list[tuple[str, str, float, float]]:
-        """``(a, b, share_a, share_b)`` per layer joining groups a and b without a measured pair term.
-
-        ``share_a``: the layer's part of group a's MACs (of every conv/linear a feeds or leaves).
-        """
-        layers = self.settings.layers
-        touched: dict[str, int] = defaultdict(int)
-        for j in layers:
-            for g in {j.in_group, j.out_group} - {None}:
-                touched[g] += j.macs
-        joins = []
-        for j in layers:
-            a, b = j.in_group, j.out_group
-            if a is None or b is None or a == b or a not in self.curves or b not in self.curves:
-                continue
-            if tuple(sorted((a, b))) in self.pairs or not j.macs:
-                continue
-            joins.append((a, b, j.macs / touched[a], j.macs / touched[b]))
-        return joins
 
     def _scaled(self, change_ms: float, ref_ms: float, network: bool) -> float:
         """A change measured beside a reference, in the table's base milliseconds.
@@ -264,3 +246,25 @@ def _bounded(
     den = sum(x * x for x, _ in points) + strength
     num = sum(x * y for x, y in points) + strength * value
     return min(max(num / den, lo), hi) if den > 0 else default
+
+
+def _joins(
+    layers: list[LayerJoin], curves: Mapping[str, Any], pairs: Mapping[tuple[str, str], Any]
+) -> list[tuple[str, str, float, float]]:
+    """``(a, b, share_a, share_b)`` per layer joining groups a and b without a measured pair term.
+
+    ``share_a``: the layer's part of group a's MACs (of every conv/linear a feeds or leaves).
+    """
+    touched: dict[str, int] = defaultdict(int)
+    for j in layers:
+        for g in {j.in_group, j.out_group} - {None}:
+            touched[g] += j.macs
+    joins = []
+    for j in layers:
+        a, b = j.in_group, j.out_group
+        if a is None or b is None or a == b or a not in curves or b not in curves:
+            continue
+        if tuple(sorted((a, b))) in pairs or not j.macs:
+            continue
+        joins.append((a, b, j.macs / touched[a], j.macs / touched[b]))
+    return joins

@@ -12,7 +12,7 @@ indexes ``meta.config``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from trtprune.core.records import Record
@@ -43,6 +43,12 @@ class TableSettings(Record):
     @property
     def timing(self) -> TimingConfig:
         return self.build.timing
+
+
+def measuring_backend(meta: LutMeta) -> tuple[str, BackendConfig]:
+    """The engine and settings a table's emitted models are measured in: the table's, at fp32 (an
+    emitted ONNX carries its precision itself)."""
+    return meta.backend, replace(read_settings(meta).backend_config, precision="fp32")
 
 
 def read_settings(meta: LutMeta, source: str = "table settings") -> TableSettings:

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from trtprune.decide.decision import allowed_widths
 from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import TimingConfig, measure_interleaved
 from trtprune.graph.groups import find_groups
 from trtprune.lut.build import load_for_lut
+from trtprune.lut.grid import allowed_widths
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
 from trtprune.surgery.apply import prune_copy

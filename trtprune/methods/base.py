@@ -12,7 +12,7 @@ import numpy as np
 
 from trtprune.core.errors import TrtpruneError, UsageError
 from trtprune.core.registry import Registry
-from trtprune.decide.decision import Decision, allowed_widths
+from trtprune.decide.decision import Decision
 from trtprune.decide.importance import (
     NEEDS_PROBE,
     NEEDS_TAYLOR,
@@ -21,6 +21,7 @@ from trtprune.decide.importance import (
     score_groups,
     taylor_per_layer,
 )
+from trtprune.lut.grid import allowed_widths
 from trtprune.surgery.plan import top_k_plan
 
 if TYPE_CHECKING:

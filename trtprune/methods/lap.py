@@ -31,7 +31,7 @@ import numpy as np
 
 from trtprune.data import get_dataset
 from trtprune.decide.decision import infeasible
-from trtprune.decide.norms import channel_sq_norms
+from trtprune.graph.norms import channel_sq_norms
 from trtprune.methods.base import METHODS, Method, MethodContext, StageState, allowed_widths_of, width_decision
 from trtprune.methods.ddpg import Ddpg
 from trtprune.surgery.apply import apply_masks

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from trtprune.core.errors import InfeasibleBudget
-from trtprune.decide.norms import channel_sq_norms
+from trtprune.graph.norms import channel_sq_norms
 from trtprune.methods.base import METHODS, Method, StageState, allowed_widths_of, width_decision
 
 

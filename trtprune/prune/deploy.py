@@ -5,7 +5,7 @@ beside the unpruned model."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +14,12 @@ from trtprune.engine.bench import measure_onnx_side_by_side
 from trtprune.engine.calib import load_calibration_set
 from trtprune.engine.evaluation import evaluate_onnx
 from trtprune.engine.export import export_onnx, onnx_metadata
+from trtprune.engine.measurement import Measurement
 from trtprune.engine.precision import export_with_precision
 from trtprune.graph.groups import find_groups
-from trtprune.lut.settings import read_settings
+from trtprune.lut.settings import measuring_backend, read_settings
 from trtprune.models.checkpoint import save_checkpoint
 from trtprune.prune.journal import JournalEntry
-from trtprune.prune.result import paired_share
 from trtprune.prune.tuning import finetune
 from trtprune.surgery.apply import apply_plan
 from trtprune.train.ddp import rank
@@ -42,7 +42,7 @@ class Deployment:
     engine_files: dict[str, str]
     top1: float  # model.onnx in ONNX Runtime on the test split
     base_top1: float  # base.onnx, the same way
-    measured: dict[str, Any]  # base and pruned timings side by side, and their environment
+    measured: Measurement | None  # base and pruned timed side by side (None: a backend that runs modules)
     params: int
     base_params: int
     flops: int
@@ -131,26 +131,24 @@ def build_engine(
     return {**files, **get_backend(meta.backend).deploy(onnx_path, out, config)}
 
 
-def measure_final(meta: LutMeta, base_onnx: Path, pruned_onnx: Path, budget_share: float) -> dict[str, Any]:
+def measure_final(meta: LutMeta, base_onnx: Path, pruned_onnx: Path, budget_share: float) -> Measurement | None:
     """The pruned model beside the base, in the table's engine. A first measurement over the budget
     share is repeated twice (a shared machine's regime can shift a small model's latency by far more
     than one call's spread); the measurement with the median share is kept, every share recorded."""
 
     first = _side_by_side(meta, base_onnx, pruned_onnx)
-    if not first or paired_share(first) <= budget_share:
+    if first is None or first.share <= budget_share:
         return first
     runs = [first, _side_by_side(meta, base_onnx, pruned_onnx), _side_by_side(meta, base_onnx, pruned_onnx)]
-    log.info("final share %.4f over the budget share %.4f: measured twice more", paired_share(first), budget_share)
-    return {**sorted(runs, key=paired_share)[1], "shares": [paired_share(r) for r in runs]}
+    log.info("final share %.4f over the budget share %.4f: measured twice more", first.share, budget_share)
+    return replace(sorted(runs, key=lambda m: m.share)[1], shares=tuple(m.share for m in runs))
 
 
-def _side_by_side(meta: LutMeta, base_onnx: Path, pruned_onnx: Path) -> dict[str, Any]:
-
-    measured = measure_onnx_side_by_side(meta, {"base": base_onnx, "pruned": pruned_onnx}, reference="base")
-    if measured is None:
-        return {}
-    t, environment = measured
-    return {"base": t["base"].to_json(), "pruned": t["pruned"].to_json(), "environment": environment}
+def _side_by_side(meta: LutMeta, base_onnx: Path, pruned_onnx: Path) -> Measurement | None:
+    measured = measure_onnx_side_by_side(
+        *measuring_backend(meta), {"base": base_onnx, "pruned": pruned_onnx}, reference="base"
+    )
+    return None if measured is None else Measurement.of(*measured)
 
 
 def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import Dataset
 
-    from trtprune.data.registry import DatasetSpec
+    from trtprune.data.spec import DatasetSpec
     from trtprune.graph.groups import ModelGroups
     from trtprune.lut.predict import LatencyModel
     from trtprune.methods import Method, MethodContext

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trtprune.core.records import Record
+from trtprune.engine.measurement import Measurement
 from trtprune.prune.config import PruneConfig
 from trtprune.prune.stage import StageRecord
 
@@ -15,12 +16,21 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class FinalFinetune(Record):
+    """The fine-tune after physical pruning: its epochs and top-1 in PyTorch on the test split."""
+
+    epochs: int
+    top1_torch: float
+
+
+@dataclass(frozen=True)
 class PruneResult(Record):
     """A finished run. Latencies: ``measured`` holds the base and pruned models timed side by side
     (their median, p90, spread and the environment); ``measured_share`` is pruned / base, and
     ``*_in_table_ms`` that share in the table's milliseconds, the unit of ``budget_ms``."""
 
-    NESTED = {"stages": StageRecord, "config": PruneConfig}
+    FORMAT = 2  # format 1: ``measured`` a plain dict ({} where nothing was measured), ``final_finetune`` a dict
+    NESTED = {"stages": StageRecord, "config": PruneConfig, "measured": Measurement, "final_finetune": FinalFinetune}
 
     model: str
     method: dict[str, Any]  # the method's description (name, importance, settings, costs)
@@ -34,7 +44,7 @@ class PruneResult(Record):
     budget_ms: float
     table_base_ms: float
     predicted_ms: float
-    measured: dict[str, Any]
+    measured: Measurement | None  # None: a backend that runs modules (nothing exported was timed)
     measured_share: float | None
     measured_in_table_ms: float | None
     speedup: float | None
@@ -49,8 +59,8 @@ class PruneResult(Record):
     widths: dict[str, int]
     base_widths: dict[str, int]
     stages: tuple[StageRecord, ...]
-    matching: list[Any]  # per stage, the matching loop's (goal, predicted, measured) per round
-    final_finetune: dict[str, Any]
+    matching: tuple[tuple[tuple[float, float, float], ...], ...]  # per stage, (goal, predicted, measured) per round
+    final_finetune: FinalFinetune
     engine_files: dict[str, str]
     config: PruneConfig
     wall_s: float
@@ -59,11 +69,23 @@ class PruneResult(Record):
 
     @property
     def base_ms(self) -> float | None:
-        return self.measured["base"]["median_ms"] if self.measured else None
+        return self.measured.base.median_ms if self.measured else None
 
     @property
     def pruned_ms(self) -> float | None:
-        return self.measured["pruned"]["median_ms"] if self.measured else None
+        return self.measured.pruned.median_ms if self.measured else None
+
+    @classmethod
+    def from_json(cls, obj: Any, source: str | None = None) -> PruneResult:
+        if isinstance(obj, dict):
+            obj = {**obj, "matching": _traces(obj.get("matching", ()))}
+            if obj.get("measured") == {}:  # format 1 wrote nothing measured as {}
+                obj["measured"] = None
+        return super().from_json(obj, source)
+
+
+def _traces(matching: Any) -> tuple[tuple[tuple[float, float, float], ...], ...]:
+    return tuple(tuple(tuple(float(x) for x in rnd) for rnd in stage) for stage in matching)
 
 
 def assemble(
@@ -77,7 +99,8 @@ def assemble(
     run_dir: str,
 ) -> PruneResult:
     measured = deployed.measured
-    share = paired_share(measured)
+    share = measured.share if measured else None
+    noise = measured.noise_share * run.latency.base_ms if measured else 0.0
     meta = run.latency.meta
     return PruneResult(
         model=run.model_name,
@@ -96,7 +119,7 @@ def assemble(
         measured_share=share,
         measured_in_table_ms=share * run.latency.base_ms if share else None,
         speedup=1 / share if share else None,
-        meets_budget=bool(share and share * run.latency.base_ms <= run.budget_ms + 3 * _noise_ms(measured)),
+        meets_budget=bool(share and share * run.latency.base_ms <= run.budget_ms + 3 * noise),
         top1=deployed.top1,
         base_top1=deployed.base_top1,
         top1_source="ONNX Runtime (CPU) on the test split of model.onnx / base.onnx",
@@ -107,30 +130,14 @@ def assemble(
         widths=dict(stages[-1].widths),
         base_widths=dict(meta.widths),
         stages=tuple(stages),
-        matching=matching,
-        final_finetune={"epochs": deployed.final["epochs"], "top1_torch": deployed.final["top1"]},
+        matching=_traces(matching),
+        final_finetune=FinalFinetune(deployed.final["epochs"], deployed.final["top1"]),
         engine_files=deployed.engine_files,
         config=run.config,
         wall_s=wall_s,
         remeasure_table_s=table_s,
         run_dir=run_dir,
     )
-
-
-def paired_share(measured: dict[str, Any]) -> float | None:
-    """Pruned / base latency: the paired ratio where the harness gave one, else the ratio of medians."""
-    if not measured:
-        return None
-    pruned = measured["pruned"]
-    return pruned.get("ratio") or pruned["median_ms"] / measured["base"]["median_ms"]
-
-
-def _noise_ms(measured: dict[str, Any]) -> float:
-    """The harness's stated noise on the pruned model's median: half its inter-quartile range."""
-    if not measured:
-        return 0.0
-    t = measured["pruned"]
-    return 0.5 * t["spread"] * t["median_ms"] / max(measured["base"]["median_ms"], 1e-12)
 
 
 def load_result(run_dir) -> PruneResult:

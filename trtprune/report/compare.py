@@ -6,7 +6,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from trtprune.compare.config import REMEASURE_OVER
 from trtprune.core.atomic import atomic_path
 
 
@@ -48,7 +47,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Base: {base['base_ms']:.4f} ms, top-1 {base['base_top1']:.4f}, {base['base_params']:,} params, "
         f"{base['base_flops'] / 1e6:.2f} MMACs. Engine: {env.get('engine')} {env.get('version')} on "
         f"{env.get('processor') or env.get('device')}, {env.get('threads')} thread(s). Every model below was timed "
-        f"in one interleaved harness call beside the base; runs more than {100 * REMEASURE_OVER:.0f}% over their "
+        f"in one interleaved harness call beside the base; runs more than {100 * result['remeasure_over']:.0f}% over their "
         "budget were timed once more beside the base and the second figure is the one shown.",
         "",
         "| budget | method | importance | measured ms | share (max) | speed-up | top-1 (mean ± std, n) | params | MMACs "

@@ -21,7 +21,7 @@ def write_prune_report(result: PruneResult, out: Path) -> None:
 
 
 def _remeasured(m: dict) -> str:
-    if not m or "shares" not in m:
+    if not m or not m.get("shares"):
         return ""
     shares = ", ".join(f"{x:.3f}" for x in m["shares"])
     return f"The first measurement was over the budget; measured three times (shares {shares}), the median kept."

@@ -17,7 +17,7 @@ import numpy as np
 
 from trtprune.core.atomic import write_json
 from trtprune.core.errors import PlanError
-from trtprune.decide.norms import channel_sq_norms
+from trtprune.graph.norms import channel_sq_norms
 
 if TYPE_CHECKING:
     from trtprune.graph.groups import ChannelGroup, ModelGroups
