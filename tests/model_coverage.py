@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# timm CNNs of many families, checked by tests/test_generality.py and benchmarks/coverage.py
+# timm CNNs of many families, checked by tests/models/test_generality.py and benchmarks/coverage.py
 TIMM_SWEEP: dict[str, str] = {
     "resnet26d": "ResNet-D",
     "seresnext26d_32x4d": "SE-ResNeXt-D (grouped)",

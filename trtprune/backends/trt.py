@@ -60,7 +60,7 @@ def _major_version(trt: Any) -> int:
 
 
 # Every TensorRT class, member and enum value this backend touches (TensorRT 10/11 Python API):
-# tests/test_trt_api.py checks this list against the code below and against the names declared in
+# tests/backends/test_trt_api.py checks this list against the code below and against the names declared in
 # PyPI's real tensorrt-cu12/cu13 bindings. TensorRT 10 removed build_engine, execute_async_v2 and
 # the binding-index calls; 11 removed the FP16/INT8 builder flags (precision comes from the ONNX).
 TENSORRT_API = (

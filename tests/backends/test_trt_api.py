@@ -22,7 +22,7 @@ import pytest
 
 from trtprune.backends.trt import TENSORRT_API
 
-SOURCE = Path(__file__).parents[1] / "trtprune" / "backends" / "trt.py"
+SOURCE = Path(__file__).parents[2] / "trtprune" / "backends" / "trt.py"
 REMOVED_IN_10 = ("build_engine", "execute_async_v2", "get_binding_index", "get_binding_shape", "execute_v2_async")
 # names the code binds TensorRT objects to (module, builder objects, engine and context attributes)
 TRT_VALUES = {"trt", "builder", "network", "parser", "builder_config", "profile", "cache", "tensor", "runtime"}

@@ -25,7 +25,7 @@ from trtprune.prune.result import FinalFinetune, PruneResult
 from trtprune.prune.stage import StageDecision
 from trtprune.train.config import FINETUNE, DistillConfig, TrainConfig
 
-OLD_TABLE = Path(__file__).parent / "fixtures" / "table-format1.db"
+OLD_TABLE = Path(__file__).parents[1] / "fixtures" / "table-format1.db"
 
 RECORDS = [
     BackendConfig(threads=2, precision="fp16"),
@@ -51,7 +51,7 @@ RECORDS = [
     Timing(0.5, 0.6, 0.02, 40, se_ms=0.001, ratio=0.51),
     Measurement(Timing(1.0, 1.1, 0.01, 40), Timing(0.5, 0.6, 0.02, 40, ratio=0.5), {"engine": "onnxruntime", "threads": 1}, (0.5, 0.52, 0.49)),
     FinalFinetune(1, 0.91),
-    PruneResult.from_json(json.loads((Path(__file__).parent / "fixtures" / "report-format2-config.json").read_text())),
+    PruneResult.from_json(json.loads((Path(__file__).parents[1] / "fixtures" / "report-format2-config.json").read_text())),
 ]  # fmt: skip
 
 
@@ -122,7 +122,7 @@ def test_a_format_1_table_reads_as_today(caplog, tmp_path):
 
 def test_a_format_2_prune_config_reads_nested():
     """The flat recipe of format 2 (a real report's config) moves into ``finetune``, ``distill`` and ``match``."""
-    old = json.loads((Path(__file__).parent / "fixtures" / "prune-config-format2.json").read_text())
+    old = json.loads((Path(__file__).parents[1] / "fixtures" / "prune-config-format2.json").read_text())
     config = PruneConfig.from_json(old)
     assert config.finetune == TrainConfig(epochs=1, lr=0.01, batch_size=128, limit_train=15000, limit_test=2000)
     assert config.distill is None and config.match == MatchPolicy(rounds=6, tolerance=0.03, margin=0.02)

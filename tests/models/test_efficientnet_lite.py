@@ -21,7 +21,7 @@ from PIL import Image
 from trtprune.models import build_model
 from trtprune.models.efficientnet_lite import PREPROCESSING
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "tests" / "assets" / "imagenet"
 FETCH_SCRIPT = REPO / "scripts" / "fetch_sample_images.sh"
 IMAGE_RE = re.compile(r"^imagenet_(\d+)_(\d+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)

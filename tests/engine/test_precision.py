@@ -15,7 +15,7 @@ from trtprune.engine.precision import export_with_precision
 from trtprune.models import build_model
 
 SHAPE = (1, 1, 28, 28)
-CALIB = Path(__file__).parent.parent / "calib" / "fashion-mnist-sample.npy"
+CALIB = Path(__file__).parents[2] / "calib" / "fashion-mnist-sample.npy"
 
 
 def test_fp16_and_int8_exports_run(tmp_path):

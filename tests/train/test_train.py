@@ -23,7 +23,7 @@ from trtprune.train.ddp import is_main_process
 from trtprune.train.job import TrainJob
 from trtprune.train.loop import TrainResult, evaluate, train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHAPE = "1x1x28x28"
 
 
