@@ -237,3 +237,95 @@ def test_canvas_cli_refuses_a_tiny_canvas(tmp_path):
 
     assert main(["--out", str(tmp_path), "--size", "32"]) == 2
     assert not (tmp_path / "annotations").exists()
+
+
+# --- detectors through the same commands (issue 26 items 1-3, 5) ---
+
+
+def test_tasks_are_registered_and_data_of_another_task_is_refused():
+    from trtprune.tasks import TASKS, check_task, get_task
+
+    assert get_task("detect").metric == "map" and get_task("classify").metric == "top1"
+    assert set(TASKS.names()) == {"classify", "detect"}
+    with pytest.raises(UsageError, match="is a detector but --data fashion-mnist is classification data") as err:
+        check_task("ssdlite320_mobilenet_v3_large", "detect", "fashion-mnist", "classify")
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
+    check_task("resnet20", "classify", "fashion-mnist", "classify")
+
+
+def test_export_of_a_detector_is_the_whole_detector(tmp_path):
+    import onnx
+
+    from trtprune.engine.export import export_onnx
+    from trtprune.models import build_model
+
+    shape = (1, 3, 96, 96)
+    path = export_onnx(build_model("ssdlite320_mobilenet_v3_large", shape, num_classes=11), shape, tmp_path / "d.onnx")
+    graph = onnx.load(str(path)).graph
+    assert [o.name for o in graph.output] == ["boxes", "scores", "labels"]
+    assert {"TopK", "NonMaxSuppression"} <= _op_types(graph)  # post-processing inside
+
+
+def _op_types(graph) -> set[str]:
+    """Every op type of ``graph`` and of its sub-graphs (a Loop's, an If's)."""
+    types = set()
+    for node in graph.node:
+        types.add(node.op_type)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                types |= _op_types(sub)
+    return types
+
+
+def test_detector_trains_with_its_own_losses_and_reports_map(canvas):
+    from trtprune.models import build_model
+    from trtprune.train.config import TrainConfig
+    from trtprune.train.loop import train
+
+    shape = (1, 3, 96, 96)
+    model = build_model("ssdlite320_mobilenet_v3_large", shape, num_classes=11)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_set = get_dataset("coco", "train", canvas, augment=True, input_size=shape[1:])
+    test_set = get_dataset("coco", "test", canvas, input_size=shape[1:])
+    result = train(model, train_set, test_set, TrainConfig(epochs=1, batch_size=2, lr=0.01), task="detect")
+    assert np.isfinite(result.train_loss) and result.train_loss > 0
+    assert 0.0 <= result.top1 <= 1.0 and result.history[0]["top1"] == result.top1  # mAP in the headline slot
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_taylor_scores_differentiate_the_detection_loss(canvas):
+    from trtprune.decide.importance import taylor_per_layer
+    from trtprune.models import build_model
+    from trtprune.tasks import get_task
+
+    shape = (1, 3, 96, 96)
+    model = build_model("ssdlite320_mobilenet_v3_large", shape, num_classes=11)
+    task = get_task("detect")
+    batch = task.collate([get_dataset("coco", "train", canvas, input_size=shape[1:])[i] for i in range(2)])
+
+    def loss(m, b, device):
+        return task.batch_loss(m, b, torch.device(device), None)[0]
+
+    sensitivities = taylor_per_layer(model, [batch], loss=loss)
+    assert not model.training
+    assert sensitivities["backbone.features.0.0.0"].shape == (16,) or len(sensitivities) > 50
+    assert sum(float(v.sum()) for v in sensitivities.values()) > 0
+
+
+def test_too_small_detector_input_is_one_line_and_writes_nothing(run_cli, tmp_path):
+    out = tmp_path / "ssd.onnx"
+    code, _, err = run_cli("export", "ssd300_vgg16", "--input", "1x3x160x160", "--out", out)
+    assert code == 2 and "ssd300_vgg16 cannot run at 160x160" in err and err.strip().count("\n") == 0
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bad", ["classification-data", "no-annotations"])
+def test_detector_training_refuses_bad_data(run_cli, tmp_path, bad):
+    out = tmp_path / "base.pt"
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    data = ["--data", "fashion-mnist"] if bad == "classification-data" else ["--data", "coco", "--data-root", empty]
+    code, _, err = run_cli("train", "ssdlite320_mobilenet_v3_large", "--input", "1x3x96x96", *data, "--out", out)
+    want = "is a detector but --data fashion-mnist" if bad == "classification-data" else "has no COCO annotations"
+    assert code == 2 and want in err and err.strip().count("\n") == 0
+    assert not out.exists() and not list(tmp_path.glob("base.pt*"))

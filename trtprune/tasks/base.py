@@ -1,0 +1,70 @@
+"""A :class:`Task` and the registry of them (filled by :mod:`trtprune.tasks.classify` and
+:mod:`trtprune.tasks.detect`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from trtprune.core.errors import UsageError
+from trtprune.core.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import Dataset
+
+# (model in train mode, batch, device, distillation or None) -> (mean loss of the batch, its sample count)
+BatchLoss = Callable[["nn.Module", Any, "torch.device", Any], tuple["torch.Tensor", int]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """How models of one task train, evaluate and deploy.
+
+    ``metric`` names the headline metric (``top1``; a detector's ``map``, COCO mAP@[.5:.95]);
+    a training history, a stage record and a prune result hold it where they say top-1.
+    ``evaluate(model, dataset, batch_size, device)`` is that metric of a PyTorch model in eval mode;
+    ``evaluate_onnx(path, dataset, threads)`` every metric of an exported model in ONNX Runtime.
+    ``collate`` batches the dataset's items (None: torch's default). ``distill_refusal`` says why
+    ``--distill`` does not apply (None where it does). ``network_part(model)`` is the part of the
+    deployed model that pruning changes, timed apart from the whole in the report (None: all of it).
+    """
+
+    name: str
+    model_noun: str  # "classifier", "detector"
+    data_noun: str  # "classification", "detection"
+    metric: str
+    metric_label: str
+    data_hint: str  # the data such a model takes, for the one-line refusal of other data
+    batch_loss: BatchLoss
+    evaluate: Callable[[nn.Module, Dataset, int, torch.device], float]
+    evaluate_onnx: Callable[[str | os.PathLike[str], Dataset, int | None], dict[str, float]]
+    collate: Callable[[list[Any]], Any] | None = None
+    distill_refusal: str | None = None
+    network_part: Callable[[nn.Module], nn.Module] | None = None
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def get_task(name: str) -> Task:
+    """The registered task ``name`` ("classify" or "detect")."""
+    _ensure_registered()
+    return TASKS.get(name)
+
+
+def check_task(model_name: str, model_task: str, data_name: str, data_task: str) -> None:
+    """A model may only be trained and evaluated on data of its own task (one line, exit 2, otherwise)."""
+    if model_task != data_task:
+        want = get_task(model_task)
+        raise UsageError(
+            f"{model_name} is a {want.model_noun} but --data {data_name} is {get_task(data_task).data_noun} data: "
+            f"{want.data_hint}"
+        )
+
+
+def _ensure_registered() -> None:
+    from trtprune.tasks import classify, detect  # noqa: F401 (importing them registers them)
