@@ -329,3 +329,76 @@ def test_detector_training_refuses_bad_data(run_cli, tmp_path, bad):
     want = "is a detector but --data fashion-mnist" if bad == "classification-data" else "has no COCO annotations"
     assert code == 2 and want in err and err.strip().count("\n") == 0
     assert not out.exists() and not list(tmp_path.glob("base.pt*"))
+
+
+@pytest.fixture(scope="module")
+def ssdlite_table(tmp_path_factory, canvas):
+    """(checkpoint, table): an untrained SSDlite for the canvas set's 10 classes and a small block table."""
+    from trtprune.engine.timing import TimingConfig
+    from trtprune.lut.build import LutConfig, build_lut
+    from trtprune.models import build_model
+    from trtprune.models.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("ssdlite-table")
+    name, shape = "ssdlite320_mobilenet_v3_large", (1, 3, 96, 96)
+    ckpt = root / "base.pt"
+    model = build_model(name, shape, num_classes=11)
+    save_checkpoint(ckpt, model, model_name=name, input_shape=shape, num_classes=11, preprocessing=None)
+    fast = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
+    table = root / "lut.db"
+    build_lut(
+        LutConfig(model=None, checkpoint=str(ckpt), mode="block", step=64, small=1, refine=False, timing=fast), table
+    )
+    return ckpt, table
+
+
+def _prune(run_cli, table, canvas, out, *extra):
+    args = ["prune", "--lut", table, "--data", "coco", "--data-root", canvas, "--stages", "1", "--out", out, *extra]
+    return run_cli(*args)
+
+
+@pytest.mark.slow
+def test_detector_prune_meets_its_budget_and_reports_map(run_cli, ssdlite_table, canvas, tmp_path):
+    from trtprune.engine.detection_eval import onnx_predictor
+
+    _, table = ssdlite_table
+    code, _, err = _prune(run_cli, table, canvas, tmp_path / "cut", "--budget-ratio", "0.9", "--finetune-epochs", "0")
+    assert code == 0, err
+    report = json.loads((tmp_path / "cut" / "report.json").read_text())
+    assert report["meets_budget"] and report["measured_share"] <= 0.9 * 1.03
+    metrics = report["task_metrics"]
+    assert metrics["metric"] == "map" and set(metrics["pruned"]) == set(metrics["base"]) == {"map", "map_50"}
+    for name in ("base", "pruned"):
+        part = metrics["latency_parts"][name]
+        assert part["whole_ms"] > part["network_ms"] > 0 and part["post_ms"] == pytest.approx(
+            part["whole_ms"] - part["network_ms"]
+        )
+    assert report["params"] < report["base_params"]
+    text = (tmp_path / "cut" / "report.md").read_text()
+    assert "mAP@[.5:.95]" in text and "Where the latency goes" in text
+    assert {"model.onnx", "model.ort.onnx", "model.pt", "plan.json"} <= {p.name for p in (tmp_path / "cut").iterdir()}
+    image = get_dataset("coco", "test", canvas, input_size=(3, 96, 96))[0][0][None]
+    out = onnx_predictor(tmp_path / "cut" / "model.onnx")(image)[0]
+    assert out["boxes"].shape[1:] == (4,) and len(out["scores"]) == len(out["labels"])
+
+    code, _, err = _prune(run_cli, table, canvas, tmp_path / "tuned", "--budget-ratio", "0.9", "--finetune-epochs", "1")
+    assert code == 0, err
+    tuned = json.loads((tmp_path / "tuned" / "report.json").read_text())
+    assert tuned["final_finetune"]["epochs"] == 1 and 0.0 <= tuned["top1"] == tuned["task_metrics"]["pruned"]["map"]
+    assert tuned["stages"][0]["top1"] is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", ["classification-data", "no-annotations", "distill"])
+def test_detector_prune_refuses_bad_input_and_writes_nothing(run_cli, ssdlite_table, tmp_path, bad):
+    _, table = ssdlite_table
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    extra = {
+        "classification-data": ["--data", "fashion-mnist"],
+        "no-annotations": ["--data", "coco", "--data-root", tmp_path / "empty"],
+        "distill": ["--data", "coco", "--data-root", tmp_path / "empty", "--distill"],
+    }[bad]
+    out = tmp_path / "run"
+    code, _, err = run_cli("prune", "--lut", table, "--budget-ratio", "0.9", "--out", out, *extra)
+    assert code == 2 and err.startswith("trtprune: error:") and err.strip().count("\n") == 0, err
+    assert not out.exists() and not (tmp_path / "run.partial").exists()
