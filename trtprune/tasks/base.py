@@ -31,6 +31,7 @@ class Task:
     ``collate`` batches the dataset's items (None: torch's default). ``distill_refusal`` says why
     ``--distill`` does not apply (None where it does). ``network_part(model)`` is the part of the
     deployed model that pruning changes, timed apart from the whole in the report (None: all of it).
+    ``drop_last`` drops a short last training batch where the train set holds more than one batch.
     """
 
     name: str
@@ -45,6 +46,7 @@ class Task:
     collate: Callable[[list[Any]], Any] | None = None
     distill_refusal: str | None = None
     network_part: Callable[[nn.Module], nn.Module] | None = None
+    drop_last: bool = False  # drop a short last training batch (a detector's 1x1 maps cannot batch-norm one image)
 
 
 TASKS: Registry[Task] = Registry("task")

@@ -54,5 +54,6 @@ TASKS.register(
         distill_refusal="--distill matches a teacher's class logits; a detector fine-tunes with its own losses: "
         "drop --distill",
         network_part=traced_part,
+        drop_last=True,
     ),
 )

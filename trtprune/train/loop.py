@@ -177,6 +177,7 @@ def _make_loop(
         pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(config.seed),
         collate_fn=task.collate if task is not None else None,
+        drop_last=task is not None and task.drop_last and len(train_set) > config.batch_size,
     )
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=False
