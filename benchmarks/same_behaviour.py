@@ -36,6 +36,7 @@ METHODS = ("sp-lamp", "halp", "lap", "uniform", "global-l1", "sp-lamp-macs", "to
 RECIPE = ["--budget-ratio", "0.5", "--stages", "2", "--finetune-epochs", "1", "--limit", "512", "--limit-eval", "256"]
 TIMED_KEYS = {"measured", "measured_share", "measured_in_table_ms", "speedup", "meets_budget", "wall_s", "method_s"}
 TIMED_KEYS |= {"remeasure_table_s", "run_dir", "config"}  # config: compared apart, without its out
+NEW_KEYS = {"task_metrics"}  # fields an older report does not have (None there): compared where both have them
 
 
 def _shapes(model) -> str:
@@ -102,9 +103,8 @@ def compare_runs(old: Path, new: Path) -> list[str]:
     from trtprune.prune import load_result
 
     a, b = load_result(old), load_result(new)
-    diffs = [
-        f.name for f in fields(a) if f.name not in TIMED_KEYS | {"stages"} and getattr(a, f.name) != getattr(b, f.name)
-    ]
+    skip = TIMED_KEYS | {"stages"} | {k for k in NEW_KEYS if getattr(a, k) is None}
+    diffs = [f.name for f in fields(a) if f.name not in skip and getattr(a, f.name) != getattr(b, f.name)]
     if replace(a.config, out=None) != replace(b.config, out=None):
         diffs.append("config")
     for sa, sb in zip(a.stages, b.stages, strict=True):

@@ -237,3 +237,168 @@ def test_canvas_cli_refuses_a_tiny_canvas(tmp_path):
 
     assert main(["--out", str(tmp_path), "--size", "32"]) == 2
     assert not (tmp_path / "annotations").exists()
+
+
+# --- detectors through the same commands (issue 26 items 1-3, 5) ---
+
+
+def test_tasks_are_registered_and_data_of_another_task_is_refused():
+    from trtprune.tasks import TASKS, check_task, get_task
+
+    assert get_task("detect").metric == "map" and get_task("classify").metric == "top1"
+    assert set(TASKS.names()) == {"classify", "detect"}
+    with pytest.raises(UsageError, match="is a detector but --data fashion-mnist is classification data") as err:
+        check_task("ssdlite320_mobilenet_v3_large", "detect", "fashion-mnist", "classify")
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
+    check_task("resnet20", "classify", "fashion-mnist", "classify")
+
+
+def test_export_of_a_detector_is_the_whole_detector(tmp_path):
+    import onnx
+
+    from trtprune.engine.export import export_onnx
+    from trtprune.models import build_model
+
+    shape = (1, 3, 96, 96)
+    path = export_onnx(build_model("ssdlite320_mobilenet_v3_large", shape, num_classes=11), shape, tmp_path / "d.onnx")
+    graph = onnx.load(str(path)).graph
+    assert [o.name for o in graph.output] == ["boxes", "scores", "labels"]
+    assert {"TopK", "NonMaxSuppression"} <= _op_types(graph)  # post-processing inside
+
+
+def _op_types(graph) -> set[str]:
+    """Every op type of ``graph`` and of its sub-graphs (a Loop's, an If's)."""
+    types = set()
+    for node in graph.node:
+        types.add(node.op_type)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                types |= _op_types(sub)
+    return types
+
+
+def test_detector_trains_with_its_own_losses_and_reports_map(canvas):
+    from trtprune.models import build_model
+    from trtprune.train.config import TrainConfig
+    from trtprune.train.loop import train
+
+    shape = (1, 3, 96, 96)
+    model = build_model("ssdlite320_mobilenet_v3_large", shape, num_classes=11)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_set = get_dataset("coco", "train", canvas, augment=True, input_size=shape[1:])
+    test_set = get_dataset("coco", "test", canvas, input_size=shape[1:])
+    result = train(model, train_set, test_set, TrainConfig(epochs=1, batch_size=2, lr=0.01), task="detect")
+    assert np.isfinite(result.train_loss) and result.train_loss > 0
+    assert 0.0 <= result.top1 <= 1.0 and result.history[0]["top1"] == result.top1  # mAP in the headline slot
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_taylor_scores_differentiate_the_detection_loss(canvas):
+    from trtprune.decide.importance import taylor_per_layer
+    from trtprune.models import build_model
+    from trtprune.tasks import get_task
+
+    shape = (1, 3, 96, 96)
+    model = build_model("ssdlite320_mobilenet_v3_large", shape, num_classes=11)
+    task = get_task("detect")
+    batch = task.collate([get_dataset("coco", "train", canvas, input_size=shape[1:])[i] for i in range(2)])
+
+    def loss(m, b, device):
+        return task.batch_loss(m, b, torch.device(device), None)[0]
+
+    sensitivities = taylor_per_layer(model, [batch], loss=loss)
+    assert not model.training
+    assert sensitivities["backbone.features.0.0.0"].shape == (16,) or len(sensitivities) > 50
+    assert sum(float(v.sum()) for v in sensitivities.values()) > 0
+
+
+def test_too_small_detector_input_is_one_line_and_writes_nothing(run_cli, tmp_path):
+    out = tmp_path / "ssd.onnx"
+    code, _, err = run_cli("export", "ssd300_vgg16", "--input", "1x3x160x160", "--out", out)
+    assert code == 2 and "ssd300_vgg16 cannot run at 160x160" in err and err.strip().count("\n") == 0
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bad", ["classification-data", "no-annotations"])
+def test_detector_training_refuses_bad_data(run_cli, tmp_path, bad):
+    out = tmp_path / "base.pt"
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    data = ["--data", "fashion-mnist"] if bad == "classification-data" else ["--data", "coco", "--data-root", empty]
+    code, _, err = run_cli("train", "ssdlite320_mobilenet_v3_large", "--input", "1x3x96x96", *data, "--out", out)
+    want = "is a detector but --data fashion-mnist" if bad == "classification-data" else "has no COCO annotations"
+    assert code == 2 and want in err and err.strip().count("\n") == 0
+    assert not out.exists() and not list(tmp_path.glob("base.pt*"))
+
+
+@pytest.fixture(scope="module")
+def ssdlite_table(tmp_path_factory, canvas):
+    """(checkpoint, table): an untrained SSDlite for the canvas set's 10 classes and a small block table."""
+    from trtprune.engine.timing import TimingConfig
+    from trtprune.lut.build import LutConfig, build_lut
+    from trtprune.models import build_model
+    from trtprune.models.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("ssdlite-table")
+    name, shape = "ssdlite320_mobilenet_v3_large", (1, 3, 96, 96)
+    ckpt = root / "base.pt"
+    model = build_model(name, shape, num_classes=11)
+    save_checkpoint(ckpt, model, model_name=name, input_shape=shape, num_classes=11, preprocessing=None)
+    fast = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
+    table = root / "lut.db"
+    build_lut(
+        LutConfig(model=None, checkpoint=str(ckpt), mode="block", step=64, small=1, refine=False, timing=fast), table
+    )
+    return ckpt, table
+
+
+def _prune(run_cli, table, canvas, out, *extra):
+    args = ["prune", "--lut", table, "--data", "coco", "--data-root", canvas, "--stages", "1", "--out", out, *extra]
+    return run_cli(*args)
+
+
+@pytest.mark.slow
+def test_detector_prune_meets_its_budget_and_reports_map(run_cli, ssdlite_table, canvas, tmp_path):
+    from trtprune.engine.detection_eval import onnx_predictor
+
+    _, table = ssdlite_table
+    code, _, err = _prune(run_cli, table, canvas, tmp_path / "cut", "--budget-ratio", "0.9", "--finetune-epochs", "0")
+    assert code == 0, err
+    report = json.loads((tmp_path / "cut" / "report.json").read_text())
+    assert report["meets_budget"] and report["measured_share"] <= 0.9 * 1.03
+    metrics = report["task_metrics"]
+    assert metrics["metric"] == "map" and set(metrics["pruned"]) == set(metrics["base"]) == {"map", "map_50"}
+    for name in ("base", "pruned"):
+        part = metrics["latency_parts"][name]
+        assert part["whole_ms"] > part["network_ms"] > 0 and part["post_ms"] == pytest.approx(
+            part["whole_ms"] - part["network_ms"]
+        )
+    assert report["params"] < report["base_params"]
+    text = (tmp_path / "cut" / "report.md").read_text()
+    assert "mAP@[.5:.95]" in text and "Where the latency goes" in text
+    assert {"model.onnx", "model.ort.onnx", "model.pt", "plan.json"} <= {p.name for p in (tmp_path / "cut").iterdir()}
+    image = get_dataset("coco", "test", canvas, input_size=(3, 96, 96))[0][0][None]
+    out = onnx_predictor(tmp_path / "cut" / "model.onnx")(image)[0]
+    assert out["boxes"].shape[1:] == (4,) and len(out["scores"]) == len(out["labels"])
+
+    code, _, err = _prune(run_cli, table, canvas, tmp_path / "tuned", "--budget-ratio", "0.9", "--finetune-epochs", "1")
+    assert code == 0, err
+    tuned = json.loads((tmp_path / "tuned" / "report.json").read_text())
+    assert tuned["final_finetune"]["epochs"] == 1 and 0.0 <= tuned["top1"] == tuned["task_metrics"]["pruned"]["map"]
+    assert tuned["stages"][0]["top1"] is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", ["classification-data", "no-annotations", "distill"])
+def test_detector_prune_refuses_bad_input_and_writes_nothing(run_cli, ssdlite_table, tmp_path, bad):
+    _, table = ssdlite_table
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    extra = {
+        "classification-data": ["--data", "fashion-mnist"],
+        "no-annotations": ["--data", "coco", "--data-root", tmp_path / "empty"],
+        "distill": ["--data", "coco", "--data-root", tmp_path / "empty", "--distill"],
+    }[bad]
+    out = tmp_path / "run"
+    code, _, err = run_cli("prune", "--lut", table, "--budget-ratio", "0.9", "--out", out, *extra)
+    assert code == 2 and err.startswith("trtprune: error:") and err.strip().count("\n") == 0, err
+    assert not out.exists() and not (tmp_path / "run.partial").exists()

@@ -165,7 +165,11 @@ def train(
     with _progress_bar("training") as progress:
         result = run_train_job(job, progress, restart=restart)
     if result is not None:
-        typer.echo(f"top-1 {result.top1:.4f} after {result.epochs} epoch(s); wrote {out}")
+        from trtprune.data import get_spec
+        from trtprune.tasks import get_task
+
+        label = get_task(get_spec(data).task).metric_label  # the model's task: checked against the data's
+        typer.echo(f"{label} {result.top1:.4f} after {result.epochs} epoch(s); wrote {out}")
 
 
 @app.command()
@@ -200,8 +204,10 @@ def eval_(
     limit: Annotated[int | None, typer.Option("--limit", help="evaluate the first N test samples")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Top-1 on the test split and latency in ONNX Runtime (CPU), side by side."""
-    from trtprune.engine.side_by_side import compare_onnx
+    """Top-1 (a detector's COCO mAP on --data coco) on the test split and latency in ONNX Runtime (CPU), side by side."""
+    from trtprune.data import get_spec
+    from trtprune.report.side_by_side import compare_onnx
+    from trtprune.tasks import get_task
 
     rows = compare_onnx(onnx_files, data, data_root, threads, limit)
     if as_json:
@@ -209,13 +215,16 @@ def eval_(
         return
     from rich.table import Table
 
-    table = Table("model", "params", "top-1", "median ms", "p90 ms", "speed-up", title=f"{data} test split, ORT CPU")
+    task = get_task(get_spec(data).task)
+    table = Table(
+        "model", "params", task.metric_label, "median ms", "p90 ms", "speed-up", title=f"{data} test split, ORT CPU"
+    )
     base = rows[0]["median_ms"]
     for r in rows:
         table.add_row(
             r["onnx"],
             f"{r['params']:,}",
-            f"{r['top1']:.4f}",
+            f"{r[task.metric]:.4f}",
             f"{r['median_ms']:.3f}",
             f"{r['p90_ms']:.3f}",
             f"{base / r['median_ms']:.2f}x",
@@ -527,7 +536,8 @@ def prune(
         return
     typer.echo(
         f"{r.run_dir}: {r.model} {r.base_ms:.4f} -> {r.pruned_ms:.4f} ms ({r.speedup:.2f}x, budget "
-        f"{'met' if r.meets_budget else 'NOT met'}), top-1 {r.base_top1:.4f} -> {r.top1:.4f}"
+        f"{'met' if r.meets_budget else 'NOT met'}), {(r.task_metrics or {}).get('label', 'top-1')} "
+        f"{r.base_top1:.4f} -> {r.top1:.4f}"
     )
 
 

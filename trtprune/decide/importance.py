@@ -201,16 +201,24 @@ def group_sensitivity(groups: ModelGroups, group: ChannelGroup, context: ScoreCo
     return float(total.sum())
 
 
-def taylor_per_layer(model, batches, device: str = "cpu") -> dict[str, np.ndarray]:
+def cross_entropy(model, batch, device: str = "cpu"):
+    """A classifier's mean cross-entropy on an ``(x, y)`` batch: the default loss of the scores below."""
+    import torch.nn.functional as F
+
+    x, y = batch
+    return F.cross_entropy(model(x.to(device)), y.to(device))
+
+
+def taylor_per_layer(model, batches, device: str = "cpu", loss=cross_entropy) -> dict[str, np.ndarray]:
     """First-order Taylor sensitivity of every output channel, averaged over ``batches``.
 
     Per mini-batch (HALP's practice: the absolute value is taken per batch, then averaged):
     for a batch norm |g_gamma gamma + g_beta beta| per channel (HALP Eq. 27); for a conv or
     linear |sum over the channel's output filter of w g|. The model is left in eval mode, its
     buffers (batch-norm running statistics) as they were: scoring does not change the model.
+    ``loss(model, batch, device)`` is the batch's loss (a detector's: its own losses, summed).
     """
     import torch
-    import torch.nn.functional as F
 
     layers = {
         name: m
@@ -222,9 +230,9 @@ def taylor_per_layer(model, batches, device: str = "cpu") -> dict[str, np.ndarra
     n = 0
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     model.train()
-    for x, y in batches:
+    for batch in batches:
         model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x.to(device)), y.to(device)).backward()
+        loss(model, batch, device).backward()
         with torch.no_grad():
             for name, m in layers.items():
                 if m.weight.grad is None:
@@ -246,21 +254,20 @@ def taylor_per_layer(model, batches, device: str = "cpu") -> dict[str, np.ndarra
     return {name: (t / max(n, 1)).numpy() for name, t in total.items()}
 
 
-def loss_probe(model, groups: ModelGroups, batches, model_name: str) -> dict[str, float]:
+def loss_probe(model, groups: ModelGroups, batches, model_name: str, loss_of=cross_entropy) -> dict[str, float]:
     """Per group, how much the mean cross-entropy over ``batches`` rises when the lower half of the
     group's channels (by :func:`_sp_lamp`) is removed (zeroed on every coupled layer of a copy of
     ``model``, in eval mode). ``model`` is not changed."""
     import copy
 
     import torch
-    import torch.nn.functional as F
 
     batches = list(batches)
     device = next(model.parameters()).device
 
     def loss(m) -> float:
         with torch.no_grad():
-            total = sum(float(F.cross_entropy(m(x.to(device)), y.to(device))) for x, y in batches)
+            total = sum(float(loss_of(m, batch, device)) for batch in batches)
         return total / max(len(batches), 1)
 
     was_training = model.training

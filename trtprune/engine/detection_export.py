@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from trtprune.core.errors import UsageError
 from trtprune.engine.export import DEFAULT_OPSET, export_onnx
-from trtprune.models.detector_views import BOXES, LABELS, SCORES, DeployedDetector
+from trtprune.models.detector_views import BOXES, LABELS, SCORES
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,6 +31,4 @@ def export_detector(
             f"a detector exports for batch 1 (each image has its own number of boxes): use --input 1x3x{h}x{w}"
         )
     detector.eval()
-    return export_onnx(
-        DeployedDetector(detector), input_shape, out, opset, metadata=metadata, output_names=DETECTION_OUTPUTS
-    )
+    return export_onnx(detector, input_shape, out, opset, metadata=metadata)  # deployed whole (its registered view)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from trtprune.backends.ort import session
 from trtprune.core.atomic import atomic_path
 from trtprune.core.errors import TrtpruneError, UnsupportedModelError
+from trtprune.models.deployed import deployed_part
 
 if TYPE_CHECKING:
     from torch import nn
@@ -38,7 +39,9 @@ def export_onnx(
     """Export ``model`` (eval mode) for ``input_shape`` to ``out``; the file is complete or absent.
 
     ``metadata`` (e.g. the preprocessing and plan) is stored in the model's ``metadata_props``.
-    ``output_names`` names a model's several outputs (a detector's boxes, scores, labels).
+    ``output_names`` names a model's several outputs. A model with a registered deployed view (a
+    detector: :mod:`trtprune.models.deployed`) is exported as that view, under its output names
+    (boxes, scores, labels), post-processing included.
 
     Uses the TorchScript-based exporter (fast, opset 17); the graph is then checked
     with ``onnx.checker`` (full check, shape inference included).
@@ -49,6 +52,7 @@ def export_onnx(
     out = Path(out)
     model.eval()
     if example_inputs is None:
+        model, output_names = deployed_part(model, output_names)
         example_inputs = (torch.randn(*input_shape, dtype=getattr(torch, dtype)),)
         input_names, output_names = [INPUT_NAME], list(output_names or [OUTPUT_NAME])
     else:  # a sub-graph with several inputs and outputs

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from trtprune.core.errors import UnsupportedModelError
+from trtprune.graph.traced_part import traced_part
 
 if TYPE_CHECKING:
     import torch
@@ -64,7 +65,8 @@ class _Recorder:
 
 
 def trace(model: nn.Module, example: torch.Tensor) -> tuple[fx.GraphModule, dict[str, Any]]:
-    """Trace ``model`` with torch.fx and record every node's value on ``example``."""
+    """Trace ``model`` (its traced part: a detector's network) with torch.fx and record every node's value on
+    ``example``."""
     import torch.fx
     from torch import nn
 
@@ -76,7 +78,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> tuple[fx.GraphModule, dict
             return isinstance(m, weighted) or super().is_leaf_module(m, qualname)
 
     try:
-        root = copy.deepcopy(model).eval()
+        root = copy.deepcopy(traced_part(model)).eval()  # a detector's network view (its layers' own names)
         gm = torch.fx.GraphModule(root, Tracer().trace(root))
     except Exception as exc:  # fx raises many types on dynamic control flow
         raise UnsupportedModelError(

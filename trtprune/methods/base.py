@@ -17,6 +17,7 @@ from trtprune.decide.importance import (
     NEEDS_PROBE,
     NEEDS_TAYLOR,
     ScoreContext,
+    cross_entropy,
     loss_probe,
     score_groups,
     taylor_per_layer,
@@ -146,6 +147,7 @@ class StageState:
     seed: int
     plan: Plan | None = None  # the earlier stages' decision (None at the first stage)
     batches: Batches = _no_batches
+    loss: Callable[..., Any] = cross_entropy  # (model, batch, device) -> the batch's loss (the task's)
     scores: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -184,9 +186,11 @@ def score_context(state: StageState, importance: str, taylor_batches: int) -> Sc
 
     context = ScoreContext(seed=state.seed)
     if importance in NEEDS_TAYLOR:
-        context.taylor = taylor_per_layer(state.model, state.batches(taylor_batches))
+        context.taylor = taylor_per_layer(state.model, state.batches(taylor_batches), loss=state.loss)
     if importance in NEEDS_PROBE:
-        context.probe = loss_probe(state.model, state.groups, state.batches(taylor_batches), state.model_name)
+        context.probe = loss_probe(
+            state.model, state.groups, state.batches(taylor_batches), state.model_name, loss_of=state.loss
+        )
     return context
 
 

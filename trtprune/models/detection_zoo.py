@@ -34,6 +34,31 @@ def fix_input(model: nn.Module, shape: tuple[int, int, int, int]) -> None:
     transform.fixed_size = (w, h)  # torchvision's order: width, height
 
 
+def _input_fixer(name: str, side: int):
+    def fix(model: nn.Module, shape: tuple[int, int, int, int]) -> None:
+        fix_input(model, shape)
+        check_input_size(model, shape, name, side)
+
+    return fix
+
+
+def check_input_size(model: nn.Module, shape: tuple[int, int, int, int], name: str, side: int) -> None:
+    """One detection on a blank image: an input too small for the detector's layers or anchors (its
+    feature maps shrink below a kernel, its anchors do not fit) is a one-line usage error."""
+    import torch
+
+    h, w = shape[-2:]
+    try:
+        with torch.no_grad():
+            model.eval()([torch.zeros(shape[1:])])
+    except (RuntimeError, ValueError, IndexError) as exc:
+        why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UsageError(
+            f"{name} cannot run at {h}x{w}: the input is too small for its layers and anchors ({why}); "
+            f"use a larger --input, e.g. 1x3x{side}x{side}"
+        ) from None
+
+
 def _builder(name: str):
     def build(in_channels: int, num_classes: int, _pretrained: bool) -> nn.Module:
         import torchvision
@@ -62,6 +87,6 @@ def register_all() -> None:
                 build=_builder(name),
                 preprocessing={**DETECTION_PREPROCESSING, "input_size": [3, side, side]},
                 task="detect",
-                fix_input=fix_input,
+                fix_input=_input_fixer(name, side),
             ),
         )

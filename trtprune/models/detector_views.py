@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from trtprune.graph.traced_part import register_view
+from trtprune.models.deployed import DeployedView, register_deployed
 
 BOXES, SCORES, LABELS = "boxes", "scores", "labels"
 
@@ -83,3 +84,5 @@ _DETECTION = "torchvision.models.detection"
 for _cls in (f"{_DETECTION}.ssd.SSD", f"{_DETECTION}.retinanet.RetinaNet", f"{_DETECTION}.fcos.FCOS"):
     register_view(_cls, OneStageNetwork)
 register_view(f"{_DETECTION}.generalized_rcnn.GeneralizedRCNN", TwoStageNetwork)
+for _cls in ("ssd.SSD", "retinanet.RetinaNet", "fcos.FCOS", "generalized_rcnn.GeneralizedRCNN"):
+    register_deployed(f"{_DETECTION}.{_cls}", DeployedView(DeployedDetector, (BOXES, SCORES, LABELS)))

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from trtprune.backends import get_backend
 from trtprune.engine.bench import measure_onnx_side_by_side
 from trtprune.engine.calib import load_calibration_set
-from trtprune.engine.evaluation import evaluate_onnx
 from trtprune.engine.export import export_onnx, onnx_metadata
 from trtprune.engine.measurement import Measurement
 from trtprune.engine.precision import export_with_precision
@@ -20,6 +19,7 @@ from trtprune.graph.groups import find_groups
 from trtprune.lut.settings import measuring_backend, read_settings
 from trtprune.models.checkpoint import save_checkpoint
 from trtprune.prune.journal import JournalEntry
+from trtprune.prune.latency_parts import measure_parts
 from trtprune.prune.tuning import finetune
 from trtprune.surgery.apply import apply_plan
 from trtprune.train.ddp import rank
@@ -40,13 +40,24 @@ log = logging.getLogger(__name__)
 class Deployment:
     final: dict[str, Any]  # the final fine-tune: {"epochs", "top1"} (torch, on the test split)
     engine_files: dict[str, str]
-    top1: float  # model.onnx in ONNX Runtime on the test split
-    base_top1: float  # base.onnx, the same way
+    metrics: dict[str, float]  # model.onnx in ONNX Runtime on the test split: the task's metrics (top1; map, map_50)
+    base_metrics: dict[str, float]  # base.onnx, the same way
     measured: Measurement | None  # base and pruned timed side by side (None: a backend that runs modules)
     params: int
     base_params: int
     flops: int
     base_flops: int
+    metric: str = "top1"  # the task's headline metric, a key of ``metrics``
+    parts: dict[str, Any] | None = None  # whole vs network latency of base and pruned (a detector's)
+
+    @property
+    def top1(self) -> float:
+        """The task's headline metric of model.onnx (top-1; a detector's mAP@[.5:.95])."""
+        return self.metrics[self.metric]
+
+    @property
+    def base_top1(self) -> float:
+        return self.base_metrics[self.metric]
 
 
 def prune_and_finetune(
@@ -81,7 +92,7 @@ def weights_digest(model: nn.Module) -> str:
 def deploy(run: PruneInputs, model: nn.Module, base_model: nn.Module, plan: Plan, final: dict, out: Path) -> Deployment:
     """Everything the run directory ``out`` holds besides the report (rank 0)."""
 
-    shape = run.input_shape
+    shape, task = run.input_shape, run.task
     plan.save(out / "plan.json")
     pre = run.spec.preprocessing.to_json()
     save_checkpoint(
@@ -99,8 +110,8 @@ def deploy(run: PruneInputs, model: nn.Module, base_model: nn.Module, plan: Plan
     return Deployment(
         final=final,
         engine_files=build_engine(run.latency.meta, out, run.config.calib, model, shape),
-        top1=evaluate_onnx(out / "model.onnx", run.test_set),
-        base_top1=evaluate_onnx(out / "base.onnx", run.test_set),
+        metrics=task.evaluate_onnx(out / "model.onnx", run.test_set, None),
+        base_metrics=task.evaluate_onnx(out / "base.onnx", run.test_set, None),
         measured=measure_final(
             run.latency.meta, out / "base.onnx", out / "model.onnx", run.budget_ms / run.latency.base_ms
         ),
@@ -108,6 +119,13 @@ def deploy(run: PruneInputs, model: nn.Module, base_model: nn.Module, plan: Plan
         base_params=sum(p.numel() for p in base_model.parameters()),
         flops=count_macs(model, shape),
         base_flops=count_macs(base_model, shape),
+        metric=task.metric,
+        parts=measure_parts(
+            run.latency.meta,
+            task,
+            {"base": (base_model, out / "base.onnx"), "pruned": (model, out / "model.onnx")},
+            shape,
+        ),
     )
 
 

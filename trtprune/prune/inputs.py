@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from trtprune.core.errors import TrtpruneError
+from trtprune.core.errors import TrtpruneError, UsageError
 from trtprune.core.shapes import parse_shape
 from trtprune.data import get_dataset, get_spec
 from trtprune.decide.decision import infeasible, smallest_ms
@@ -14,7 +14,9 @@ from trtprune.graph.groups import find_groups
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
 from trtprune.methods import MethodContext
+from trtprune.models import get_model_spec
 from trtprune.models.loading import load_model
+from trtprune.tasks import Task, check_task, get_task
 
 if TYPE_CHECKING:
     from torch import nn
@@ -51,6 +53,17 @@ class PruneInputs:
         return tuple(self.loaded.input_shape)
 
     @property
+    def task(self) -> Task:
+        """The model's task (the data's too: checked): its loss, metric and batching."""
+        return get_task(self.spec.task)
+
+    def batch_loss(self, model: nn.Module, batch: Any, device: str = "cpu") -> Any:
+        """The task's training loss of one of :meth:`batches` (what loss-based scores differentiate)."""
+        import torch
+
+        return self.task.batch_loss(model, batch, torch.device(device), None)[0]
+
+    @property
     def round_to(self) -> int:
         return self.config.round_to or self.latency.meta.step
 
@@ -85,6 +98,7 @@ class PruneInputs:
                 batch_size=self.config.finetune.batch_size,
                 shuffle=True,
                 generator=torch.Generator().manual_seed(self.config.seed),
+                collate_fn=self.task.collate,
             )
         )
         state = torch.Generator().manual_seed(self.config.seed).get_state()
@@ -120,6 +134,15 @@ def _check_data_shape(spec: DatasetSpec, shape: tuple[int, ...], lut: str, model
         )
 
 
+def _check_task(name: str, spec: DatasetSpec, config: PruneConfig) -> None:
+    """The data must be of the model's task, and distillation must apply to it (one line, exit 2)."""
+    task = get_model_spec(name).task
+    check_task(name, task, spec.name, spec.task)
+    refusal = get_task(task).distill_refusal
+    if config.distill is not None and refusal:
+        raise UsageError(refusal)
+
+
 def load_inputs(config: PruneConfig) -> PruneInputs:
     """Read the table, check the budget, model, input, data and method against it; load the model."""
 
@@ -137,8 +160,11 @@ def load_inputs(config: PruneConfig) -> PruneInputs:
         raise TrtpruneError(f"table {config.lut} was measured at input {meta.input_shape}, not {list(shape)}")
     method = config.make_method()
     spec = get_spec(config.data)
+    _check_task(name, spec, config)
     _check_data_shape(spec, shape, config.lut, name)
     size = tuple(shape[1:])  # an ImageFolder resizes to the table's input; fixed-size data keeps its own
+    if spec.resizes:  # the preprocessing the run records (report, ONNX metadata) is at the table's input
+        spec = replace(spec, preprocessing=replace(spec.preprocessing, input_size=size))
     train_set = get_dataset(config.data, "train", config.data_root, augment=True, input_size=size)
     test_set = get_dataset(config.data, "test", config.data_root, input_size=size)
     checkpoint = config.checkpoint or meta.checkpoint

@@ -66,6 +66,9 @@ class PruneResult(Record):
     wall_s: float
     remeasure_table_s: float = 0.0
     run_dir: str | None = None  # where the run was written
+    # the task's metrics of model.onnx and base.onnx ("top1" holds the headline one) and, for a
+    # detector, whole vs network latency of both (trtprune.prune.latency_parts); None in older reports
+    task_metrics: dict[str, Any] | None = None
 
     @property
     def base_ms(self) -> float | None:
@@ -122,7 +125,7 @@ def assemble(
         meets_budget=bool(share and share * run.latency.base_ms <= run.budget_ms + 3 * noise),
         top1=deployed.top1,
         base_top1=deployed.base_top1,
-        top1_source="ONNX Runtime (CPU) on the test split of model.onnx / base.onnx",
+        top1_source="ONNX Runtime (CPU) on the test split of model.onnx / base.onnx",  # task_metrics names the metric
         params=deployed.params,
         base_params=deployed.base_params,
         flops=deployed.flops,
@@ -137,6 +140,14 @@ def assemble(
         wall_s=wall_s,
         remeasure_table_s=table_s,
         run_dir=run_dir,
+        task_metrics={
+            "task": run.task.name,
+            "metric": run.task.metric,
+            "label": run.task.metric_label,
+            "pruned": deployed.metrics,
+            "base": deployed.base_metrics,
+            "latency_parts": deployed.parts,
+        },
     )
 
 

@@ -158,6 +158,7 @@ def decide(s: StageInputs) -> StageDecision:
         seed=run.config.seed,
         plan=s.plan,
         batches=run.batches,
+        loss=run.batch_loss,
     )
     t0 = time.perf_counter()
     state.scores = removed_last(s.method.score(state), s.plan)

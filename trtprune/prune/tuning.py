@@ -34,7 +34,7 @@ def finetune(
     recipe = config.recipe(stage - 1 if stage else config.stages)
     phase = f"stage{stage}" if stage else "final"
     if recipe.epochs == 0:
-        top1 = evaluate(model, _first(run.test_set, recipe.limit_test), device=recipe.device)
+        top1 = evaluate(model, _first(run.test_set, recipe.limit_test), device=recipe.device, task=run.task.name)
         model.cpu()
         return {"epochs": 0, "top1": top1}
     done = [e for e in journal.find("epoch", stage)]
@@ -60,6 +60,7 @@ def finetune(
         distill=teacher,
         resume=resume,
         on_epoch=on_epoch,
+        task=run.task.name,
     )
     model.cpu()
     return {"epochs": result.epochs, "top1": result.top1}

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from trtprune.core.errors import UsageError
+from trtprune.core.shapes import parse_shape
 from trtprune.data import get_dataset, get_spec
+from trtprune.models import get_model_spec
 from trtprune.models.checkpoint import save_checkpoint
 from trtprune.models.loading import load_model, prune_loaded
+from trtprune.tasks import check_task, get_task
 from trtprune.train.config import DistillConfig, TrainConfig
 from trtprune.train.ddp import is_main_process, process_group
 from trtprune.train.loop import Distillation, TrainResult, resolve_device, train
@@ -64,8 +67,12 @@ def run_train_job(job: TrainJob, progress=None, restart: bool = False) -> TrainR
     shape = job.input_shape
     if shape is None and job.checkpoint is None:
         shape = (1, *spec.preprocessing.input_size)
-    classes = spec.num_classes or len(getattr(get_dataset(job.data, "train", job.data_root), "classes", [])) or None
+    classes = spec.num_classes or _classes_of(get_dataset(job.data, "train", job.data_root, input_size=_size(shape)))
     loaded = load_model(job.model, shape, job.checkpoint, num_classes=classes)
+    task = get_model_spec(loaded.name).task
+    check_task(loaded.name, task, spec.name, spec.task)
+    if job.teacher is not None and get_task(task).distill_refusal:
+        raise UsageError(get_task(task).distill_refusal)
     size = tuple(loaded.input_shape[1:])  # an ImageFolder resizes to the model's input
     train_set = get_dataset(job.data, "train", job.data_root, augment=True, input_size=size)
     test_set = get_dataset(job.data, "test", job.data_root, input_size=size)
@@ -85,6 +92,7 @@ def run_train_job(job: TrainJob, progress=None, restart: bool = False) -> TrainR
             distill=distill,
             resume=snapshots.latest(),
             on_epoch=snapshots.save,
+            task=task,
         )
     if not is_main_process():
         return None
@@ -101,3 +109,12 @@ def run_train_job(job: TrainJob, progress=None, restart: bool = False) -> TrainR
     snapshots.finish()
     log.info("wrote %s", os.fspath(job.out))
     return result
+
+
+def _classes_of(dataset: Any) -> int | None:
+    """The class count a dataset declares: an ImageFolder's classes, a COCO set's largest category id + 1."""
+    return getattr(dataset, "num_classes", None) or len(getattr(dataset, "classes", [])) or None
+
+
+def _size(shape: str | tuple[int, ...] | None) -> tuple[int, ...] | None:
+    return tuple(parse_shape(shape)[1:]) if shape is not None else None

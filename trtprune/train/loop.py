@@ -1,4 +1,5 @@
-"""Training and fine-tuning engine: SGD with momentum, a per-step cosine schedule, cross-entropy.
+"""Training and fine-tuning engine: SGD with momentum, a per-step cosine schedule, the task's loss
+(cross-entropy for classifiers, a detector's own losses; :mod:`trtprune.tasks`).
 
 The same loop trains models from scratch and fine-tunes pruned ones (``mask_hook``
 keeps soft-pruned channels at zero after every optimizer step). Launched by
@@ -25,6 +26,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from trtprune.core.errors import DataError, TrtpruneError, UsageError
+from trtprune.tasks import Task, get_task
+from trtprune.tasks.classify import logits_of
 from trtprune.train.config import DistillConfig, TrainConfig
 from trtprune.train.ddp import env_int, process_group, rank
 
@@ -99,6 +102,7 @@ class _Loop:
     progress: Progress | None
     mask_hook: MaskHook | None
     distill: Distillation | None = None
+    task: Task | None = None
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -129,30 +133,26 @@ def _limit(dataset: Dataset, limit: int | None, seed: int | None = None) -> Data
     return Subset(dataset, sorted(order[:limit].tolist()))
 
 
-def _logits(out: Any) -> torch.Tensor:
-    """Models such as GoogLeNet return (logits, aux...) tuples in training mode."""
-    return out[0] if isinstance(out, tuple) else out
+_logits = logits_of
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str | torch.device = "cpu") -> float:
-    """Top-1 accuracy of ``model`` on ``dataset``, in [0, 1]; leaves the model in eval mode on ``device``."""
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    task: str = "classify",
+) -> float:
+    """The task's headline metric of ``model`` on ``dataset`` in [0, 1] (top-1; a detector's COCO
+    mAP@[.5:.95]); leaves the model in eval mode on ``device``."""
     if len(dataset) == 0:
         raise DataError("cannot evaluate on an empty dataset")
     device = resolve_device(device)
-    model = _unwrap(model).to(device).eval()
-    correct = total = 0
-    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        x, y = x.to(device), y.to(device)
-        if x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        correct += int((_logits(model(x)).argmax(1) == y).sum())
-        total += int(y.numel())
-    return correct / total
+    return get_task(task).evaluate(_unwrap(model).to(device).eval(), dataset, batch_size, device)
 
 
 def _make_loop(
@@ -164,6 +164,7 @@ def _make_loop(
     progress: Progress | None,
     mask_hook: MaskHook | None,
     distill: Distillation | None = None,
+    task: Task | None = None,
 ) -> _Loop:
     model.to(memory_format=torch.channels_last)  # about 2x faster convolutions on CPU (oneDNN), same on GPU
     sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed) if distributed else None
@@ -175,6 +176,8 @@ def _make_loop(
         num_workers=config.workers,
         pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(config.seed),
+        collate_fn=task.collate if task is not None else None,
+        drop_last=task is not None and task.drop_last and len(train_set) > config.batch_size,
     )
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=False
@@ -183,7 +186,7 @@ def _make_loop(
     wrapped = model
     if distributed:
         wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return _Loop(wrapped, model, optimizer, scheduler, loader, sampler, device, progress, mask_hook, distill)
+    return _Loop(wrapped, model, optimizer, scheduler, loader, sampler, device, progress, mask_hook, distill, task)
 
 
 def _snapshot(loop: _Loop, history: list[dict[str, Any]]) -> Snapshot:
@@ -209,19 +212,15 @@ def _restore(loop: _Loop, snap: Snapshot) -> list[dict[str, Any]]:
     return [dict(h) for h in snap["history"]]
 
 
-def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    x, y = x.to(loop.device, non_blocking=True), y.to(loop.device, non_blocking=True)
-    if x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
+def _step(loop: _Loop, batch: Any) -> tuple[torch.Tensor, int]:
     loop.optimizer.zero_grad(set_to_none=True)
-    logits = _logits(loop.model(x))
-    loss = F.cross_entropy(logits, y) if loop.distill is None else loop.distill.loss(logits, x, y)
+    loss, n = loop.task.batch_loss(loop.model, batch, loop.device, loop.distill)
     loss.backward()
     loop.optimizer.step()
     if loop.mask_hook is not None:
         loop.mask_hook(loop.module)
     loop.scheduler.step()
-    return loss.detach()
+    return loss.detach(), n
 
 
 def _train_epoch(loop: _Loop, epoch: int) -> float:
@@ -231,10 +230,10 @@ def _train_epoch(loop: _Loop, epoch: int) -> float:
     loop.model.train()
     totals = torch.zeros(2, dtype=torch.float64, device=loop.device)  # loss sum, sample count
     steps = len(loop.loader)
-    for step, (x, y) in enumerate(loop.loader, 1):
-        loss = _step(loop, x, y)
-        totals[0] += loss * y.shape[0]
-        totals[1] += y.shape[0]
+    for step, batch in enumerate(loop.loader, 1):
+        loss, n = _step(loop, batch)
+        totals[0] += loss * n
+        totals[1] += n
         if loop.progress is not None:
             loop.progress({"epoch": epoch, "step": step, "steps": steps, "loss": float(loss)})
     if loop.sampler is not None:
@@ -258,6 +257,7 @@ def train(
     distill: Distillation | None = None,
     resume: Snapshot | None = None,
     on_epoch: Callable[[Snapshot], None] | None = None,
+    task: str = "classify",
 ) -> TrainResult:
     """Train ``model`` in place and return its loss and top-1 after every epoch.
 
@@ -272,7 +272,8 @@ def train(
     from there (weights, optimiser and schedule, this rank's random states, the history);
     ``train(..., resume=snapshot)`` continues with the next epoch exactly as an
     uninterrupted run would (bit-identical on CPU). ``distill`` fine-tunes against a
-    teacher's logits.
+    teacher's logits. ``task`` (:mod:`trtprune.tasks`) sets the loss, the batching and the metric
+    (the history's and the result's ``top1`` hold the task's headline metric: a detector's mAP).
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
@@ -285,7 +286,7 @@ def train(
         model.to(device)
         if distill is not None:
             distill.teacher.to(device).eval()
-        loop = _make_loop(model, train_set, config, device, distributed, progress, mask_hook, distill)
+        loop = _make_loop(model, train_set, config, device, distributed, progress, mask_hook, distill, get_task(task))
         history = _restore(loop, resume) if resume else []
         for epoch in range(len(history) + 1, config.epochs + 1):
             history.append(_run_epoch(loop, epoch, config, test_set, distributed))
@@ -304,7 +305,8 @@ def _run_epoch(loop: _Loop, epoch: int, config: TrainConfig, test_set: Dataset, 
         )
     if distributed:
         _sync_buffers(loop.module)
-    top1 = evaluate(loop.module, test_set, batch_size=max(256, config.batch_size), device=loop.device)
+    top1 = evaluate(loop.module, test_set, max(256, config.batch_size), loop.device, loop.task.name)
     lr = float(loop.optimizer.param_groups[0]["lr"])
-    log.info("epoch %d/%d: train loss %.4f, test top-1 %.4f, lr %.4g", epoch, config.epochs, loss, top1, lr)
+    label = loop.task.metric_label
+    log.info("epoch %d/%d: train loss %.4f, test %s %.4f, lr %.4g", epoch, config.epochs, loss, label, top1, lr)
     return {"epoch": epoch, "loss": loss, "top1": top1, "lr": lr}

@@ -1,4 +1,5 @@
-"""Side-by-side measurements of exported models: top-1 in ORT and latency with the shared harness."""
+"""Side-by-side measurements of exported models: the data's metrics in ORT (top-1; a detector's COCO
+mAP) and latency with the shared harness."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any
 from trtprune.backends import BackendConfig, get_backend
 from trtprune.core.errors import TrtpruneError
 from trtprune.data import get_dataset, get_spec
-from trtprune.engine.evaluation import evaluate_onnx
 from trtprune.engine.export import load_proto, read_metadata
 from trtprune.engine.timing import measure_interleaved
+from trtprune.tasks import get_task
 
 
 def compare_onnx(
@@ -21,6 +22,7 @@ def compare_onnx(
     """Evaluate and time every ONNX model; latencies are measured interleaved in one process."""
 
     spec = get_spec(data)
+    task = get_task(spec.task)
     for p in paths:
         pre = read_metadata(p).get("trtprune.preprocessing")
         if pre and json.loads(pre).get("mean") != list(spec.preprocessing.mean):
@@ -43,7 +45,7 @@ def compare_onnx(
             {
                 "onnx": str(p),
                 "params": params,
-                "top1": evaluate_onnx(p, test_set, threads),
+                **task.evaluate_onnx(p, test_set, threads),
                 "median_ms": t.median_ms,
                 "p90_ms": t.p90_ms,
                 "spread": t.spread,
