@@ -38,6 +38,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from _cases import case_shape  # benchmarks/_cases.py, beside this script
 from _quiet import benchmark_parser, start  # benchmarks/_quiet.py, beside this script
 from _results import RESULTS, save
 
@@ -57,17 +58,6 @@ MACS = "macs"  # the MAC-cost plan's column
 TOP_DISAGREEMENTS = 15
 
 
-def case_shape(case: str) -> tuple[str, str]:
-    """``model@size`` -> (model, input shape); cases not in CASES take the model's own channel count."""
-    from trtprune.models import get_model_spec
-
-    model, _, size = case.partition("@")
-    if case in CASES:
-        return model, CASES[case]
-    default = get_model_spec(model).default_input
-    return model, f"1x{default[1]}x{size}x{size}" if size else "x".join(map(str, default))
-
-
 class Case:
     """One model@size: its unpruned model (random weights, fixed once in ``base.pt``), groups, one
     table per engine, and the SP-LAMP scores every decision ranks channels by."""
@@ -80,7 +70,7 @@ class Case:
         from trtprune.models.loading import load_model
 
         self.case, self.args = case, args
-        self.name, self.shape_text = case_shape(case)
+        self.name, self.shape_text = case_shape(case, CASES)
         self.dir = out / case.replace("@", "-")
         self.dir.mkdir(parents=True, exist_ok=True)
         ckpt = self.dir / "base.pt"

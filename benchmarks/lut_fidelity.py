@@ -27,6 +27,7 @@ import platform
 import time
 from pathlib import Path
 
+from _cases import case_shape  # benchmarks/_cases.py, beside this script
 from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
 from trtprune.backends import BACKENDS
@@ -35,7 +36,6 @@ from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
 from trtprune.lut.verify import VerifyRow, median_p90, relative_error_pct, share_error_pct, verify
-from trtprune.models import get_model_spec
 from trtprune.report.markdown import markdown_table
 
 CASES = {  # case -> input shape; other model@size cases take the model's own channel count
@@ -49,15 +49,6 @@ CASES = {  # case -> input shape; other model@size cases take the model's own ch
 TARGETS = {"median": 2.0, "p90": 5.0}  # share error, percent (issue 13)
 WORKDIR = "engines/bench-lut"  # tables and finished cases
 ENGINES = {"ort": "ONNX Runtime", "openvino": "OpenVINO"}  # report titles
-
-
-def case_shape(case: str) -> tuple[str, str]:
-    """``model@size`` -> (model, input shape)."""
-    model, _, size = case.partition("@")
-    if case in CASES:
-        return model, CASES[case]
-    default = get_model_spec(model).default_input
-    return model, f"1x{default[1]}x{size}x{size}" if size else "x".join(map(str, default))
 
 
 def floor(first: list[VerifyRow], second: list[VerifyRow]) -> dict[str, float]:
@@ -79,13 +70,13 @@ def _rounded(errors_pct: list[float]) -> tuple[float, float]:
 
 def table_path(case: str, mode: str, workdir: Path, backend: str = "ort") -> Path:
     """The case's table; ONNX Runtime's keep their names from before the option, other engines' name it."""
-    model, shape = case_shape(case)
+    model, shape = case_shape(case, CASES)
     return workdir / f"{model}-{shape}-{mode}{'' if backend == 'ort' else '-' + backend}.db"
 
 
 def build_case(case: str, mode: str, args, workdir: Path) -> dict:
     """Build (or finish building) the case's table; what the build cost."""
-    model, shape = case_shape(case)
+    model, shape = case_shape(case, CASES)
     coarse = {"coarse_above": args.coarse_above or None} if args.coarse_above is not None else {}
     config = LutConfig(
         model=model, input_shape=shape, backend=args.backend, mode=mode, step=args.step, pairs=args.pairs, **coarse

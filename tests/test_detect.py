@@ -389,7 +389,7 @@ def test_detector_prune_meets_its_budget_and_reports_map(run_cli, ssdlite_table,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bad", ["classification-data", "no-annotations", "distill"])
+@pytest.mark.parametrize("bad", ["classification-data", "no-annotations", "distill", "lap"])
 def test_detector_prune_refuses_bad_input_and_writes_nothing(run_cli, ssdlite_table, tmp_path, bad):
     _, table = ssdlite_table
     (tmp_path / "empty" / "train").mkdir(parents=True)
@@ -397,6 +397,7 @@ def test_detector_prune_refuses_bad_input_and_writes_nothing(run_cli, ssdlite_ta
         "classification-data": ["--data", "fashion-mnist"],
         "no-annotations": ["--data", "coco", "--data-root", tmp_path / "empty"],
         "distill": ["--data", "coco", "--data-root", tmp_path / "empty", "--distill"],
+        "lap": ["--data", "coco", "--data-root", tmp_path / "empty", "--method", "lap"],  # classifiers only
     }[bad]
     out = tmp_path / "run"
     code, _, err = run_cli("prune", "--lut", table, "--budget-ratio", "0.9", "--out", out, *extra)

@@ -29,6 +29,12 @@ log = logging.getLogger("trtprune")
 
 InputOpt = Annotated[str | None, typer.Option("--input", help="input shape NxCxHxW, e.g. 1x3x224x224")]
 CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", help="trtprune checkpoint (.pt)")]
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--weights", help="torchvision's weights by name (IMAGENET1K_V2, COCO_V1, DEFAULT), from the torch hub cache"
+    ),
+]
 DataRootOpt = Annotated[Path | None, typer.Option("--data-root", help="dataset folder (overrides the default)")]
 
 
@@ -80,13 +86,14 @@ def groups(
     model: Annotated[str | None, typer.Argument(help="model name (see 'trtprune models')")] = None,
     input: InputOpt = None,
     checkpoint: CheckpointOpt = None,
+    weights: WeightsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """List the coupled channel groups of a model."""
     from trtprune.graph.groups import find_groups
     from trtprune.models.loading import load_model
 
-    loaded = load_model(model, input, checkpoint)
+    loaded = load_model(model, input, checkpoint, weights=weights)
     found = find_groups(loaded.model, loaded.input_shape)
     if as_json:
         typer.echo(json.dumps([g.to_json() for g in found.groups], indent=2))
@@ -109,6 +116,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="checkpoint to write")] = Path("engines/model.pt"),
     input: InputOpt = None,
     checkpoint: CheckpointOpt = None,
+    weights: WeightsOpt = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="prune by this plan before training")] = None,
     keep_ratio: Annotated[float | None, typer.Option("--keep-ratio", help="prune every group to this ratio")] = None,
     epochs: Annotated[int, typer.Option("--epochs")] = TRAIN.epochs,
@@ -154,6 +162,7 @@ def train(
         out=out,
         input_shape=input,
         checkpoint=checkpoint,
+        weights=weights,
         plan=plan,
         keep_ratio=keep_ratio,
         config=config,
@@ -181,6 +190,7 @@ def export(
     keep_ratio: Annotated[float | None, typer.Option("--keep-ratio", help="keep this ratio of every group")] = None,
     input: InputOpt = None,
     opset: Annotated[int, typer.Option("--opset")] = 17,
+    weights: WeightsOpt = None,
 ) -> None:
     """Export a (pruned) model to ONNX, checked and written atomically."""
     from trtprune.engine.export import export_onnx, onnx_metadata
@@ -188,7 +198,7 @@ def export(
 
     if opset < 17:
         raise UsageError(f"opset {opset} is too old: use --opset 17 or newer")
-    loaded = prune_loaded(load_model(model, input, checkpoint), plan, keep_ratio)
+    loaded = prune_loaded(load_model(model, input, checkpoint, weights=weights), plan, keep_ratio)
     params = sum(p.numel() for p in loaded.model.parameters())
     meta = onnx_metadata(loaded.name, loaded.input_shape, loaded.preprocessing, loaded.plan)
     export_onnx(loaded.model, loaded.input_shape, out, opset, metadata=meta)

@@ -74,11 +74,7 @@ def export_onnx(
                     dynamic_axes=axes,
                     do_constant_folding=True,
                 )
-            if metadata:
-                proto = onnx.load(str(tmp))
-                for key, value in metadata.items():
-                    proto.metadata_props.add(key=key, value=value)
-                onnx.save(proto, str(tmp))
+            _add_metadata(tmp, metadata or {})
             onnx.checker.check_model(str(tmp), full_check=True)
         except onnx.checker.ValidationError as exc:
             raise UnsupportedModelError(f"exported ONNX fails onnx.checker: {str(exc).splitlines()[0]}") from None
@@ -87,6 +83,18 @@ def export_onnx(
             raise UnsupportedModelError(f"cannot export {type(model).__name__} to ONNX: {first}") from None
     log.debug("exported %s (opset %d)", out, opset)
     return out
+
+
+def _add_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Store ``metadata`` in the ONNX file's ``metadata_props`` (nothing to do without any)."""
+    import onnx
+
+    if not metadata:
+        return
+    proto = onnx.load(str(path))
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
 
 
 def onnx_metadata(

@@ -156,6 +156,7 @@ class Method:
 
     name = "method"
     importance = "sp-lamp"  # the scorer used by the default :meth:`score`
+    tasks: tuple[str, ...] = ("classify", "detect")  # the model tasks it can prune
 
     def schedule(self, base_ms: float, budget_ms: float, stages: int) -> list[float]:
         """Per-stage latency targets ending at the budget: linear steps (SP-LAMP Sec. 3.3)."""

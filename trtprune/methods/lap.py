@@ -58,6 +58,7 @@ def dynamic_scores(groups, before: dict[str, Any], after: dict[str, Any]) -> dic
 @METHODS.register("lap")
 class Lap(Method):
     name = "lap"
+    tasks = ("classify",)  # its reward and dynamic scores are classification accuracy and cross-entropy
 
     def __init__(
         self,

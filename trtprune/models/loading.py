@@ -16,6 +16,7 @@ from trtprune.core.shapes import parse_shape
 from trtprune.graph.groups import find_groups
 from trtprune.models import build_model, get_model_spec
 from trtprune.models.checkpoint import load_checkpoint, load_weights
+from trtprune.models.weights import load_named_weights
 from trtprune.surgery.apply import apply_plan
 from trtprune.surgery.plan import Plan, keep_ratio_plan
 
@@ -43,9 +44,13 @@ def load_model(
     checkpoint: str | os.PathLike[str] | None = None,
     num_classes: int | None = None,
     pretrained: bool = True,
+    weights: str | None = None,
 ) -> LoadedModel:
-    """Build ``name`` (or the checkpoint's model) and load the checkpoint, re-applying its plan."""
+    """Build ``name`` (or the checkpoint's model) and load the checkpoint, re-applying its plan;
+    ``weights``: torchvision's named weights instead of a checkpoint."""
 
+    if weights and checkpoint:
+        raise UsageError("give --weights or --checkpoint, not both")
     ckpt = load_checkpoint(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.get("model") and name and ckpt["model"] != name:
         raise UsageError(
@@ -59,7 +64,9 @@ def load_model(
         input_shape = tuple(ckpt["input_shape"])
     shape = parse_shape(input_shape) if input_shape is not None else spec.default_input
     classes = num_classes or (ckpt or {}).get("num_classes") or spec.default_num_classes
-    model = build_model(name, shape, classes, pretrained=pretrained and ckpt is None)
+    model = build_model(name, shape, classes, pretrained=pretrained and ckpt is None and not weights)
+    if weights:
+        load_named_weights(model, name, weights)
     plan = None
     if ckpt is not None and ckpt.get("plan"):
         plan = Plan.from_json(ckpt["plan"], source=f"checkpoint {checkpoint}")

@@ -134,10 +134,14 @@ def _check_data_shape(spec: DatasetSpec, shape: tuple[int, ...], lut: str, model
         )
 
 
-def _check_task(name: str, spec: DatasetSpec, config: PruneConfig) -> None:
-    """The data must be of the model's task, and distillation must apply to it (one line, exit 2)."""
+def _check_task(name: str, spec: DatasetSpec, config: PruneConfig, method: Method) -> None:
+    """The data must be of the model's task, the method and distillation must apply to it (one line, exit 2)."""
     task = get_model_spec(name).task
     check_task(name, task, spec.name, spec.task)
+    if task not in method.tasks:
+        raise UsageError(
+            f"--method {method.name} prunes {' and '.join(method.tasks)} models, not {name} ({task}): pick another"
+        )
     refusal = get_task(task).distill_refusal
     if config.distill is not None and refusal:
         raise UsageError(refusal)
@@ -160,7 +164,7 @@ def load_inputs(config: PruneConfig) -> PruneInputs:
         raise TrtpruneError(f"table {config.lut} was measured at input {meta.input_shape}, not {list(shape)}")
     method = config.make_method()
     spec = get_spec(config.data)
-    _check_task(name, spec, config)
+    _check_task(name, spec, config, method)
     _check_data_shape(spec, shape, config.lut, name)
     size = tuple(shape[1:])  # an ImageFolder resizes to the table's input; fixed-size data keeps its own
     if spec.resizes:  # the preprocessing the run records (report, ONNX metadata) is at the table's input

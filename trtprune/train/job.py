@@ -35,6 +35,7 @@ class TrainJob:
     keep_ratio: float | None = None
     config: TrainConfig = TrainConfig()
     teacher: Path | None = None  # distil from this (unpruned) checkpoint's logits
+    weights: str | None = None  # torchvision's named weights to start from (instead of a checkpoint)
     distill: DistillConfig = DistillConfig()  # how, where there is a teacher
 
     def __post_init__(self) -> None:
@@ -46,7 +47,7 @@ class TrainJob:
         the data loader's worker count is not among them."""
         train = {k: v for k, v in self.config.to_json().items() if k != "workers"}
         paths = {"data_root": self.data_root, "checkpoint": self.checkpoint, "plan": self.plan, "teacher": self.teacher}
-        return {
+        settings = {
             "model": self.model,
             "data": self.data,
             "input_shape": self.input_shape,
@@ -56,6 +57,9 @@ class TrainJob:
             "train": train,
             **{k: os.fspath(v) if v is not None else None for k, v in paths.items()},
         }
+        if self.weights:  # only where set: runs started before --weights existed still resume
+            settings["weights"] = self.weights
+        return settings
 
 
 def run_train_job(job: TrainJob, progress=None, restart: bool = False) -> TrainResult | None:
@@ -68,7 +72,7 @@ def run_train_job(job: TrainJob, progress=None, restart: bool = False) -> TrainR
     if shape is None and job.checkpoint is None:
         shape = (1, *spec.preprocessing.input_size)
     classes = spec.num_classes or _classes_of(get_dataset(job.data, "train", job.data_root, input_size=_size(shape)))
-    loaded = load_model(job.model, shape, job.checkpoint, num_classes=classes)
+    loaded = load_model(job.model, shape, job.checkpoint, num_classes=classes, weights=job.weights)
     task = get_model_spec(loaded.name).task
     check_task(loaded.name, task, spec.name, spec.task)
     if job.teacher is not None and get_task(task).distill_refusal:
