@@ -298,7 +298,7 @@ def run_part(
 
     commit = code_commit()
 
-    def kept(_progress: dict) -> None:  # after every run: the run, its commit, the tables it may have grown
+    def kept(_event: object) -> None:  # after every run: the run, its commit, the tables it may have grown
         state.keep_runs(model)
         state.keep_tables(model)
         state.note_commits(model, commit)

@@ -13,6 +13,7 @@ import typer
 
 from trtprune.backends.base import BACKENDS
 from trtprune.core.errors import TrtpruneError, UsageError
+from trtprune.core.progress import Event
 from trtprune.decide.matching import MatchPolicy
 from trtprune.train.config import FINETUNE, DistillConfig, TrainConfig
 
@@ -311,7 +312,7 @@ def lut_build(
     )
     out = out or Path("engines") / (model or Path(str(checkpoint)).stem) / "lut.db"
     with _progress_bar("measuring") as progress:
-        result = build_lut(config, out, progress=progress.lut, force=force)
+        result = build_lut(config, out, progress=progress, force=force)
     typer.echo(
         f"{result.path}: base {result.base_ms:.3f} ms; {result.measured} rows measured, {result.skipped} already stored, "
         f"{result.engines_built} engines built in {result.wall_s:.0f} s"
@@ -381,7 +382,7 @@ def lut_verify(
     from trtprune.lut.verify import verify
 
     with _progress_bar("verifying") as progress:
-        result = verify(str(lut), samples=samples, seed=seed, progress=progress.lut)
+        result = verify(str(lut), samples=samples, seed=seed, progress=progress)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -538,7 +539,7 @@ def prune(
         match=replace(MATCH, rounds=match_rounds),
     )
     with _progress_bar("pruning") as progress:
-        r = run_prune(config, progress=progress.stages, restart=restart)
+        r = run_prune(config, progress=progress, restart=restart)
     if r is None:  # a torchrun rank other than 0: rank 0 reports
         return
     if as_json:
@@ -620,7 +621,7 @@ def compare(
         out=str(out),
     )
     with _progress_bar("comparing") as progress:
-        run_dir = run_compare(config, progress=progress.runs, finished_only=finished_only, max_minutes=max_minutes)
+        run_dir = run_compare(config, progress=progress, finished_only=finished_only, max_minutes=max_minutes)
     if as_json:
         typer.echo((run_dir / "compare.json").read_text())
         return
@@ -650,43 +651,11 @@ class _progress_bar:
         self._task = self._progress.add_task(self.label, total=None, info="")
         return self
 
-    def lut(self, event: dict) -> None:
-        if "groups" in event:
-            self._progress.update(
-                self._task,
-                total=event["groups"],
-                completed=event["index"] + 1,
-                description=f"{self.label} {event['group']}",
-                info=f"{event['measured']} rows",
-            )
-        else:
-            self._progress.update(self._task, total=event["total"], completed=event["measured"], info="")
-
-    def stages(self, event: dict) -> None:
-        if event.get("stage") == "deploy":
-            self._progress.update(self._task, description=f"{self.label}: final fine-tune, export, engine", info="")
-            return
-        self._progress.update(
-            self._task,
-            total=event["stages"],
-            completed=event["stage"],
-            description=f"{self.label} stage {event['stage']}/{event['stages']}",
-            info=f"top-1 {event['top1']:.3f}" if event.get("top1") is not None else "",
-        )
-
-    def runs(self, event: dict) -> None:
-        self._progress.update(self._task, total=event["total"], completed=event["done"], info=event.get("run", ""))
-
-    def __call__(self, event: dict) -> None:
-        total = event.get("steps")
-        desc = f"{self.label} epoch {event['epoch']}" if "epoch" in event else self.label
-        self._progress.update(
-            self._task,
-            description=desc,
-            total=total,
-            completed=event.get("step", 0),
-            info=f"loss {event['loss']:.3f}" if "loss" in event else "",
-        )
+    def __call__(self, event: Event) -> None:
+        """Any step's typed event (:mod:`trtprune.core.progress`), shown the same way."""
+        bar = event.bar()
+        what = f"{self.label} {bar.what}" if bar.what else self.label
+        self._progress.update(self._task, description=what, total=bar.total, completed=bar.completed, info=bar.note)
 
     def __exit__(self, *exc) -> None:
         self._progress.__exit__(*exc)

@@ -61,8 +61,8 @@ def test_one_epoch_on_fashion_mnist_beats_chance(fmnist) -> None:
     assert [row["epoch"] for row in result.history] == [1]
     assert result.history[0]["lr"] == pytest.approx(0.0, abs=1e-9)  # the cosine schedule spans every step
     steps = math.ceil(2000 / 64)
-    assert [c["step"] for c in calls] == list(range(1, steps + 1))
-    assert all(c["epoch"] == 1 and c["steps"] == steps and math.isfinite(c["loss"]) for c in calls)
+    assert [c.step for c in calls] == list(range(1, steps + 1))
+    assert all(c.epoch == 1 and c.steps == steps and math.isfinite(c.loss) for c in calls)
     assert TrainResult.from_json(json.loads(json.dumps(result.to_json()))) == result
 
 

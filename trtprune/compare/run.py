@@ -19,6 +19,7 @@ from typing import Any
 from trtprune.compare.config import REMEASURE_OVER, CompareConfig, Stopped, check_config, run_dir_name
 from trtprune.core.atomic import write_json, write_text
 from trtprune.core.errors import UsageError
+from trtprune.core.progress import RunDone
 from trtprune.engine.bench import measure_onnx_side_by_side
 from trtprune.lut.settings import measuring_backend
 from trtprune.lut.store import LutStore
@@ -67,7 +68,7 @@ def run_compare(
                     log.info("%s at %.2f seed %d: %.0f s", spec, budget, seed, time.perf_counter() - t0)
                 runs.append((spec, budget, seed, run_dir))
                 if progress:
-                    progress({"done": len(runs), "total": total})
+                    progress(RunDone(len(runs), total))
     if not measure:
         return out
     if not runs:

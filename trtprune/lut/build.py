@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtprune.backends import get_backend
+from trtprune.core.progress import TableRows
 from trtprune.core.shapes import parse_shape
 from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import measure_interleaved
@@ -221,8 +222,7 @@ class TableBuilder:
             self.noisy += [f"{r.group}@{r.width}" for r in rows if r.noisy]
             for r in runners.values():
                 r.close()
-            where = {"group": f"{label}: {chunk[-1][0].name}", "index": start + len(chunk) - 1, "groups": len(jobs)}
-            self.progress({**where, "measured": self.measured})
+            self.progress(TableRows(self.measured, f"{label}: {chunk[-1][0].name}", start + len(chunk) - 1, len(jobs)))
 
     def _copy(self, index: int, total: int, group: ChannelGroup, source: str) -> None:
         """Store the rows of ``source`` (an identical block, measured earlier) for ``group``."""
@@ -234,7 +234,7 @@ class TableBuilder:
             self.store.add(todo)
             self.copied += len(todo)
             log.info("%s: %d rows copied from the identical block of %s", group.name, len(todo), source)
-        self.progress({"group": f"copies: {group.name}", "index": index, "groups": total, "measured": self.measured})
+        self.progress(TableRows(self.measured, f"copies: {group.name}", index, total))
 
     def measure_pairs(self) -> None:
         """Every joined pair once (opt-in ``--pairs``); pairs of identical joint blocks are copied."""
@@ -247,7 +247,7 @@ class TableBuilder:
                 self.strategy.pair_done(ga, gb)  # later identical pairs copy this one
                 continue
             self.pair(ga, gb)
-            self.progress({"group": f"{a} x {b}", "index": i, "groups": len(edges), "measured": self.measured})
+            self.progress(TableRows(self.measured, f"{a} x {b}", i, len(edges)))
 
     def pair(self, a: ChannelGroup, b: ChannelGroup) -> None:
 

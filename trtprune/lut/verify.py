@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from trtprune.core.progress import TableRows
 from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import TimingConfig, measure_interleaved
 from trtprune.graph.groups import find_groups
@@ -167,5 +168,5 @@ def verify(
                 VerifyRow(widths, pred, meas, base_now, err, relative_error_pct(pred, meas), err_singles, err_scaled)
             )
         if progress:
-            progress({"measured": len(rows), "total": samples})
+            progress(TableRows(len(rows), total=samples))
     return VerifyResult(rows, model.base_ms)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtprune.core.progress import Deploying, StageDone
 from trtprune.graph.groups import find_groups
 from trtprune.prune.deploy import deploy, prune_and_finetune
 from trtprune.prune.inputs import load_inputs
@@ -83,7 +84,7 @@ def _pipeline(run: PruneInputs, journal: Journal, run_dir: Path, start: float, p
     mask.remove()
     if timer is not None:
         timer.close()
-    progress({"stage": "deploy"})
+    progress(Deploying())
     final = prune_and_finetune(run, model, base_model, plan, journal)
     barrier()
     if not main:
@@ -124,7 +125,7 @@ def _stages(run: PruneInputs, journal: Journal, model: nn.Module, base_model: nn
             done = run_stage(inputs, journal)
         outcomes.append(done)
         plan, mask = done.plan, done.mask
-        progress({"stage": s, "stages": k, "target_ms": target, "top1": done.record.top1})
+        progress(StageDone(s, k, target, done.record.top1))
     return outcomes, plan, mask
 
 

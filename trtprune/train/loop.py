@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from trtprune.core.errors import DataError, TrtpruneError, UsageError
+from trtprune.core.progress import Progress, TrainStep
 from trtprune.tasks import Task, get_task
 from trtprune.tasks.classify import logits_of
 from trtprune.train.config import DistillConfig, TrainConfig
@@ -33,7 +34,6 @@ from trtprune.train.ddp import env_int, process_group, rank
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[dict[str, Any]], None]
 MaskHook = Callable[[nn.Module], None]
 
 
@@ -235,7 +235,7 @@ def _train_epoch(loop: _Loop, epoch: int) -> float:
         totals[0] += loss * n
         totals[1] += n
         if loop.progress is not None:
-            loop.progress({"epoch": epoch, "step": step, "steps": steps, "loss": float(loss)})
+            loop.progress(TrainStep(epoch, step, steps, float(loss)))
     if loop.sampler is not None:
         dist.all_reduce(totals)
     return float(totals[0] / totals[1])
