@@ -403,10 +403,10 @@ def test_matching_jumps_to_the_smallest_goal_the_method_can_do():
 @pytest.mark.parametrize("name,shape", [("resnet20", (1, 1, 28, 28)), ("mobilenet_v2", (1, 3, 64, 64))])
 def test_mac_cost_predicts_the_macs_of_the_pruned_network(name, shape):
     from trtprune.graph.groups import find_groups
+    from trtprune.graph.layer_shapes import count_macs
     from trtprune.lut.layers import layer_joins
     from trtprune.methods.macs import MacCost
     from trtprune.models import build_model
-    from trtprune.prune.deploy import count_macs
     from trtprune.surgery.apply import prune_copy
 
     model = build_model(name, shape)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from trtprune.backends import get_backend
 from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import measure_interleaved
+from trtprune.graph.layer_shapes import LayerCall, layer_calls
 
 if TYPE_CHECKING:
     from torch import nn
@@ -70,48 +71,22 @@ class ConvKey:
 
 
 def layer_keys(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, ConvKey]:
-    """Every Conv2d and Linear layer of ``model`` as it runs on ``input_shape``."""
-    import torch
+    """Every Conv2d and Linear layer of ``model`` as it runs on ``input_shape`` (its last call)."""
+    return {name: key for name, runs in layer_calls(model, input_shape).items() if (key := _key(runs[-1])) is not None}
+
+
+def _key(call: LayerCall) -> ConvKey | None:
     from torch import nn
 
-    keys: dict[str, ConvKey] = {}
-    hooks = []
-
-    def record(name):
-        def hook(m, inputs, _out):
-            x = inputs[0]
-            if isinstance(m, nn.Conv2d):
-                keys[name] = ConvKey(
-                    "conv",
-                    x.shape[0],
-                    m.in_channels,
-                    m.out_channels,
-                    x.shape[2],
-                    x.shape[3],
-                    tuple(m.kernel_size),
-                    tuple(m.stride),
-                    tuple(m.padding),
-                    tuple(m.dilation),
-                    m.groups,
-                )
-            else:
-                keys[name] = ConvKey("linear", x.shape[0], m.in_features, m.out_features, 1, 1)
-
-        return hook
-
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Conv2d | nn.Linear):
-            hooks.append(m.register_forward_hook(record(name)))
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(*input_shape))
-    finally:
-        model.train(was)
-        for h in hooks:
-            h.remove()
-    return keys
+    m, x = call.module, call.input_shape
+    if isinstance(m, nn.Conv2d):
+        return ConvKey(
+            "conv", x[0], m.in_channels, m.out_channels, x[2], x[3], tuple(m.kernel_size), tuple(m.stride),
+            tuple(m.padding), tuple(m.dilation), m.groups,
+        )  # fmt: skip
+    if isinstance(m, nn.Linear):
+        return ConvKey("linear", x[0], m.in_features, m.out_features, 1, 1)
+    return None
 
 
 def _fields(record: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trtprune.core.records import Record
+from trtprune.graph.layer_shapes import layer_calls
 
 if TYPE_CHECKING:
     from torch import nn
@@ -34,17 +35,7 @@ class LayerJoin(Record):
 
 def layer_joins(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGroups) -> list[LayerJoin]:
     """Every conv/linear of ``model`` with the groups it joins (one forward pass counts the MACs)."""
-    import torch
-    from torch import nn
-
-    per_out: dict[str, int] = {}
-    for name, module in model.named_modules():
-        if isinstance(module, nn.modules.conv._ConvNd):
-            per_out[name] = module.in_channels // module.groups * int(torch.tensor(module.kernel_size).prod())
-        elif isinstance(module, nn.Linear):
-            per_out[name] = module.in_features
-    shapes = output_shapes(model, input_shape, set(per_out))
-    macs = {name: int(torch.tensor(shape[1:]).prod()) * per_out[name] for name, shape in shapes.items()}  # one sample
+    macs = {name: runs[-1].macs(per_sample=True) for name, runs in layer_calls(model, input_shape).items()}
     consumes = {layer: g.name for g in groups.groups for layer in g.consumers}
     produces = {layer: g.name for g in groups.groups for layer in g.producers}
     return [LayerJoin(layer, consumes.get(layer), produces.get(layer), n) for layer, n in macs.items()]
@@ -57,7 +48,7 @@ def group_resolutions(model: nn.Module, input_shape: tuple[int, ...], groups: Mo
     import torch
 
     producers = {layer for g in groups.groups for layer in g.producers}
-    sizes = {name: shape[2:] for name, shape in output_shapes(model, input_shape, producers).items()}
+    sizes = {name: runs[-1].output_shape[2:] for name, runs in layer_calls(model, input_shape, producers).items()}
 
     def area(size: tuple[int, ...]) -> int:
         return int(torch.tensor(size).prod()) if size else 1
@@ -68,25 +59,3 @@ def group_resolutions(model: nn.Module, input_shape: tuple[int, ...], groups: Mo
         size = max(seen, key=area) if seen else ()
         out[g.name] = "x".join(map(str, size)) or "1"
     return out
-
-
-def output_shapes(model: nn.Module, input_shape: tuple[int, ...], names: set[str]) -> dict[str, tuple[int, ...]]:
-    """The output shape of each module of ``model`` named in ``names``, from one forward pass on zeros."""
-    import torch
-
-    shapes: dict[str, tuple[int, ...]] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if name in names:
-
-            def hook(m, args, out, name=name):  # in forward order; a module run twice keeps its last
-                shapes[name] = tuple(int(d) for d in out.shape)
-
-            hooks.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(*input_shape))
-    finally:
-        for h in hooks:
-            h.remove()
-    return shapes

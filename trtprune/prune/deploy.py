@@ -16,6 +16,7 @@ from trtprune.engine.export import export_onnx, onnx_metadata
 from trtprune.engine.measurement import Measurement
 from trtprune.engine.precision import export_with_precision
 from trtprune.graph.groups import find_groups
+from trtprune.graph.layer_shapes import count_macs
 from trtprune.lut.settings import measuring_backend, read_settings
 from trtprune.models.checkpoint import save_checkpoint
 from trtprune.prune.journal import JournalEntry
@@ -167,26 +168,3 @@ def _side_by_side(meta: LutMeta, base_onnx: Path, pruned_onnx: Path) -> Measurem
         *measuring_backend(meta), {"base": base_onnx, "pruned": pruned_onnx}, reference="base"
     )
     return None if measured is None else Measurement.of(*measured)
-
-
-def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one forward pass (convs and linears), via forward hooks."""
-    import torch
-
-    total = 0
-
-    def hook(m, inp, out):
-        nonlocal total
-        if isinstance(m, torch.nn.Conv2d):
-            total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, torch.nn.Linear):
-            total += out.numel() * m.in_features
-
-    handles = [
-        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)
-    ]
-    with torch.no_grad():
-        model.eval()(torch.zeros(*shape))
-    for h in handles:
-        h.remove()
-    return int(total)
