@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from trtprune.core.errors import TrtpruneError
 from trtprune.core.records import Record
 from trtprune.models.checkpoint import load_state
 from trtprune.prune.config import PruneConfig
+from trtprune.train.resume import check_resumable
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,7 @@ class Journal:
                 f"{self.dir} was started by trtprune {self.state.version}, this is {version}: "
                 "finish it with that version or pass --restart"
             )
-        old = self.state.config
-        for f in fields(PruneConfig):
-            if getattr(old, f.name) != getattr(config, f.name):
-                raise TrtpruneError(
-                    f"{self.dir} was started with {f.name}={getattr(old, f.name)!r}, not {getattr(config, f.name)!r}: "
-                    "rerun with the same settings to resume, or pass --restart to start over"
-                )
+        check_resumable(self.dir, self.state.config.to_json(), config.to_json())
 
     def _save(self) -> None:
 

@@ -30,6 +30,34 @@ log = logging.getLogger(__name__)
 _SHARED = re.compile(r"epoch(\d+)\.pt")
 
 
+# Settings a run may resume with changed: how many processes load the data does not change a batch.
+# Everything else a run was started with must be the same to resume it (prune journals and training
+# snapshots alike); dotted keys name nested settings.
+MAY_CHANGE_ON_RESUME = frozenset({"workers", "finetune.workers", "train.workers"})
+
+
+def check_resumable(where: Path, started: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Refuse to resume ``where`` with other settings than it was started with (but those in
+    :data:`MAY_CHANGE_ON_RESUME`), naming the first that differs."""
+    old, new = _flat(started), _flat(wanted)
+    for key in dict.fromkeys([*new, *old]):
+        if key not in MAY_CHANGE_ON_RESUME and old.get(key) != new.get(key):
+            raise TrtpruneError(
+                f"{where} was started with {key}={old.get(key)!r}, not {new.get(key)!r}: "
+                "rerun with the same settings to resume, or pass --restart to start over"
+            )
+
+
+def _flat(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, dict) and key != "method_options":
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 class EpochSnapshots:
     """The per-epoch snapshots of one training job (rank 0 writes the shared state, every rank its own).
     Under torchrun, make it inside the joined process group (:func:`trtprune.train.ddp.process_group`)."""
@@ -54,12 +82,7 @@ class EpochSnapshots:
             started = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise TrtpruneError(f"{path} is unreadable ({exc}); pass --restart to start the training over") from None
-        for key, value in wanted.items():
-            if started.get(key) != value:
-                raise TrtpruneError(
-                    f"{self.dir} was started with {key}={started.get(key)!r}, not {value!r}: "
-                    "rerun with the same settings to resume, or pass --restart to start over"
-                )
+        check_resumable(self.dir, started, wanted)
 
     def latest(self) -> dict[str, Any] | None:
         """The snapshot after the last epoch whose files are complete (None before the first)."""
