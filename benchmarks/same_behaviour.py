@@ -35,7 +35,7 @@ STATE = ROOT / "benchmarks" / "results" / "compare_fmnist-state"  # the comparis
 METHODS = ("sp-lamp", "halp", "lap", "uniform", "global-l1", "sp-lamp-macs", "torch-pruning", "modelopt-fastnas")
 RECIPE = ["--budget-ratio", "0.5", "--stages", "2", "--finetune-epochs", "1", "--limit", "512", "--limit-eval", "256"]
 TIMED_KEYS = {"measured", "measured_share", "measured_in_table_ms", "speedup", "meets_budget", "wall_s", "method_s"}
-TIMED_KEYS |= {"remeasure_table_s", "run_dir", "config"}  # config: compared apart, without its out
+TIMED_KEYS |= {"remeasure_table_s", "run_dir", "config", "method"}  # config and method: compared apart
 NEW_KEYS = {"task_metrics"}  # fields an older report does not have (None there): compared where both have them
 
 
@@ -95,6 +95,13 @@ def _weights(run: Path) -> dict:
     return torch.load(run / "model.pt", map_location="cpu", weights_only=True)
 
 
+def _method(description: dict) -> dict:
+    """A method's description without what it timed on the way: durations (``*_s``, e.g. LAP's
+    ``search_s``) and HALP's ``layers_measured`` (the conv configurations its table lacked, which the
+    old run's measurements filled for the new one)."""
+    return {k: v for k, v in description.items() if k != "layers_measured" and not k.endswith("_s")}
+
+
 def compare_runs(old: Path, new: Path) -> list[str]:
     """What differs between two runs, timings aside (empty: the same). Both reports are read by this
     commit's ``load_result`` (the old one in its older format), so a format change is no difference."""
@@ -105,6 +112,8 @@ def compare_runs(old: Path, new: Path) -> list[str]:
     a, b = load_result(old), load_result(new)
     skip = TIMED_KEYS | {"stages"} | {k for k in NEW_KEYS if getattr(a, k) is None}
     diffs = [f.name for f in fields(a) if f.name not in skip and getattr(a, f.name) != getattr(b, f.name)]
+    if _method(a.method) != _method(b.method):
+        diffs.append("method")
     if replace(a.config, out=None) != replace(b.config, out=None):
         diffs.append("config")
     for sa, sb in zip(a.stages, b.stages, strict=True):
