@@ -23,3 +23,13 @@ def test_data_loading_processes_may_change_and_nothing_else():
         check_resumable(Path("run"), started.to_json(), replace(started, budget_ratio=0.6).to_json())
     with pytest.raises(TrtpruneError, match=r"method_options=\{\}, not \{'batches': 4\}"):
         check_resumable(Path("run"), started.to_json(), replace(started, method_options={"batches": 4}).to_json())
+
+
+def test_a_training_job_resumes_with_other_workers_only():
+    from trtprune.train.config import TrainConfig
+    from trtprune.train.job import TrainJob
+
+    job = TrainJob(model="resnet20", data="fashion-mnist", out=Path("m.pt"), config=TrainConfig(workers=0))
+    check_resumable(Path("m.pt.partial"), job.settings(), replace(job, config=TrainConfig(workers=4)).settings())
+    with pytest.raises(TrtpruneError, match=r"train.epochs=1, not 2"):
+        check_resumable(Path("m.pt.partial"), job.settings(), replace(job, config=TrainConfig(epochs=2)).settings())

@@ -43,9 +43,9 @@ class TrainJob:
             raise UsageError(f"epochs must be >= 1 to train, not {self.config.epochs}")
 
     def settings(self) -> dict[str, Any]:
-        """What the trained weights depend on, as JSON (an interrupted run resumes only with the same);
-        the data loader's worker count is not among them."""
-        train = {k: v for k, v in self.config.to_json().items() if k != "workers"}
+        """The job's settings, as JSON: an interrupted run resumes only with the same, but those
+        :data:`~trtprune.train.resume.MAY_CHANGE_ON_RESUME` allows (the data loader's worker count)."""
+        train = self.config.to_json()
         paths = {"data_root": self.data_root, "checkpoint": self.checkpoint, "plan": self.plan, "teacher": self.teacher}
         settings = {
             "model": self.model,
