@@ -183,6 +183,49 @@ class State:
         self.record("machines.json", machine)
         return self.record("commits.json", update)[part]
 
+    def set_aside_foreign(self, model: str, names: set[str]) -> dict[str, dict]:
+        """Move the finished runs among ``names`` that ``machines.json`` says were decided on another
+        processor than this one out of the grid, into ``compare-<model>/other-processor/`` (in --out
+        and in the state), and forget their commit and processor, so they are made again here.
+        They are kept, with what they measured, in ``set_aside.json``; returns this call's entries."""
+        part, here = f"compare-{model}", cpu_name()
+        made_on = self.record("machines.json", lambda d: d).get(part, {})
+        foreign = sorted(n for n in names if made_on.get(n, here) != here)
+        moved: dict[str, dict] = {}
+        for name in foreign:
+            report = self.out / part / "runs" / name / "report.json"
+            if not report.exists():
+                continue
+            r = json.loads(report.read_text())
+            moved[name] = {
+                "processor": made_on[name],
+                "commit": self.record("commits.json", lambda d: d).get(part, {}).get(name),
+                "measured_share": r.get("measured_share"),
+                "top1": r.get("top1"),
+                "set_aside_on": here,
+            }
+            for root in (self.out, self.root):
+                if root is not None and (root / part / "runs" / name).exists():
+                    dst = root / part / "other-processor" / name
+                    shutil.rmtree(dst, ignore_errors=True)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    (root / part / "runs" / name).rename(dst)
+
+        def forget(data: dict) -> None:
+            for name in moved:
+                data.get(part, {}).pop(name, None)
+
+        def keep(data: dict) -> None:
+            data.setdefault(part, {}).update(moved)
+
+        self.record("machines.json", forget)
+        self.record("commits.json", forget)
+        self.record("set_aside.json", keep)
+        if moved:
+            log.info("%s: %d run(s) made on another processor set aside, to be made again on %s: %s",
+                     model, len(moved), here, ", ".join(moved))
+        return moved
+
     def keep_tables(self, model: str) -> None:
         if self.root is None:
             return
@@ -260,20 +303,34 @@ def table(model: str, ckpt: str, out: Path) -> dict:
     )
     try:
         result = build_lut(config, path)
+        made = {"base_ms": result.base_ms, "engines_built": result.engines_built}
     except LutMismatch as exc:
         log.warning("%s: the stored table is used as it is", exc)
         with LutStore(path) as store:
-            return {"path": str(path), "base_ms": store.base_ms(), "engines_built": 0, "reused_as_is": str(exc)}
-    return {"path": str(path), "base_ms": result.base_ms, "engines_built": result.engines_built}
+            made = {"base_ms": store.base_ms(), "engines_built": 0, "reused_as_is": str(exc)}
+    with LutStore(path) as store:
+        processor = store.require_meta().environment.get("processor")
+    return {"path": str(path), "processor": processor, **made}
 
 
 def run_part(
-    model: str, out: Path, state: State, finished_only: bool = False, deadline: float | None = None
+    model: str,
+    out: Path,
+    state: State,
+    finished_only: bool = False,
+    deadline: float | None = None,
+    one_processor: bool = False,
 ) -> dict | None:
     """Train or reuse the base, build or resume the table, run or resume every run (the methods of
     ``FIRST`` at every budget before the others), measure them all together. ``finished_only``:
     measure what has finished (None when nothing has). ``deadline`` (``time.monotonic()``): start
-    nothing after it (:class:`PartOver`, or the comparison's ``Stopped``)."""
+    nothing after it (:class:`PartOver`, or the comparison's ``Stopped``). ``one_processor``: first
+    set aside the runs decided on another processor (:meth:`State.set_aside_foreign`), so that every
+    run is decided and matched on the processor that measures them together."""
+    part = PARTS[model]
+    if one_processor and not finished_only:
+        grid = {run_dir_name(m, b, s) for m in part["methods"] for b in part["budgets"] for s in range(SEEDS)}
+        state.set_aside_foreign(model, grid)
     if finished_only and not any((out / f"compare-{model}" / "runs").glob("*/report.json")):
         return None
     t0 = time.perf_counter()
@@ -287,7 +344,6 @@ def run_part(
         state.keep_base(model)
     lut = table(model, base["checkpoint"], out)
     state.keep_tables(model)
-    part = PARTS[model]
     config = CompareConfig(
         prune=template(model, base["checkpoint"], lut["path"]),
         methods=part["methods"],
@@ -320,11 +376,12 @@ def run_part(
     commits = state.note_commits(model, commit)
     for row in result["rows"]:
         row["commit"] = commits.get(Path(row["run"]).name)
-    result.update(base=base, table=lut, session_wall_s=time.perf_counter() - t0)
+    set_aside = state.record("set_aside.json", lambda d: d).get(f"compare-{model}", {})
+    result.update(base=base, table=lut, session_wall_s=time.perf_counter() - t0, set_aside=set_aside)
     return result
 
 
-def _markdown(parts: dict[str, dict], command: str) -> str:
+def _markdown(parts: dict[str, dict], command: str, unfinished: list[str]) -> str:
     lines = [
         "# Methods at matched measured latency: ResNet-20 and ResNet-56 on Fashion-MNIST (ONNX Runtime, CPU)",
         "",
@@ -346,9 +403,12 @@ def _markdown(parts: dict[str, dict], command: str) -> str:
             "",
             f"Base: `{b['command']}` (top-1 {b['top1']:.4f}"
             + (f", {b['wall_s'] / 60:.0f} min" if b.get("wall_s") else "")
-            + f"). Table: block mode, step 8, {t['engines_built']} engines this session, base {t['base_ms']:.4f} ms. "
+            + f"). Table: block mode, step 8, built on {t.get('processor') or 'an unrecorded processor'} "
+            f"({t['engines_built']} engines this session), base {t['base_ms']:.4f} ms; every method decides "
+            "from it and is matched in the engine on the processor it runs on. "
             f"Runs: {len(r['rows'])}, {total / 60:.0f} min of prune wall time in all (resumed sessions included).",
             "",
+            *_set_aside_lines(r.get("set_aside") or {}),
             *(
                 [
                     f"**Snapshot of a benchmark in progress: {len(r['missing'])} runs not finished yet (listed below).**",
@@ -362,8 +422,29 @@ def _markdown(parts: dict[str, dict], command: str) -> str:
             f"![pareto](compare_fmnist-{model}.png)",
             "",
         ]
+    lines += [f"## {m}\n\nNot finished yet: its runs are still being made, in later parts.\n" for m in unfinished]
     lines.append(f"Command: `{command}`")
     return "\n".join(lines) + "\n"
+
+
+def _set_aside_lines(set_aside: dict[str, dict]) -> list[str]:
+    """The runs made again because they had been decided on another processor, with what they measured."""
+    if not set_aside:
+        return []
+    lines = [
+        f"{len(set_aside)} runs had been decided and matched on another processor than the one that measures "
+        "all runs together; they were set aside (kept in the state under `other-processor/`) and made again "
+        "here, so that every run below was matched on the processor that measured it. What they had measured "
+        "when they were made:",
+        "",
+        "| run | made on | commit | share when made | top-1 |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in sorted(set_aside.items()):
+        share = f"{r['measured_share']:.3f}" if r.get("measured_share") is not None else ""
+        top1 = f"{r['top1']:.4f}" if r.get("top1") is not None else ""
+        lines.append(f"| {name} | {r['processor']} | {r.get('commit') or ''} | {share} | {top1} |")
+    return [*lines, ""]
 
 
 def paired(rows: list[dict], default: str = "sp-lamp") -> list[dict]:
@@ -424,6 +505,11 @@ def main() -> None:
     parser.add_argument(
         "--max-minutes", type=float, default=None, help="start no run or training epoch after N minutes, then stop"
     )
+    parser.add_argument(
+        "--one-processor",
+        action="store_true",
+        help="set aside the runs decided on another processor than this one and make them again here",
+    )
     args = parser.parse_args()
     out = start(args)
     results = Path(args.results)
@@ -434,12 +520,12 @@ def main() -> None:
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     t0, commit = time.monotonic(), code_commit()
     deadline = None if args.max_minutes is None else t0 + 60 * args.max_minutes
-    stopped = None
+    stopped, finished = None, []
     for model in (m.strip() for m in args.models.split(",") if m.strip()):
         if model not in PARTS:
             raise SystemExit(f"unknown part {model!r}; choose from {', '.join(PARTS)}")
         try:
-            part = run_part(model, out, state, args.finished_only, deadline)
+            part = run_part(model, out, state, args.finished_only, deadline, args.one_processor)
         except (Stopped, PartOver) as exc:
             stopped = f"{model}: {exc}"
             break
@@ -447,16 +533,19 @@ def main() -> None:
             parts.pop(model, None)
             continue
         parts[model] = part
+        finished.append(model)
         pareto_plot(parts[model]["rows"], results / f"compare_fmnist-{model}.png", title=f"{model}, Fashion-MNIST")
     if not args.finished_only:
         log_part(state, command, commit, time.monotonic() - t0, stopped)
     if stopped:
         log.info("part over (%s); commit benchmarks/results/ and rerun the same command to resume", stopped)
+    if not finished:  # the saved tables stay as they were: nothing new is complete
         return
+    unfinished = [m for m in PARTS if m not in parts]
     log_text = _parts_markdown(state)
     save(
         results / "compare_fmnist",
-        _markdown(parts, command) + log_text,
+        _markdown(parts, command, unfinished) + log_text,
         {
             "command": command,
             "recipe": RECIPE.to_json(),
