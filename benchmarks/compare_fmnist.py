@@ -222,8 +222,13 @@ class State:
         self.record("commits.json", forget)
         self.record("set_aside.json", keep)
         if moved:
-            log.info("%s: %d run(s) made on another processor set aside, to be made again on %s: %s",
-                     model, len(moved), here, ", ".join(moved))
+            log.info(
+                "%s: %d run(s) made on another processor set aside, to be made again on %s: %s",
+                model,
+                len(moved),
+                here,
+                ", ".join(moved),
+            )
         return moved
 
     def keep_tables(self, model: str) -> None:

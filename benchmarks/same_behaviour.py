@@ -95,11 +95,12 @@ def _weights(run: Path) -> dict:
     return torch.load(run / "model.pt", map_location="cpu", weights_only=True)
 
 
-def _method(description: dict) -> dict:
+def _method(description) -> dict:
     """A method's description without what it timed on the way: durations (``*_s``, e.g. LAP's
     ``search_s``) and HALP's ``layers_measured`` (the conv configurations its table lacked, which the
     old run's measurements filled for the new one)."""
-    return {k: v for k, v in description.items() if k != "layers_measured" and not k.endswith("_s")}
+    described = description.to_json()  # a MethodDescription
+    return {k: v for k, v in described.items() if k != "layers_measured" and not k.endswith("_s")}
 
 
 def compare_runs(old: Path, new: Path) -> list[str]:

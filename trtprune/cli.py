@@ -547,7 +547,7 @@ def prune(
         return
     typer.echo(
         f"{r.run_dir}: {r.model} {r.base_ms:.4f} -> {r.pruned_ms:.4f} ms ({r.speedup:.2f}x, budget "
-        f"{'met' if r.meets_budget else 'NOT met'}), {(r.task_metrics or {}).get('label', 'top-1')} "
+        f"{'met' if r.meets_budget else 'NOT met'}), {r.task_metrics.label if r.task_metrics else 'top-1'} "
         f"{r.base_top1:.4f} -> {r.top1:.4f}"
     )
 

@@ -21,7 +21,10 @@ from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import LutMeta, LutStore
 from trtprune.prune import PruneConfig, StageRecord
 from trtprune.prune.journal import JournalEntry, JournalState
-from trtprune.prune.result import FinalFinetune, PruneResult
+from trtprune.data.preprocessing import Preprocessing
+from trtprune.methods.description import MethodDescription
+from trtprune.prune.latency_parts import LatencyPart, LatencyParts
+from trtprune.prune.result import FinalFinetune, PruneResult, TaskMetrics
 from trtprune.prune.stage import StageDecision
 from trtprune.train.config import FINETUNE, DistillConfig, TrainConfig
 
@@ -51,6 +54,12 @@ RECORDS = [
     Timing(0.5, 0.6, 0.02, 40, se_ms=0.001, ratio=0.51),
     Measurement(Timing(1.0, 1.1, 0.01, 40), Timing(0.5, 0.6, 0.02, 40, ratio=0.5), {"engine": "onnxruntime", "threads": 1}, (0.5, 0.52, 0.49)),
     FinalFinetune(1, 0.91),
+    Preprocessing((0.5,), (0.25,), (1, 28, 28)),
+    MethodDescription("lap", importance="dynamic-based (3 steps)", episodes=4, first_rewards=(0.1, 0.2), best_reward=0.2),
+    LatencyPart(2.0, 1.5, 0.5, 0.25),
+    LatencyParts({"engine": "onnxruntime"}, LatencyPart(2.0, 1.5, 0.5, 0.25), LatencyPart(1.5, 1.0, 0.5, 0.33)),
+    TaskMetrics("detect", "map", "mAP@[.5:.95]", {"map": 0.3, "map_50": 0.5}, {"map": 0.35, "map_50": 0.55},
+                LatencyParts({"threads": 1}, LatencyPart(2.0, 1.5, 0.5, 0.25), LatencyPart(1.5, 1.0, 0.5, 0.33))),
     PruneResult.from_json(json.loads((Path(__file__).parents[1] / "fixtures" / "report-format2-config.json").read_text())),
 ]  # fmt: skip
 

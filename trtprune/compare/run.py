@@ -128,7 +128,7 @@ def _row(r, spec: str, budget: float, seed: int, share: float, first: float, aga
     """One run's row: its measured share (the second figure where it was timed again), its result."""
     return {
         "method": spec,
-        "importance": r.method.get("importance"),
+        "importance": r.method.importance,
         "budget_ratio": budget,
         "seed": seed,
         "measured_ms": share * base_ms,

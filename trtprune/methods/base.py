@@ -23,6 +23,7 @@ from trtprune.decide.importance import (
     taylor_per_layer,
 )
 from trtprune.lut.grid import allowed_widths
+from trtprune.methods.description import MethodDescription
 from trtprune.surgery.plan import top_k_plan
 
 if TYPE_CHECKING:
@@ -176,9 +177,9 @@ class Method:
         """Widths and kept channels whose predicted latency is at most ``goal_ms`` (table ms)."""
         raise NotImplementedError
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> MethodDescription:
         """What the report records about the method (its settings and costs)."""
-        return {"method": self.name}
+        return MethodDescription(self.name)
 
 
 def score_context(state: StageState, importance: str, taylor_batches: int) -> ScoreContext:

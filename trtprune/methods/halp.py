@@ -38,6 +38,7 @@ from trtprune.decide.decision import Decision
 from trtprune.decide.solver import zero_one_knapsack
 from trtprune.lut.conv_table import ConvTable, layer_keys
 from trtprune.methods.base import METHODS, Method, MethodContext, StageState, allowed_widths_of
+from trtprune.methods.description import MethodDescription
 from trtprune.surgery.plan import Plan, _expand_local, ranked_blocks
 
 log = logging.getLogger(__name__)
@@ -149,14 +150,14 @@ class Halp(Method):
         self.predicted_halp_ms = predicted
         return Decision(plan, widths, predicted / self.full_ms * state.latency.base_ms, value)
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "method": self.name,
-            "importance": f"taylor-bn averaged over {self.taylor_batches} batches",
-            "latency": "per-layer table, summed",
-            "solver": "prefix-constrained 0-1 knapsack over channel blocks",
-            "schedule": "exponential",
-            "empty_layers": "refused (the top block of every group is kept)",
-            "layers_measured": getattr(getattr(self, "table", None), "measured", 0),
-            "table_base_ms": getattr(self, "full_ms", None),
-        }
+    def describe(self) -> MethodDescription:
+        return MethodDescription(
+            method=self.name,
+            importance=f"taylor-bn averaged over {self.taylor_batches} batches",
+            latency="per-layer table, summed",
+            solver="prefix-constrained 0-1 knapsack over channel blocks",
+            schedule="exponential",
+            empty_layers="refused (the top block of every group is kept)",
+            layers_measured=getattr(getattr(self, "table", None), "measured", 0),
+            table_base_ms=getattr(self, "full_ms", None),
+        )

@@ -34,6 +34,7 @@ from trtprune.decide.decision import infeasible
 from trtprune.graph.norms import channel_sq_norms
 from trtprune.methods.base import METHODS, Method, MethodContext, StageState, allowed_widths_of, width_decision
 from trtprune.methods.ddpg import Ddpg
+from trtprune.methods.description import MethodDescription
 from trtprune.surgery.apply import apply_masks
 from trtprune.surgery.plan import top_k_plan
 from trtprune.train.loop import evaluate
@@ -153,17 +154,17 @@ class Lap(Method):
         mask.remove()  # zeroed in place; no training follows
         return evaluate(state.model, self.heldout, batch_size=500)
 
-    def describe(self) -> dict[str, Any]:
-        rewards = [h["reward"] for h in self.history]
-        return {
-            "method": self.name,
-            "importance": f"dynamic-based ({self.dynamic_steps} steps)",
-            "search": "DDPG over per-group keep ratios",
-            "episodes": len(self.history),
-            "search_s": self.search_s,
-            "first_rewards": rewards[:5],
-            "best_reward": max(rewards) if rewards else None,
-        }
+    def describe(self) -> MethodDescription:
+        rewards = [float(h["reward"]) for h in self.history]
+        return MethodDescription(
+            method=self.name,
+            importance=f"dynamic-based ({self.dynamic_steps} steps)",
+            search="DDPG over per-group keep ratios",
+            episodes=len(self.history),
+            search_s=self.search_s,
+            first_rewards=tuple(rewards[:5]),
+            best_reward=max(rewards) if rewards else None,
+        )
 
 
 @contextmanager

@@ -10,10 +10,11 @@ gap between the two at equal measured latency is what the measured table buys.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trtprune.core.errors import TrtpruneError
 from trtprune.methods.base import METHODS, StageState
+from trtprune.methods.description import MethodDescription
 from trtprune.methods.sp_lamp import SpLamp
 
 if TYPE_CHECKING:
@@ -75,5 +76,5 @@ class SpLampMacs(SpLamp):
     def cost_model(self, state: StageState) -> MacCost:
         return MacCost.of_table(state.latency)
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "latency": "MACs, anchored at the table's base latency (ablation)"}
+    def describe(self) -> MethodDescription:
+        return super().describe().with_(latency="MACs, anchored at the table's base latency (ablation)")

@@ -24,13 +24,13 @@ import copy
 import io
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from trtprune.core.errors import InfeasibleBudget, UnsupportedModelError, UsageError
 from trtprune.decide.decision import Decision
 from trtprune.methods.base import METHODS, Method, MethodContext, StageState
+from trtprune.methods.description import MethodDescription
 from trtprune.methods.macs import MacCost
 from trtprune.surgery.apply import zero_removed
 from trtprune.surgery.plan import Plan
@@ -123,13 +123,13 @@ class ModeloptFastNAS(Method):
         log.info("modelopt-fastnas: subnet at %.1f%% of the base FLOPs", 100 * share)
         return subnet
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "method": self.name,
-            "importance": "modelopt FastNAS sensitivity (top-1 on training batches)",
-            "search": f"modelopt.torch.prune fastnas, channel divisor {self.divisor}, FLOPs constraint",
-            "latency": "FLOPs share of the goal; matched to measured latency by the shared loop",
-        }
+    def describe(self) -> MethodDescription:
+        return MethodDescription(
+            method=self.name,
+            importance="modelopt FastNAS sensitivity (top-1 on training batches)",
+            search=f"modelopt.torch.prune fastnas, channel divisor {self.divisor}, FLOPs constraint",
+            latency="FLOPs share of the goal; matched to measured latency by the shared loop",
+        )
 
 
 def _plan_of(state: StageState, subnet):

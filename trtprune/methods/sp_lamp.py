@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from trtprune.core.registry import Registry
 from trtprune.decide.decision import decide
 from trtprune.decide.importance import SCORERS
 from trtprune.methods.base import METHODS, Method, StageState
+from trtprune.methods.description import MethodDescription
 
 # the value the benchmark found best (benchmarks/results/compare_fmnist.md): SP-LAMP's ranking inside
 # each group, each group's curve scaled to the group's first-order Taylor (loss) sensitivity
@@ -46,5 +45,5 @@ class SpLamp(Method):
             state.groups, state.scores, cost, goal_ms, state.model_name, state.current, state.round_to, joined
         )
 
-    def describe(self) -> dict[str, Any]:
-        return {"method": self.name, "importance": self.importance, "solver": SOLVERS.get(self.solver)}
+    def describe(self) -> MethodDescription:
+        return MethodDescription(method=self.name, importance=self.importance, solver=SOLVERS.get(self.solver))

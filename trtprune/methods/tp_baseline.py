@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
 
 import numpy as np
 
 from trtprune.core.errors import InfeasibleBudget
 from trtprune.decide.decision import Decision
 from trtprune.methods.base import METHODS, Method, StageState
+from trtprune.methods.description import MethodDescription
 from trtprune.methods.macs import MacCost
 from trtprune.surgery.apply import zero_removed
 from trtprune.surgery.plan import Plan
@@ -110,10 +110,10 @@ class TorchPruning(Method):
         widths = {g.name: len(plan.groups.get(g.name, range(g.channels))) for g in state.groups.groups}
         return plan, widths
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "method": self.name,
-            "importance": f"torch-pruning GroupMagnitudeImportance(p={self.p})",
-            "pruner": "torch_pruning.pruner.MetaPruner (local, one ratio)",
-            "latency": "MACs to set the ratio; matched to measured latency by the shared loop",
-        }
+    def describe(self) -> MethodDescription:
+        return MethodDescription(
+            method=self.name,
+            importance=f"torch-pruning GroupMagnitudeImportance(p={self.p})",
+            pruner="torch_pruning.pruner.MetaPruner (local, one ratio)",
+            latency="MACs to set the ratio; matched to measured latency by the shared loop",
+        )

@@ -15,13 +15,13 @@ to the table's grid (as every method's are) and never below one grid block.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from trtprune.core.errors import InfeasibleBudget
 from trtprune.graph.norms import channel_sq_norms
 from trtprune.methods.base import METHODS, Method, StageState, allowed_widths_of, width_decision
+from trtprune.methods.description import MethodDescription
 
 
 def _round_down(ks: np.ndarray, want: float) -> int:
@@ -71,8 +71,8 @@ class Uniform(Method):
         widths = bisect_knob(ratios, widths_at, state.latency.predict_widths, goal_ms)
         return width_decision(state, widths)
 
-    def describe(self) -> dict[str, Any]:
-        return {"method": self.name, "importance": "l1", "search": "bisection on one keep ratio"}
+    def describe(self) -> MethodDescription:
+        return MethodDescription(method=self.name, importance="l1", search="bisection on one keep ratio")
 
 
 @METHODS.register("global-l1")
@@ -104,5 +104,7 @@ class GlobalL1(Method):
         widths = bisect_knob(thresholds, widths_at, state.latency.predict_widths, goal_ms)
         return width_decision(state, widths)
 
-    def describe(self) -> dict[str, Any]:
-        return {"method": self.name, "importance": "group L1 / group mean", "search": "bisection on one threshold"}
+    def describe(self) -> MethodDescription:
+        return MethodDescription(
+            method=self.name, importance="group L1 / group mean", search="bisection on one threshold"
+        )

@@ -20,7 +20,7 @@ from trtprune.graph.layer_shapes import count_macs
 from trtprune.lut.settings import measuring_backend, read_settings
 from trtprune.models.checkpoint import save_checkpoint
 from trtprune.prune.journal import JournalEntry
-from trtprune.prune.latency_parts import measure_parts
+from trtprune.prune.latency_parts import LatencyParts, measure_parts
 from trtprune.prune.tuning import finetune
 from trtprune.surgery.apply import apply_plan
 from trtprune.train.ddp import rank
@@ -49,7 +49,7 @@ class Deployment:
     flops: int
     base_flops: int
     metric: str = "top1"  # the task's headline metric, a key of ``metrics``
-    parts: dict[str, Any] | None = None  # whole vs network latency of base and pruned (a detector's)
+    parts: LatencyParts | None = None  # whole vs network latency of base and pruned (a detector's)
 
     @property
     def top1(self) -> float:

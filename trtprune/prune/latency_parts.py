@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from trtprune.core.records import Record
 from trtprune.engine.bench import measure_onnx_side_by_side
 from trtprune.engine.export import export_onnx
 from trtprune.lut.settings import measuring_backend
@@ -28,12 +30,32 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LatencyPart(Record):
+    """One model's whole latency, its network part's, and the rest (whole - network; its share of whole)."""
+
+    whole_ms: float
+    network_ms: float
+    post_ms: float
+    post_share: float
+
+
+@dataclass(frozen=True)
+class LatencyParts(Record):
+    """The base and pruned models' parts, all from one interleaved call, and where it ran."""
+
+    NESTED = {"base": LatencyPart, "pruned": LatencyPart}
+
+    environment: dict[str, str | int | float | bool | None]
+    base: LatencyPart
+    pruned: LatencyPart
+
+
 def measure_parts(
     meta: LutMeta, task: Task, models: dict[str, tuple[nn.Module, Path]], shape: tuple[int, ...]
-) -> dict[str, Any] | None:
-    """Per name of ``models`` (name -> (module, its exported whole ONNX)): ``whole_ms``, ``network_ms``,
-    ``post_ms`` (whole - network) and ``post_share`` (post / whole), all from one interleaved call.
-    None where the task has no separate network part or the table's engine takes modules."""
+) -> LatencyParts | None:
+    """The parts of ``models`` ("base" and "pruned": (module, its exported whole ONNX)), all from one
+    interleaved call. None where the task has no separate network part or the table's engine takes modules."""
     if task.network_part is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,10 +67,10 @@ def measure_parts(
     if measured is None:
         return None
     timings, environment = measured
-    parts: dict[str, Any] = {"environment": environment}
+    parts = {}
     for name in models:
         whole, network = timings[name].median_ms, timings[f"{name}.network"].median_ms
         post = whole - network
-        parts[name] = {"whole_ms": whole, "network_ms": network, "post_ms": post, "post_share": post / whole}
+        parts[name] = LatencyPart(whole, network, post, post / whole)
         log.info("%s: whole %.3f ms = network %.3f ms + pre/post-processing %.3f ms", name, whole, network, post)
-    return parts
+    return LatencyParts(dict(environment), **parts)

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trtprune.core.records import Record
+from trtprune.data.preprocessing import Preprocessing
 from trtprune.engine.measurement import Measurement
+from trtprune.methods.description import MethodDescription
 from trtprune.prune.config import PruneConfig
+from trtprune.prune.latency_parts import LatencyParts
 from trtprune.prune.stage import StageRecord
 
 if TYPE_CHECKING:
@@ -24,23 +27,49 @@ class FinalFinetune(Record):
 
 
 @dataclass(frozen=True)
+class TaskMetrics(Record):
+    """The task's metrics of model.onnx (``pruned``) and base.onnx (``base``), ONNX Runtime on the
+    test split; ``metric`` names the headline one (``label`` as reports print it). For a detector,
+    whole vs network latency of both (:mod:`trtprune.prune.latency_parts`)."""
+
+    NESTED = {"latency_parts": LatencyParts}
+
+    task: str
+    metric: str
+    label: str
+    pruned: dict[str, float]
+    base: dict[str, float]
+    latency_parts: LatencyParts | None = None
+
+
+@dataclass(frozen=True)
 class PruneResult(Record):
     """A finished run. Latencies: ``measured`` holds the base and pruned models timed side by side
     (their median, p90, spread and the environment); ``measured_share`` is pruned / base, and
     ``*_in_table_ms`` that share in the table's milliseconds, the unit of ``budget_ms``."""
 
-    FORMAT = 2  # format 1: ``measured`` a plain dict ({} where nothing was measured), ``final_finetune`` a dict
-    NESTED = {"stages": StageRecord, "config": PruneConfig, "measured": Measurement, "final_finetune": FinalFinetune}
+    # format 1: ``measured`` a plain dict ({} where nothing was measured), ``final_finetune`` a dict;
+    # format 2: ``method``, ``preprocessing`` and ``task_metrics`` plain dicts (read as their records)
+    FORMAT = 3
+    NESTED = {
+        "method": MethodDescription,
+        "preprocessing": Preprocessing,
+        "stages": StageRecord,
+        "config": PruneConfig,
+        "measured": Measurement,
+        "final_finetune": FinalFinetune,
+        "task_metrics": TaskMetrics,
+    }
 
     model: str
-    method: dict[str, Any]  # the method's description (name, importance, settings, costs)
+    method: MethodDescription
     method_s: float
     checkpoint: str | None
     table: str
     backend: str
     precision: str
     input_shape: list[int]
-    preprocessing: dict[str, Any]
+    preprocessing: Preprocessing
     budget_ms: float
     table_base_ms: float
     predicted_ms: float
@@ -66,9 +95,7 @@ class PruneResult(Record):
     wall_s: float
     remeasure_table_s: float = 0.0
     run_dir: str | None = None  # where the run was written
-    # the task's metrics of model.onnx and base.onnx ("top1" holds the headline one) and, for a
-    # detector, whole vs network latency of both (trtprune.prune.latency_parts); None in older reports
-    task_metrics: dict[str, Any] | None = None
+    task_metrics: TaskMetrics | None = None  # None in older reports
 
     @property
     def base_ms(self) -> float | None:
@@ -114,7 +141,7 @@ def assemble(
         backend=meta.backend,
         precision=meta.precision,
         input_shape=list(meta.input_shape),
-        preprocessing=run.spec.preprocessing.to_json(),
+        preprocessing=run.spec.preprocessing,
         budget_ms=run.budget_ms,
         table_base_ms=run.latency.base_ms,
         predicted_ms=stages[-1].predicted_ms,
@@ -140,14 +167,14 @@ def assemble(
         wall_s=wall_s,
         remeasure_table_s=table_s,
         run_dir=run_dir,
-        task_metrics={
-            "task": run.task.name,
-            "metric": run.task.metric,
-            "label": run.task.metric_label,
-            "pruned": deployed.metrics,
-            "base": deployed.base_metrics,
-            "latency_parts": deployed.parts,
-        },
+        task_metrics=TaskMetrics(
+            task=run.task.name,
+            metric=run.task.metric,
+            label=run.task.metric_label,
+            pruned=dict(deployed.metrics),
+            base=dict(deployed.base_metrics),
+            latency_parts=deployed.parts,
+        ),
     )
 
 

@@ -50,8 +50,7 @@ def _parts_lines(r: dict) -> list[str]:
         return []
     rows = [
         f"| {name} | {p['whole_ms']:.3f} | {p['network_ms']:.3f} | {p['post_ms']:.3f} | {p['post_share']:.1%} |"
-        for name, p in parts.items()
-        if name != "environment"
+        for name, p in ((n, parts[n]) for n in ("base", "pruned"))
     ]
     return [
         "",
