@@ -12,6 +12,7 @@ import pytest
 from trtprune.backends import BackendConfig
 from trtprune.compare.config import CompareConfig
 from trtprune.core.records import RecordError
+from trtprune.data.preprocessing import Preprocessing
 from trtprune.decide.matching import MatchPolicy
 from trtprune.engine.measurement import Measurement
 from trtprune.engine.timing import Timing, TimingConfig
@@ -19,10 +20,9 @@ from trtprune.lut.config import LutConfig
 from trtprune.lut.layers import LayerJoin
 from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import LutMeta, LutStore
+from trtprune.methods.description import MethodDescription
 from trtprune.prune import PruneConfig, StageRecord
 from trtprune.prune.journal import JournalEntry, JournalState
-from trtprune.data.preprocessing import Preprocessing
-from trtprune.methods.description import MethodDescription
 from trtprune.prune.latency_parts import LatencyPart, LatencyParts
 from trtprune.prune.result import FinalFinetune, PruneResult, TaskMetrics
 from trtprune.prune.stage import StageDecision
