@@ -205,7 +205,7 @@ def measure_plans(case: Case, engine: str, plans: dict[str, dict[str, int]]) -> 
 def matched(case: Case, engine: str, sources: dict, budget: float) -> dict[str, dict]:
     """In ``engine``, every source's decision moved by prune's matching loop until it measures just
     under ``budget`` (prune's margin and tolerance): its measured share, value and parameters."""
-    from trtprune.decide.matching import MatchPolicy, match_target
+    from trtprune.decide.matching import MatchPolicy, match_decisions
     from trtprune.prune.timer import CandidateTimer
     from trtprune.surgery.apply import prune_copy
 
@@ -214,29 +214,19 @@ def matched(case: Case, engine: str, sources: dict, budget: float) -> dict[str, 
     out = {}
     try:
         for source, (method, state) in sources.items():
-            base = state.latency.base_ms
-
-            def decide(goal: float, method=method, state=state, base=base):
-                try:
-                    return method.decide(state, goal * base)
-                except InfeasibleBudget as exc:
-                    if exc.smallest_ms is not None:
-                        exc.smallest_ms /= base  # in shares, the unit the loop works in
-                    raise
+            base = state.latency.base_ms  # the loop works in shares: the source table's ms / its base
 
             def measure(d) -> float:
                 return timer.share(prune_copy(case.model, case.groups, d.widths))
 
             try:
-                m = match_target(
-                    decide,
-                    lambda d, base=base: d.predicted_ms / base,
+                m = match_decisions(
+                    lambda goal, method=method, state=state: method.decide(state, goal),
                     measure,
-                    budget * (1 - policy.margin),
+                    budget,
                     1.0,
-                    rounds=policy.rounds,
-                    tolerance=policy.tolerance,
-                    key=lambda d: tuple(sorted(d.widths.items())),
+                    policy,
+                    scale=1 / base,
                 )
             except InfeasibleBudget:
                 out[source] = {"infeasible": True}

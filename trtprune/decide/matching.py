@@ -28,6 +28,7 @@ from typing import Any
 
 from trtprune.core.errors import InfeasibleBudget, UsageError
 from trtprune.core.records import Record
+from trtprune.decide.decision import Decision
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +170,41 @@ class _Search:
         if lo is not None and nxt <= lo:
             return lo + (target - measured)
         return nxt
+
+
+def decision_key(decision: Decision) -> tuple:
+    """Identical widths are one choice (measured once, or twice when confirmed)."""
+    return tuple(sorted(decision.widths.items()))
+
+
+def match_decisions(
+    decide: Callable[[float], Decision],
+    measure: Callable[[Decision], float],
+    target: float,
+    base: float,
+    policy: MatchPolicy,
+    scale: float = 1.0,
+) -> Match:
+    """A method's decision matched to a measured ``target`` under ``policy`` (aimed its margin under
+    it): ``decide(goal)`` decides in the unit of the method's table, ``scale`` converts that unit into
+    the unit of ``measure``, ``target`` and ``base`` (e.g. a table measured in another session, or
+    shares of the base). What prune's stages and the cross-engine benchmark both do."""
+
+    def scaled(goal: float) -> Decision:
+        try:
+            return decide(goal / scale)
+        except InfeasibleBudget as exc:  # the smallest it can do, in the loop's unit
+            if exc.smallest_ms is not None:
+                exc.smallest_ms *= scale
+            raise
+
+    return match_target(
+        scaled,
+        lambda d: d.predicted_ms * scale,
+        measure,
+        target * (1 - policy.margin),
+        base,
+        rounds=policy.rounds,
+        tolerance=policy.tolerance,
+        key=decision_key,
+    )

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trtprune.core.errors import InfeasibleBudget
 from trtprune.core.records import Record
-from trtprune.decide.matching import match_target
+from trtprune.decide.matching import decision_key, match_decisions
 from trtprune.graph.groups import find_groups
 from trtprune.methods import StageState
 from trtprune.prune.journal import JournalEntry
@@ -189,27 +188,13 @@ def _match(s: StageInputs, state: StageState, view: TableView) -> tuple[Decision
 
     def measure(decision: Decision) -> float:
         share = s.timer.share(prune_copy(s.base_model, run.groups, decision.widths))
-        shares[_key(decision)] = max(share, shares.get(_key(decision), 0.0))  # a confirmed choice: the slower
+        key = decision_key(decision)
+        shares[key] = max(share, shares.get(key, 0.0))  # a confirmed choice: the slower
         return share * run.latency.base_ms
 
-    def decide(goal: float) -> Decision:
-        try:
-            return s.method.decide(state, goal / view.scale)
-        except InfeasibleBudget as exc:  # the smallest it can do, in the run's table's ms
-            if exc.smallest_ms is not None:
-                exc.smallest_ms *= view.scale
-            raise
-
     policy = run.config.match
-    match = match_target(
-        decide,
-        lambda d: d.predicted_ms * view.scale,
-        measure,
-        s.target_ms * (1 - policy.margin),
-        run.latency.base_ms,
-        rounds=policy.rounds,
-        tolerance=policy.tolerance,
-        key=_key,
+    match = match_decisions(
+        lambda goal: s.method.decide(state, goal), measure, s.target_ms, run.latency.base_ms, policy, view.scale
     )
     if not match.met:
         log.warning(
@@ -218,11 +203,7 @@ def _match(s: StageInputs, state: StageState, view: TableView) -> tuple[Decision
             100 * policy.margin,
             match.measured,
         )
-    return match.choice, shares[_key(match.choice)], match.trace
-
-
-def _key(decision: Decision) -> tuple:
-    return tuple(sorted(decision.widths.items()))
+    return match.choice, shares[decision_key(match.choice)], match.trace
 
 
 def removed_last(scores: dict[str, Any], plan: Plan | None) -> dict[str, Any]:
