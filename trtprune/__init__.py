@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {
+_LAZY = {  # the public API: name -> the module that defines it (the CLI uses nothing else)
     "TrtpruneError": "trtprune.core.errors",
     "build_model": "trtprune.models",
     "list_models": "trtprune.models",
@@ -35,6 +35,25 @@ _LAZY = {
     "get_method": "trtprune.methods",
     "CompareConfig": "trtprune.compare.config",
     "run_compare": "trtprune.compare.run",
+    "format_shape": "trtprune.core.shapes",
+    "load_model": "trtprune.models.loading",
+    "TrainJob": "trtprune.train.job",
+    "run_train_job": "trtprune.train.job",
+    "get_spec": "trtprune.data",
+    "get_task": "trtprune.tasks",
+    "onnx_metadata": "trtprune.engine.export",
+    "prune_loaded": "trtprune.models.loading",
+    "compare_onnx": "trtprune.report.side_by_side",
+    "BackendConfig": "trtprune.backends",
+    "TimingConfig": "trtprune.engine.timing",
+    "write_json": "trtprune.core.atomic",
+    "LutStore": "trtprune.lut.store",
+    "LatencyModel": "trtprune.lut.predict",
+    "verify": "trtprune.lut.verify",
+    "plot_lut": "trtprune.lut.plot",
+    "bench_path": "trtprune.engine.bench",
+    "default_table": "trtprune.lut.store",
+    "parse_method_spec": "trtprune.methods.base",
 }
 
 

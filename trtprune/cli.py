@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+import trtprune as tp
 from trtprune.backends.base import BACKENDS
 from trtprune.core.errors import TrtpruneError, UsageError
 from trtprune.core.progress import Event
@@ -60,10 +61,8 @@ def models(
     family: Annotated[str | None, typer.Option("--family", help="only this family, e.g. torchvision, timm")] = None,
 ) -> None:
     """List the models trtprune can build."""
-    from trtprune.core.shapes import format_shape
-    from trtprune.models import list_models
 
-    specs = list_models()
+    specs = tp.list_models()
     if family is not None:
         families = sorted({s.family for s in specs})
         specs = [s for s in specs if s.family == family]
@@ -78,7 +77,7 @@ def models(
     table = Table("model", "family", "default input", "classes", "weights")
     for s in specs:
         weights = "real (bundled)" if s.pretrained_classes else "random / --checkpoint"
-        table.add_row(s.name, s.family, format_shape(s.default_input), str(s.default_num_classes), weights)
+        table.add_row(s.name, s.family, tp.format_shape(s.default_input), str(s.default_num_classes), weights)
     _console().print(table)
 
 
@@ -91,11 +90,9 @@ def groups(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """List the coupled channel groups of a model."""
-    from trtprune.graph.groups import find_groups
-    from trtprune.models.loading import load_model
 
-    loaded = load_model(model, input, checkpoint, weights=weights)
-    found = find_groups(loaded.model, loaded.input_shape)
+    loaded = tp.load_model(model, input, checkpoint, weights=weights)
+    found = tp.find_groups(loaded.model, loaded.input_shape)
     if as_json:
         typer.echo(json.dumps([g.to_json() for g in found.groups], indent=2))
         return
@@ -143,7 +140,6 @@ def train(
 ) -> None:
     """Train (or fine-tune a pruned) model; works under torchrun for data parallel. An interrupted run
     resumes after its last finished epoch when rerun (OUT.partial holds them)."""
-    from trtprune.train.job import TrainJob, run_train_job
 
     config = TrainConfig(
         epochs=epochs,
@@ -156,7 +152,7 @@ def train(
         device=device,
         limit_train=limit,
     )
-    job = TrainJob(
+    job = tp.TrainJob(
         model=model,
         data=data,
         data_root=data_root,
@@ -173,12 +169,9 @@ def train(
     if distill and teacher is None:
         raise UsageError("--distill fine-tunes against a teacher's logits: pass --teacher CKPT (the unpruned model)")
     with _progress_bar("training") as progress:
-        result = run_train_job(job, progress, restart=restart)
+        result = tp.run_train_job(job, progress, restart=restart)
     if result is not None:
-        from trtprune.data import get_spec
-        from trtprune.tasks import get_task
-
-        label = get_task(get_spec(data).task).metric_label  # the model's task: checked against the data's
+        label = tp.get_task(tp.get_spec(data).task).metric_label  # the model's task: checked against the data's
         typer.echo(f"{label} {result.top1:.4f} after {result.epochs} epoch(s); wrote {out}")
 
 
@@ -194,15 +187,13 @@ def export(
     weights: WeightsOpt = None,
 ) -> None:
     """Export a (pruned) model to ONNX, checked and written atomically."""
-    from trtprune.engine.export import export_onnx, onnx_metadata
-    from trtprune.models.loading import load_model, prune_loaded
 
     if opset < 17:
         raise UsageError(f"opset {opset} is too old: use --opset 17 or newer")
-    loaded = prune_loaded(load_model(model, input, checkpoint, weights=weights), plan, keep_ratio)
+    loaded = tp.prune_loaded(tp.load_model(model, input, checkpoint, weights=weights), plan, keep_ratio)
     params = sum(p.numel() for p in loaded.model.parameters())
-    meta = onnx_metadata(loaded.name, loaded.input_shape, loaded.preprocessing, loaded.plan)
-    export_onnx(loaded.model, loaded.input_shape, out, opset, metadata=meta)
+    meta = tp.onnx_metadata(loaded.name, loaded.input_shape, loaded.preprocessing, loaded.plan)
+    tp.export_onnx(loaded.model, loaded.input_shape, out, opset, metadata=meta)
     typer.echo(f"wrote {out} ({loaded.name}, {params:,} parameters)")
 
 
@@ -216,17 +207,14 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Top-1 (a detector's COCO mAP on --data coco) on the test split and latency in ONNX Runtime (CPU), side by side."""
-    from trtprune.data import get_spec
-    from trtprune.report.side_by_side import compare_onnx
-    from trtprune.tasks import get_task
 
-    rows = compare_onnx(onnx_files, data, data_root, threads, limit)
+    rows = tp.compare_onnx(onnx_files, data, data_root, threads, limit)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     from rich.table import Table
 
-    task = get_task(get_spec(data).task)
+    task = tp.get_task(tp.get_spec(data).task)
     table = Table(
         "model", "params", task.metric_label, "median ms", "p90 ms", "speed-up", title=f"{data} test split, ORT CPU"
     )
@@ -291,16 +279,13 @@ def lut_build(
     ] = 0.002,
 ) -> None:
     """Measure (or resume measuring) a latency table: every group at a grid of widths."""
-    from trtprune.backends import BackendConfig
-    from trtprune.engine.timing import TimingConfig
-    from trtprune.lut.build import LutConfig, build_lut
 
-    config = LutConfig(
+    config = tp.LutConfig(
         model=model,
         input_shape=input,
         checkpoint=str(checkpoint) if checkpoint else None,
         backend=backend,
-        backend_config=BackendConfig(threads=threads, device=device, precision=precision),
+        backend_config=tp.BackendConfig(threads=threads, device=device, precision=precision),
         batch=batch,
         mode=mode,
         step=step,
@@ -308,11 +293,11 @@ def lut_build(
         refine=not no_refine,
         pairs=pairs,
         row_error=row_error,
-        timing=TimingConfig(rounds=rounds, min_rounds=min(8, rounds)),
+        timing=tp.TimingConfig(rounds=rounds, min_rounds=min(8, rounds)),
     )
     out = out or Path("engines") / (model or Path(str(checkpoint)).stem) / "lut.db"
     with _progress_bar("measuring") as progress:
-        result = build_lut(config, out, progress=progress, force=force)
+        result = tp.build_lut(config, out, progress=progress, force=force)
     typer.echo(
         f"{result.path}: base {result.base_ms:.3f} ms; {result.measured} rows measured, {result.skipped} already stored, "
         f"{result.engines_built} engines built in {result.wall_s:.0f} s"
@@ -323,11 +308,9 @@ def lut_build(
 
 
 def _write_lut_json(lut: Path, dest: Path) -> None:
-    from trtprune.core.atomic import write_json
-    from trtprune.lut.store import LutStore
 
-    with LutStore(lut) as store:
-        write_json(dest, store.export_json())
+    with tp.LutStore(lut) as store:
+        tp.write_json(dest, store.export_json())
     typer.echo(f"wrote {dest}")
 
 
@@ -345,13 +328,10 @@ def lut_predict(
     explain: Annotated[bool, typer.Option("--explain", help="every term of the prediction, per group")] = False,
 ) -> None:
     """Predicted latency of a plan (``--explain``: the table's terms that add up to it)."""
-    from trtprune.lut.predict import LatencyModel
-    from trtprune.lut.store import LutStore
-    from trtprune.surgery.plan import Plan
 
-    with LutStore(lut) as store:
-        model = LatencyModel(store)
-    loaded = Plan.load(plan)
+    with tp.LutStore(lut) as store:
+        model = tp.LatencyModel(store)
+    loaded = tp.Plan.load(plan)
     predicted = model.predict(loaded)
     terms = model.terms({g: len(kept) for g, kept in loaded.groups.items()})
     if as_json:
@@ -379,10 +359,9 @@ def lut_verify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Measure random plans (30-100% of base latency) and compare with the table's predictions."""
-    from trtprune.lut.verify import verify
 
     with _progress_bar("verifying") as progress:
-        result = verify(str(lut), samples=samples, seed=seed, progress=progress)
+        result = tp.verify(str(lut), samples=samples, seed=seed, progress=progress)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -403,9 +382,8 @@ def lut_verify(
 @lut_app.command("plot")
 def lut_plot(lut: Annotated[Path, typer.Argument()], out: Annotated[Path, typer.Option("--out")]) -> None:
     """One PNG per group (latency against kept channels) and an overview."""
-    from trtprune.lut.plot import plot_lut
 
-    paths = plot_lut(lut, out)
+    paths = tp.plot_lut(lut, out)
     typer.echo(f"wrote {len(paths)} plots to {out}")
 
 
@@ -424,9 +402,8 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Measure any model with the shared timing harness."""
-    from trtprune.engine.bench import bench_path
 
-    result = bench_path(path, backend, threads=threads, device=device, precision=precision)
+    result = tp.bench_path(path, backend, threads=threads, device=device, precision=precision)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -501,14 +478,11 @@ def prune(
     as_json: Annotated[bool, typer.Option("--json", help="print the run's result (report.json) as JSON")] = False,
 ) -> None:
     """Prune to a latency budget (SP-LAMP + group knapsack by default) over k stages, fine-tune, export, engine, report."""
-    from trtprune.lut.store import default_table
-    from trtprune.methods.base import parse_method_spec
-    from trtprune.prune import PruneConfig, run_prune
 
     if lut is None:
-        lut = default_table(model)
-    method, options = parse_method_spec(":".join([method, *(option or [])]))
-    config = PruneConfig(
+        lut = tp.default_table(model)
+    method, options = tp.parse_method_spec(":".join([method, *(option or [])]))
+    config = tp.PruneConfig(
         lut=str(lut),
         budget_ms=budget_ms,
         budget_ratio=budget_ratio,
@@ -539,7 +513,7 @@ def prune(
         match=replace(MATCH, rounds=match_rounds),
     )
     with _progress_bar("pruning") as progress:
-        r = run_prune(config, progress=progress, restart=restart)
+        r = tp.run_prune(config, progress=progress, restart=restart)
     if r is None:  # a torchrun rank other than 0: rank 0 reports
         return
     if as_json:
@@ -593,18 +567,14 @@ def compare(
     ] = None,
 ) -> None:
     """Every method at every budget through the same pipeline; one table and a Pareto plot."""
-    from trtprune.compare.config import CompareConfig
-    from trtprune.compare.run import run_compare
-    from trtprune.lut.store import default_table
-    from trtprune.prune import PruneConfig
 
     if lut is None:
-        lut = default_table(model)
+        lut = tp.default_table(model)
     try:
         budget_list = tuple(float(b) for b in budgets.split(",") if b.strip())
     except ValueError:
         raise UsageError(f"--budgets {budgets!r}: give comma-separated ratios such as 0.3,0.5,0.7") from None
-    shared = PruneConfig(
+    shared = tp.PruneConfig(
         lut=str(lut),
         model=model,
         checkpoint=str(checkpoint) if checkpoint else None,
@@ -613,7 +583,7 @@ def compare(
         stages=stages,
         finetune=replace(FINETUNE, epochs=finetune_epochs, lr=lr, limit_train=limit, limit_test=limit_eval),
     )
-    config = CompareConfig(
+    config = tp.CompareConfig(
         prune=shared,
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
         budgets=budget_list,
@@ -621,7 +591,7 @@ def compare(
         out=str(out),
     )
     with _progress_bar("comparing") as progress:
-        run_dir = run_compare(config, progress=progress, finished_only=finished_only, max_minutes=max_minutes)
+        run_dir = tp.run_compare(config, progress=progress, finished_only=finished_only, max_minutes=max_minutes)
     if as_json:
         typer.echo((run_dir / "compare.json").read_text())
         return
