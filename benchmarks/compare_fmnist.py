@@ -156,12 +156,16 @@ class State:
         if not trained:
             self._copy(spent, self.root / spent.name)
 
+    def read(self, name: str) -> dict:
+        """``name`` (a JSON file of the state), or {} when it does not exist yet."""
+        path = (self.root or self.out) / name
+        return json.loads(path.read_text()) if path.exists() else {}
+
     def record(self, name: str, update) -> dict:
         """Read ``name`` (a JSON file of the state), apply ``update`` to it, write it back whole."""
-        path = (self.root or self.out) / name
-        data = json.loads(path.read_text()) if path.exists() else {}
+        data = self.read(name)
         update(data)
-        write_json(path, data)
+        write_json((self.root or self.out) / name, data)
         return data
 
     def note_commits(self, model: str, commit: str) -> dict[str, str]:
@@ -189,7 +193,8 @@ class State:
         and in the state), and forget their commit and processor, so they are made again here.
         They are kept, with what they measured, in ``set_aside.json``; returns this call's entries."""
         part, here = f"compare-{model}", cpu_name()
-        made_on = self.record("machines.json", lambda d: d).get(part, {})
+        made_on = self.read("machines.json").get(part, {})
+        commits = self.read("commits.json").get(part, {})
         foreign = sorted(n for n in names if made_on.get(n, here) != here)
         moved: dict[str, dict] = {}
         for name in foreign:
@@ -199,7 +204,7 @@ class State:
             r = json.loads(report.read_text())
             moved[name] = {
                 "processor": made_on[name],
-                "commit": self.record("commits.json", lambda d: d).get(part, {}).get(name),
+                "commit": commits.get(name),
                 "measured_share": r.get("measured_share"),
                 "top1": r.get("top1"),
                 "set_aside_on": here,
@@ -211,6 +216,9 @@ class State:
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     (root / part / "runs" / name).rename(dst)
 
+        if not moved:
+            return moved
+
         def forget(data: dict) -> None:
             for name in moved:
                 data.get(part, {}).pop(name, None)
@@ -221,14 +229,13 @@ class State:
         self.record("machines.json", forget)
         self.record("commits.json", forget)
         self.record("set_aside.json", keep)
-        if moved:
-            log.info(
-                "%s: %d run(s) made on another processor set aside, to be made again on %s: %s",
-                model,
-                len(moved),
-                here,
-                ", ".join(moved),
-            )
+        log.info(
+            "%s: %d run(s) made on another processor set aside, to be made again on %s: %s",
+            model,
+            len(moved),
+            here,
+            ", ".join(moved),
+        )
         return moved
 
     def keep_tables(self, model: str) -> None:
@@ -381,7 +388,7 @@ def run_part(
     commits = state.note_commits(model, commit)
     for row in result["rows"]:
         row["commit"] = commits.get(Path(row["run"]).name)
-    set_aside = state.record("set_aside.json", lambda d: d).get(f"compare-{model}", {})
+    set_aside = state.read("set_aside.json").get(f"compare-{model}", {})
     result.update(base=base, table=lut, session_wall_s=time.perf_counter() - t0, set_aside=set_aside)
     return result
 
@@ -452,13 +459,6 @@ def _set_aside_lines(set_aside: dict[str, dict]) -> list[str]:
     return [*lines, ""]
 
 
-TOLERANCE = 0.03  # a run is within its budget when it measures at most 3% over it
-
-
-def within(row: dict) -> bool:
-    return row["measured_share"] <= row["budget_ratio"] * (1 + TOLERANCE)
-
-
 def paired(rows: list[dict], default: str = "sp-lamp") -> list[dict]:
     """Per budget: the best other method by mean top-1 among those with every run within 3% of the
     budget (a method over it bought its accuracy with latency it was not given), and the default
@@ -468,7 +468,7 @@ def paired(rows: list[dict], default: str = "sp-lamp") -> list[dict]:
         at = [r for r in rows if r["budget_ratio"] == budget]
         by = {(r["method"], r["seed"]): r["top1"] for r in at}
         means = {m: statistics.fmean(r["top1"] for r in at if r["method"] == m) for m in {r["method"] for r in at}}
-        over = {r["method"] for r in at if not within(r)}
+        over = {r["method"] for r in at if r["over_budget"]}  # the comparison's own >3% flag
         rivals = {m: v for m, v in means.items() if m != default and m not in over}
         if default not in means or not rivals:
             continue
@@ -484,7 +484,7 @@ def paired(rows: list[dict], default: str = "sp-lamp") -> list[dict]:
                 "diffs": diffs,
                 "mean": statistics.fmean(diffs),
                 "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
-                "default_within": all(within(r) for r in at if r["method"] == default),
+                "default_within": not any(r["over_budget"] for r in at if r["method"] == default),
                 "left_out": sorted(m for m in over if m != default),
             }
         )
@@ -538,9 +538,8 @@ def main() -> None:
     state = State(Path(args.state) if args.state else None, out)
     if not args.tabulate:
         state.restore()
-    saved = (
-        json.loads((results / "compare_fmnist.json").read_text()) if (results / "compare_fmnist.json").exists() else {}
-    )
+    saved_path = results / "compare_fmnist.json"
+    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
     parts = saved.get("parts", {})
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     if args.tabulate:  # the tables say the command that made the runs
@@ -580,7 +579,7 @@ def main() -> None:
             "stages": STAGES,
             "parts": parts,
             "paired": {m: paired(r["rows"]) for m, r in parts.items()},
-            "sessions": state.record("parts.json", lambda d: d),
+            "sessions": state.read("parts.json"),
         },
     )
 
@@ -606,7 +605,7 @@ def log_part(state: State, command: str, commit: str, wall_s: float, stopped: st
 
 
 def _parts_markdown(state: State) -> str:
-    parts = state.record("parts.json", lambda d: d).get("parts", [])
+    parts = state.read("parts.json").get("parts", [])
     lines = [
         "",
         "## Parts",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,3 @@ class MethodDescription(Record):
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in super().to_json().items() if v is not None}
-
-    def with_(self, **changes: Any) -> MethodDescription:
-        return dataclasses.replace(self, **changes)

@@ -10,6 +10,7 @@ gap between the two at equal measured latency is what the measured table buys.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from trtprune.core.errors import TrtpruneError
@@ -77,4 +78,4 @@ class SpLampMacs(SpLamp):
         return MacCost.of_table(state.latency)
 
     def describe(self) -> MethodDescription:
-        return super().describe().with_(latency="MACs, anchored at the table's base latency (ablation)")
+        return replace(super().describe(), latency="MACs, anchored at the table's base latency (ablation)")
