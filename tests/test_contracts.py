@@ -15,29 +15,43 @@ from trtprune.backends import BACKENDS, BackendConfig, get_backend
 from trtprune.core.errors import TrtpruneError
 from trtprune.methods import method_names
 
-OLD_TABLE = Path(__file__).parent / "fixtures" / "table-format1.db"
+FIXTURES = Path(__file__).parent / "fixtures"
+# every table format this trtprune reads: settings format 1 (3ba278b, network mode), build settings
+# format 2 (e643a1d, block mode: the full step grid read as a staircase), and today's (built here)
+TABLES = ("format1", "format2-block", "current")
 
 
-@pytest.fixture
-def old_table(tmp_path) -> Path:
-    """A copy of the format-1 fixture (opening a table migrates its schema in place)."""
-    import shutil
+@pytest.fixture(scope="module")
+def current_table(tmp_path_factory) -> Path:
+    """A table of today's format: a sparse grid read linearly, with designed probes."""
+    from trtprune.engine.timing import TimingConfig
+    from trtprune.lut.build import LutConfig, build_lut
 
-    return Path(shutil.copy(OLD_TABLE, tmp_path / "old.db"))
+    path = tmp_path_factory.mktemp("current") / "lut.db"
+    timing = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
+    config = LutConfig(model="resnet20", input_shape=(1, 1, 28, 28), mode="block", step=16, small=4, points=2,
+                       refine=False, probes=(0.5,), designs=2, timing=timing)  # fmt: skip
+    build_lut(config, path)
+    return path
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("table", TABLES)
 @pytest.mark.parametrize("name", method_names())
-def test_every_method_decides_on_a_table_from_before_the_timing_change(name, tmp_path, old_table):
-    """Setup, score and decide of every registered method on a format-1 table (3ba278b)."""
+def test_every_method_decides_on_a_table_of_each_format(name, table, tmp_path, request):
+    """Setup, score and decide of every registered method on a table of each format it reads."""
+    import shutil
+
     from trtprune.methods import StageState
     from trtprune.prune import PruneConfig
     from trtprune.prune.inputs import load_inputs
 
+    source = request.getfixturevalue("current_table") if table == "current" else FIXTURES / f"table-{table}.db"
+    lut = Path(shutil.copy(source, tmp_path / "lut.db"))  # opening a table migrates its schema in place
     options = {"table": str(tmp_path / "convs.db")} if name == "halp" else {}  # not beside the fixture
     if name == "lap":
         options = {"episodes": 12, "warmup": 4, "holdout": 100}
-    run = load_inputs(PruneConfig(lut=str(old_table), budget_ratio=0.7, method=name, method_options=options))
+    run = load_inputs(PruneConfig(lut=str(lut), budget_ratio=0.7, method=name, method_options=options))
     model = copy.deepcopy(run.loaded.model)
     run.method.setup(run.method_context(copy.deepcopy(model)))
     state = StageState(

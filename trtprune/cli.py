@@ -270,6 +270,12 @@ def lut_build(
     force: Annotated[bool, typer.Option("--force", help="overwrite a table made for something else")] = False,
     export_json: Annotated[Path | None, typer.Option("--export-json", help="also write the table as JSON")] = None,
     small: Annotated[int, typer.Option("--small", help="groups up to this width are measured at every count")] = 16,
+    points: Annotated[
+        int,
+        typer.Option(
+            "--points", help="widths per group on the first grid, read linearly between (0: every step, a staircase)"
+        ),
+    ] = 6,
     rounds: Annotated[int, typer.Option("--rounds", help="at most this many timed rounds per candidate")] = 100,
     row_error: Annotated[
         float,
@@ -290,6 +296,8 @@ def lut_build(
         mode=mode,
         step=step,
         small=small,
+        points=points or None,
+        between="linear" if points else "staircase",
         refine=not no_refine,
         pairs=pairs,
         row_error=row_error,
@@ -357,11 +365,14 @@ def lut_verify(
     samples: Annotated[int, typer.Option("--samples")] = 20,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="measure the plans once (no floor: how far two measurements differ)")
+    ] = False,
 ) -> None:
-    """Measure random plans (30-100% of base latency) and compare with the table's predictions."""
+    """Measure random plans (30-100% of base latency), twice, and compare with the table's predictions."""
 
     with _progress_bar("verifying") as progress:
-        result = tp.verify(str(lut), samples=samples, seed=seed, progress=progress)
+        result = tp.verify(str(lut), samples=samples, seed=seed, progress=progress, again=not once)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -377,6 +388,19 @@ def lut_verify(
         f"timed beside each plan); in raw ms: median {figures['absolute_median_error_pct']:.2f}%, "
         f"p90 {figures['absolute_p90_error_pct']:.2f}%"
     )
+    if result.again:
+        floor = result.floor_pct
+        typer.echo(
+            f"measured again: median error {figures['again_median_error_pct']:.2f}%, p90 "
+            f"{figures['again_p90_error_pct']:.2f}%; floor (the two measurements apart) median {floor[0]:.2f}%, "
+            f"p90 {floor[1]:.2f}%"
+        )
+    cost = result.cost
+    if cost.get("builds"):
+        typer.echo(
+            f"the table cost {cost['engines']} engines ({cost['rows']} rows measured, {cost['copied']} copied) "
+            f"in {cost['wall_s']:.0f} s over {cost['builds']} build(s)"
+        )
 
 
 @lut_app.command("plot")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -18,7 +19,7 @@ from trtprune.backends import BackendConfig
 from trtprune.core.errors import PlanError, TrtpruneError
 from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
-from trtprune.lut.grid import grid_widths, refine_candidates, staircase
+from trtprune.lut.grid import grid_widths, linear, refine_candidates, staircase
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.settings import read_settings
 from trtprune.lut.store import LutMismatch, LutStore, Probe
@@ -207,6 +208,7 @@ def test_backend_config_validates():
 
 # step 8: every resnet20 group has widths to measure (16-channel groups too)
 BLOCK = LutConfig(**{**CONFIG.__dict__, "mode": "block", "pairs": False, "step": 8})
+STAGED = replace(BLOCK, stage_probes=(0.75, 0.5, 0.3))  # stage probes are opt-in since LutConfig format 3
 
 
 class _StructuralRunner:
@@ -356,7 +358,7 @@ def test_joined_correction_only_adds_back(tmp_path, structural):
 
 
 def test_every_stage_has_probes_that_cut_only_its_groups(tmp_path, structural):
-    build_lut(BLOCK, tmp_path / "t.db")
+    build_lut(STAGED, tmp_path / "t.db")
     with LutStore(tmp_path / "t.db") as store:
         settings = read_settings(store.require_meta())
         stored = {p.name for p in store.probes()}
@@ -375,7 +377,7 @@ def test_every_stage_has_probes_that_cut_only_its_groups(tmp_path, structural):
 def test_stage_scales_and_join_weight_are_fitted_to_the_probes(tmp_path, structural):
     """Probes that show each stage saving k_s times what its blocks' rows add up to (and 0.3 of the
     joined-layer over-count) give back k_s and 0.3; a plan cutting one stage predicts k_s x its rows."""
-    build_lut(BLOCK, tmp_path / "t.db")
+    build_lut(STAGED, tmp_path / "t.db")
     scales = {"12x12": 1.25, "6x6": 0.9, "3x3": 1.1}
     with LutStore(tmp_path / "t.db") as store:
         model = LatencyModel(store, stage_scales=True)
@@ -410,7 +412,7 @@ def test_a_table_without_stage_probes_gets_them_on_resume_and_keeps_its_rows(tmp
         assert not any(p.name.startswith("stage-") for p in store.probes())
     before = _all_rows(path)
     structural["scale"] = 2.0  # a re-measured row would double
-    result = build_lut(BLOCK, path)
+    result = build_lut(STAGED, path)
     assert result.measured == 0 and _all_rows(path) == before
     with LutStore(path) as store:
         assert {p.name for p in store.probes()} == set(read_settings(store.require_meta()).probe_widths)
@@ -467,3 +469,86 @@ def test_refinement_finds_edges_and_resumes_to_the_same_widths(tmp_path, structu
     build_lut(refined, tmp_path / "killed.db")
     assert set(_all_rows(tmp_path / "killed.db")) == set(rows)
     assert whole.measured + whole.copied == len(rows) - 1  # every row but the base
+
+
+def test_a_sparse_grid_is_read_linearly_and_an_older_table_as_a_staircase(tmp_path):
+    assert grid_widths(2048, 8, 16, 1, 512, points=6) == [8, 344, 680, 1024, 1368, 1704, 2048]
+    assert grid_widths(64, 8, points=6) == [8, 24, 32, 40, 56, 64]
+    assert grid_widths(64, 8, points=20) == grid_widths(64, 8)  # never more than every step
+    assert grid_widths(12, 8, points=6) == list(range(1, 13))  # small groups: every count
+    deltas = {8: -1.0, 32: -0.5, 64: 0.0}
+    assert linear(deltas, 16, 8) == pytest.approx(-1.0 + 0.5 * 8 / 24)
+    assert linear(deltas, 13, 8) == linear(deltas, 16, 8)  # 13 channels run as 16
+    assert linear(deltas, 3, 8) == -1.0 and linear(deltas, 32, 8) == -0.5 and linear(deltas, 63, 8) == 0.0
+    old = LutConfig(model="resnet20").to_json()
+    for key in ("points", "between", "designs"):
+        old.pop(key)
+    read = LutConfig.from_json({**old, "format": 2})
+    assert (read.points, read.between, read.designs) == (None, "staircase", 0)  # what format 2 meant
+    assert LutConfig.from_json(old).points == 6  # a format-3 record without the key takes the default
+    fixture = Path(__file__).parents[1] / "fixtures" / "table-format2-block.db"
+    path = Path(shutil.copy(fixture, tmp_path / "old.db"))
+    with LutStore(path) as store:
+        model = LatencyModel(store)
+    assert model.settings.build.between == "staircase" and model.settings.build.points is None
+    group = "layer1.0.conv1"
+    assert model._raw(group, 9) == staircase(model.curves[group], 9)
+
+
+def test_an_older_trtprune_refuses_a_sparse_table(tmp_path, structural, monkeypatch):
+    """A staircase reader would mispredict a table read linearly: it must refuse it."""
+    from trtprune.core.records import RecordError
+
+    build_lut(BLOCK, tmp_path / "t.db")
+    monkeypatch.setattr(LutConfig, "FORMAT", 2)  # the reader of trtprune before the sparse grid
+    with LutStore(tmp_path / "t.db") as store, pytest.raises(RecordError, match="format 3.*up to format 2: upgrade"):
+        LatencyModel(store)
+
+
+def test_designed_probes_are_the_same_uneven_plans_on_every_build(tmp_path, structural):
+    designs = []
+    for name in ("a.db", "b.db"):
+        build_lut(BLOCK, tmp_path / name)
+        with LutStore(tmp_path / name) as store:
+            widths = read_settings(store.require_meta()).probe_widths
+            assert set(widths) == {p.name for p in store.probes()}  # every probe timed and stored
+            full = store.require_meta().widths
+        designs.append({n: w for n, w in widths.items() if n.startswith("design-")})
+    assert designs[0] == designs[1] and len(designs[0]) == BLOCK.designs
+    ratios = []
+    for plan in designs[0].values():
+        assert all(w == full[g] or w % BLOCK.step == 0 or w < BLOCK.step for g, w in plan.items())  # allowed widths
+        shares = [w / full[g] for g, w in plan.items()]
+        assert max(shares) - min(shares) > 0.1  # groups cut unevenly, not one uniform cut
+        ratios.append(sum(shares) / len(shares))
+    assert ratios[0] < 0.5 < ratios[-1]  # deep cuts to light ones
+
+
+def test_the_join_weight_is_recovered_exactly_from_noiseless_designed_probes(tmp_path, structural):
+    build_lut(replace(BLOCK, probes=()), tmp_path / "t.db")  # designed probes only
+    with LutStore(tmp_path / "t.db") as store:
+        model = LatencyModel(store)
+        probes = read_settings(store.require_meta()).probe_widths
+        assert probes and all(n.startswith("design-") for n in probes)
+        base = model.base_ms
+        assert all(model._joined_ms(w) > 0 for w in probes.values())
+        store.add_base(
+            None, [Probe(n, base + model._singles(w) + 0.42 * model._joined_ms(w), base) for n, w in probes.items()]
+        )
+        assert LatencyModel(store).join_weight == pytest.approx(0.42, abs=1e-9)
+
+
+def test_a_tables_cost_adds_up_every_invocation(tmp_path, structural):
+    whole = build_lut(BLOCK, tmp_path / "whole.db")
+    with LutStore(tmp_path / "whole.db") as store:
+        assert store.cost() | {"wall_s": 0} == {"engines": whole.engines_built, "rows": whole.measured,
+                                                "copied": whole.copied, "wall_s": 0, "builds": 1}  # fmt: skip
+    structural.update(engines=0, kill_at_engine=20)
+    with pytest.raises(KeyboardInterrupt):
+        build_lut(BLOCK, tmp_path / "killed.db")
+    structural["kill_at_engine"] = None
+    build_lut(BLOCK, tmp_path / "killed.db")
+    with LutStore(tmp_path / "killed.db") as store:
+        cost = store.cost()
+    assert cost["builds"] == 2 and cost["engines"] == structural["engines"]
+    assert cost["rows"] + cost["copied"] == whole.measured + whole.copied  # no row measured twice

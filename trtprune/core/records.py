@@ -7,6 +7,8 @@ prune result) derives from :class:`Record`. ``to_json`` writes the fields plus `
 - a key the record does not have is an error, unless an older format had it and it was
   dropped since (``REMOVED``): such a key is read with a warning and ignored;
 - a format newer than the code's is an error (upgrade trtprune);
+- a key added since a file's format (``ADDED``) reads as the value that reproduces what that
+  format meant, not as today's default (a new default must not change what an old file says);
 - nested records (``NESTED``: a record, or a tuple of them) and tuple fields are rebuilt
   from their JSON objects and lists.
 """
@@ -33,6 +35,7 @@ class Record:
     FORMAT: ClassVar[int] = 1
     REMOVED: ClassVar[dict[str, int]] = {}  # key -> the format that dropped it (older files may carry it)
     NESTED: ClassVar[dict[str, type[Record]]] = {}  # field -> the record type it holds
+    ADDED: ClassVar[dict[str, tuple[int, Any]]] = {}  # key -> (the format that added it, its value before)
     KEY: ClassVar[str] = "key"  # what a key is called in errors ("training option" for a user's options)
     ERROR: ClassVar[type[TrtpruneError]] = RecordError
 
@@ -64,6 +67,9 @@ class Record:
                     continue
                 raise cls.ERROR(f"{source}: unknown {cls.KEY} {key!r}; {cls.__name__} has: {', '.join(names)}")
             kwargs[key] = _typed(cls, names[key], value, f"{source}.{key}")
+        for key, (since, before) in cls.ADDED.items():
+            if key not in kwargs and fmt < since:
+                kwargs[key] = before
         try:
             return cls(**kwargs)
         except TypeError as exc:

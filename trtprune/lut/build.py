@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from trtprune.backends import get_backend
 from trtprune.core.progress import TableRows
 from trtprune.core.shapes import parse_shape
@@ -17,7 +19,7 @@ from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import measure_interleaved
 from trtprune.graph.groups import find_groups
 from trtprune.lut.config import LutConfig
-from trtprune.lut.grid import grid_widths, refine_candidates
+from trtprune.lut.grid import allowed_widths, grid_widths, refine_candidates
 from trtprune.lut.layers import group_resolutions, layer_joins
 from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import BASE, LutMeta, LutStore, Pair, Probe, Row
@@ -166,7 +168,7 @@ class TableBuilder:
         sources = [g for g in self.groups.groups if self.strategy.source(g) == g.name]
         copies = [(g, self.strategy.source(g)) for g in self.groups.groups if self.strategy.source(g) != g.name]
         known = {
-            g.name: set(grid_widths(g.channels, c.step, c.small, g.partitions, c.coarse_above)) | {g.channels}
+            g.name: set(grid_widths(g.channels, c.step, c.small, g.partitions, c.coarse_above, c.points)) | {g.channels}
             for g in sources
         }
         pending = {g.name: sorted(w for w in known[g.name] if w < g.channels) for g in sources}
@@ -279,11 +281,12 @@ def probe_widths(
     groups: ModelGroups, config: LutConfig, resolutions: dict[str, str] | None = None
 ) -> dict[str, dict[str, int]]:
     """``{probe name: {group: width}}``: every group at the grid width nearest each of ``config.probes``
-    (``probe-50``), and per resolution of ``resolutions`` (where there are several), only its groups
-    at each of ``config.stage_probes`` (``stage-14x14-50``; the others at full width)."""
+    (``probe-50``), per resolution of ``resolutions`` (where there are several) only its groups
+    at each of ``config.stage_probes`` (``stage-14x14-50``; the others at full width), and the
+    designed probes (``design-00``...: :func:`design_widths`)."""
 
     def near(g: ChannelGroup, share: float) -> int:
-        grid = grid_widths(g.channels, config.step, config.small, g.partitions, config.coarse_above)
+        grid = grid_widths(g.channels, config.step, config.small, g.partitions, config.coarse_above, config.points)
         return min(grid, key=lambda w: (abs(w - share * g.channels), w))
 
     out = {f"probe-{round(100 * share)}": {g.name: near(g, share) for g in groups.groups} for share in config.probes}
@@ -293,6 +296,29 @@ def probe_widths(
             widths = {g.name: near(g, share) if resolutions[g.name] == stage else g.channels for g in groups.groups}
             if any(w < g.channels for g, w in zip(groups.groups, widths.values(), strict=True)):
                 out[f"stage-{stage}-{round(100 * share)}"] = widths
+    return out | design_widths(groups, config)
+
+
+DESIGN_RATIOS = (0.35, 1.0)  # the designed probes' width ratios (ResNet-50 @224: about 25-95% of the base)
+DESIGN_SEED = 20241  # not verify's seed: the plans a table is checked on are not the plans it is fitted to
+
+
+def design_widths(groups: ModelGroups, config: LutConfig) -> dict[str, dict[str, int]]:
+    """``config.designs`` whole-network plans on prune's allowed widths: plan i's width ratio is the
+    i-th of evenly spread ratios over ``DESIGN_RATIOS``, each group's drawn around it (x 0.6-1.4, as
+    ``trtprune lut verify`` draws its plans), so the plans cover deep and light cuts with the
+    groups cut unevenly, as a budget's solution cuts them. Seeded: the same plans for every build."""
+    rng = np.random.default_rng(DESIGN_SEED)
+    allowed = {g.name: allowed_widths(g, g.channels, config.step) for g in groups.groups}
+    lo, hi = DESIGN_RATIOS
+    out = {}
+    for i in range(config.designs):
+        ratio = lo + (hi - lo) * (i + 0.5) / config.designs
+        widths = {}
+        for name, grid in allowed.items():
+            target = float(np.clip(ratio * rng.uniform(0.6, 1.4), 0.0, 1.0)) * grid[-1]
+            widths[name] = int(grid[np.argmin(np.abs(grid - target))])
+        out[f"design-{i:02d}"] = widths
     return out
 
 
@@ -327,9 +353,14 @@ def build_into(
     config: LutConfig, loaded: LoadedModel, groups: ModelGroups, store: LutStore, progress: Progress | None = None
 ) -> TableBuilder:
     """Measure (or finish measuring) ``loaded``'s table into an open ``store`` whose meta is set;
-    returns the finished builder (its counts of rows measured, skipped, copied, engines built)."""
+    returns the finished builder (its counts of rows measured, skipped, copied, engines built), whose
+    cost the table adds to its total (:meth:`LutStore.cost`), interrupted or not."""
+    start = time.perf_counter()
     builder = TableBuilder(config, loaded, groups, store, progress)
-    builder.run()
+    try:
+        builder.run()
+    finally:
+        store.add_cost(builder.engines, builder.measured, builder.copied, time.perf_counter() - start)
     return builder
 
 

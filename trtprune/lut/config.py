@@ -8,6 +8,7 @@ from trtprune.backends import BackendConfig
 from trtprune.core.errors import UsageError
 from trtprune.core.records import Record
 from trtprune.engine.timing import TimingConfig
+from trtprune.lut.grid import BETWEEN
 
 MODES = ("network", "block")
 
@@ -16,8 +17,10 @@ MODES = ("network", "block")
 class LutConfig(Record):
     """What to measure and how."""
 
-    FORMAT = 2  # format 1 had ``precision`` (now ``row_error``), ``block_noise_share``, ``block_min_rounds``
+    FORMAT = 3  # format 1 had ``precision`` (now ``row_error``), ``block_noise_share``, ``block_min_rounds``
     REMOVED = {"precision": 2, "block_noise_share": 2, "block_min_rounds": 2}
+    # tables of format 2 and before: every step measured, read as a staircase, no designed probes
+    ADDED = {"points": (3, None), "between": (3, "staircase"), "designs": (3, 0)}
     NESTED = {"backend_config": BackendConfig, "timing": TimingConfig}
 
     model: str | None
@@ -32,6 +35,13 @@ class LutConfig(Record):
     # groups wider than this start on a grid of 2 x step (refinement still bisects where the curve
     # jumps): a ResNet-50 @224 table builds 810 engines instead of 996 (benchmarks/results/lut_fidelity-resnet50-*.md)
     coarse_above: int | None = 512
+    # at most this many widths per group on the first grid, spread evenly over the step's multiples
+    # (None: every multiple, or every second one above ``coarse_above``): a ResNet-50 @224 block
+    # table builds about a fifth of the engines (benchmarks/results/lut_fidelity.md)
+    points: int | None = 6
+    # how a width between two measured ones is read: ``linear`` (a sparse grid) or ``staircase``
+    # (the next measured width up; tables of format 2 and before)
+    between: str = "linear"
     refine: bool = True
     refine_rounds: int = 2
     # joined pairs of groups cut together (a measured interaction term per pair), opt-in: the
@@ -44,8 +54,14 @@ class LutConfig(Record):
     # per resolution (a stage of the network), whole networks with only that stage's groups cut to
     # these shares, timed beside the unpruned network: the opt-in stage scales are fitted to them
     # (``LatencyModel(stage_scales=True)``: what a block timed alone misses of its stage's cuts in the
-    # whole network; benchmarks/results/lut_fidelity.md reports both rules on the same measurements)
-    stage_probes: tuple[float, ...] = (0.75, 0.5, 0.3)
+    # whole network; benchmarks/results/lut_fidelity.md reports both rules on the same measurements).
+    # None by default since format 3: the designed probes below cut every stage by random amounts
+    stage_probes: tuple[float, ...] = ()
+    # designed probes: this many whole networks with every group at a random allowed width (width
+    # ratios spread evenly over 35-100%, seeded, so every build of a model times the same plans),
+    # timed beside the unpruned network; the joined-layer weight (and the opt-in stage scales) are
+    # fitted to them with the probes above: plans like the ones prune picks, not uniform cuts alone
+    designs: int = 12
     jump_ratio: float = 0.01  # a jump: a latency change above this share of the base (5x a row's target error)
     candidates_per_batch: int = 6
     # every row's change is timed until its standard error is at most this share of the base
@@ -72,5 +88,11 @@ class LutConfig(Record):
             raise UsageError(f"--step must be >= 1, not {self.step}")
         if not 0 < self.row_error < 1:
             raise UsageError(f"--row-error is a share of the base latency in (0, 1), not {self.row_error}")
+        if self.points is not None and self.points < 2:
+            raise UsageError(f"--points must be >= 2 (or none: every step), not {self.points}")
+        if self.between not in BETWEEN:
+            raise UsageError(f"unknown rule between widths {self.between!r}; use {' or '.join(BETWEEN)}")
+        if self.designs < 0:
+            raise UsageError(f"--designs must be >= 0, not {self.designs}")
         if self.timing.rounds < 1:
             raise UsageError(f"--rounds must be >= 1, not {self.timing.rounds}")

@@ -5,9 +5,17 @@ cores, 32 for INT8), so latency against width is a staircase. The default grid
 is every multiple of ``step`` (every count for groups of at most ``small``
 channels); where two neighbouring grid points differ by more than the jump
 threshold and by more than the slope around them, the interval is bisected to
-find the step's edge. A width between
-measured points costs what the next measured width up costs (a 50-channel
-tensor runs like 56): the staircase, not a straight line.
+find the step's edge.
+
+Between measured widths, two rules (the table's ``between``):
+
+- ``staircase`` (tables on the full step grid): a width costs what the next measured width up
+  costs (a 50-channel tensor runs like 56);
+- ``linear`` (tables on a sparse grid of ``points`` widths per group): a width runs as its padded
+  width (the next multiple of the step), read on the straight line between the measured widths
+  around it. A sparse grid read as a staircase would charge every width between two measured
+  points the cost of the wider one; refinement still bisects where the curve jumps, so a
+  padding edge is measured, not smoothed over.
 """
 
 from __future__ import annotations
@@ -23,17 +31,33 @@ if TYPE_CHECKING:
 
 
 def grid_widths(
-    channels: int, step: int = 8, small: int = 16, partitions: int = 1, coarse_above: int | None = None
+    channels: int,
+    step: int = 8,
+    small: int = 16,
+    partitions: int = 1,
+    coarse_above: int | None = None,
+    points: int | None = None,
 ) -> list[int]:
     """Initial grid for a group of ``channels`` (ascending, always ending at ``channels``).
 
-    Groups wider than ``coarse_above`` start every ``2 * step``: one step of a wide group moves
-    latency by a small fraction of what the table resolves, and refinement still bisects every
-    interval where the curve jumps (an engine's padding edge), so the table keeps its edges at
-    half the engines.
+    ``points``: at most this many multiples of ``step`` below the full width: the smallest, and
+    those nearest 1/points, 2/points... of the channels (a sparse grid, read linearly between its
+    widths). Without it,
+    every multiple; groups wider than ``coarse_above`` start every ``2 * step``: one step of a
+    wide group moves latency by a small fraction of what the table resolves, and refinement
+    still bisects every interval where the curve jumps (an engine's padding edge), so the table
+    keeps its edges at half the engines.
     """
     if channels <= small or step <= 1:
         widths = list(range(1, channels + 1))
+    elif points:  # the smallest multiple, then the multiples nearest k/points of the channels
+        below = np.arange(step, channels, step)
+        near = (
+            {int(below[np.abs(below - channels * k / points).argmin()]) for k in range(1, points)}
+            if len(below)
+            else set()
+        )
+        widths = sorted(near | set(below[:1].tolist())) + [channels]
     else:
         stride = 2 * step if coarse_above is not None and channels > coarse_above else step
         widths = list(range(stride, channels, stride)) + [channels]
@@ -70,6 +94,25 @@ def staircase(deltas: Mapping[int, float], width: int) -> float:
     widths = sorted(deltas)
     i = bisect.bisect_left(widths, width)
     return deltas[widths[min(i, len(widths) - 1)]]
+
+
+def linear(deltas: Mapping[int, float], width: int, step: int) -> float:
+    """The value at ``width`` (measured, or its padded width's on the line between the measured
+    widths around it; the nearest measured end outside them)."""
+    if width in deltas:
+        return deltas[width]
+    widths = sorted(deltas)
+    padded = -(-width // step) * step if step > 1 else width
+    if padded in deltas:
+        return deltas[padded]
+    i = bisect.bisect_left(widths, padded)
+    if i == 0 or i == len(widths):
+        return deltas[widths[min(i, len(widths) - 1)]]
+    a, b = widths[i - 1], widths[i]
+    return deltas[a] + (deltas[b] - deltas[a]) * (padded - a) / (b - a)
+
+
+BETWEEN = {"staircase": lambda deltas, width, step: staircase(deltas, width), "linear": linear}
 
 
 def allowed_widths(group: ChannelGroup, current: int, round_to: int | None) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Predicting a plan's latency from a table (paper Eq. 6-7).
 
 predicted = base + sum over groups of (L_g(w_g) - L_g(current)), each term read
-off the group's staircase, + the joined-layer correction. In ``network`` mode L_g
+off the group's measured widths (between them: the table's rule, :mod:`trtprune.lut.grid`),
++ the joined-layer correction. In ``network`` mode L_g
 is the whole network's latency with only g changed (kept as a share of the network
 measured beside it, so drift between batches cancels); in ``block`` mode it is the
 latency of the sub-graph g touches: its change as a share of the unpruned block
@@ -15,7 +16,7 @@ C (1 - r_a)(1 - r_b) for the layer's cost C. Each group's change is apportioned
 to its layers by MACs to estimate C; how much of that over-count this engine
 shows (1 for compute-bound engines, near 0 for overhead-bound ones) is one weight,
 fitted by least squares to the table's probes (whole networks with every group cut,
-timed beside the base). Measured pairs (``--pairs``) replace the estimate for
+timed beside the base: uniform cuts and, since format 3, designed plans cut unevenly). Measured pairs (``--pairs``) replace the estimate for
 their two groups with k_ab (A - w_a)(B - w_b).
 
 The stage scales: a block timed alone does not show everything its cut saves in the whole
@@ -36,7 +37,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from trtprune.core.errors import PlanError
-from trtprune.lut.grid import staircase
+from trtprune.lut.grid import BETWEEN
 from trtprune.lut.settings import read_settings
 from trtprune.lut.store import BASE, LutStore, Probe
 
@@ -92,6 +93,7 @@ class LatencyModel:
         for ab, k in self.pairs.items():
             for g in ab:
                 self.pairs_of[g].append((ab, k))
+        self._between = BETWEEN[self.settings.build.between]  # how widths between measured ones are read
         self.stage_of = dict(self.settings.resolutions)
         self.stage_scales, self.join_weight = self._fit(store.probes(), stage_scales)
         self.interactions = interactions
@@ -150,7 +152,9 @@ class LatencyModel:
 
     def _raw(self, group: str, width: int) -> float:
         """The group's change as its rows measured it (before its stage's scale)."""
-        return staircase(self.curves[group], width) if width != self.meta.widths.get(group) else 0.0
+        if width == self.meta.widths.get(group):
+            return 0.0
+        return self._between(self.curves[group], width, self.meta.step)
 
     def scale(self, group: str) -> float:
         """The group's stage scale (1 where the table has none)."""

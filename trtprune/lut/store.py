@@ -229,6 +229,25 @@ class LutStore:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('meta', ?)", (json.dumps(meta.to_json()),))
 
+    def add_cost(self, engines: int, measured: int, copied: int, wall_s: float) -> None:
+        """Add one build invocation's cost to the table's total (a resumed build adds its own part)."""
+        cost = self.cost()
+        cost = {
+            "engines": cost["engines"] + engines,
+            "rows": cost["rows"] + measured,
+            "copied": cost["copied"] + copied,
+            "wall_s": cost["wall_s"] + wall_s,
+            "builds": cost["builds"] + 1,
+        }
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('cost', ?)", (json.dumps(cost),))
+
+    def cost(self) -> dict[str, Any]:
+        """What building the table cost, over every invocation: engines built, rows measured and
+        copied, wall seconds, invocations (zeros for tables built before the cost was kept)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='cost'").fetchone()
+        return json.loads(row[0]) if row else {"engines": 0, "rows": 0, "copied": 0, "wall_s": 0.0, "builds": 0}
+
     # rows ---------------------------------------------------------------------
     def add(self, rows: list[Row]) -> None:
         with self.db:
@@ -317,6 +336,7 @@ class LutStore:
             "meta": {k: v for k, v in meta.to_json().items() if k != "environment"},
             "environment": meta.environment,
             "base_ms": self.base_ms(),
+            "cost": self.cost(),
             "rows": [{**asdict(r), "delta_ms": r.delta_ms} for r in self.rows() if r.group != BASE],
             "pairs": [{**asdict(p), "interaction_ms": p.interaction_ms} for p in self.pairs()],
             "probes": [{**asdict(p), "share": p.share} for p in self.probes()],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -60,8 +60,18 @@ class VerifyRow:
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """The plans measured against the table; ``again``: the same plans measured a second time (the
+    floor: how far two measurements of one plan fall apart here); ``cost``: what the table cost."""
+
     rows: list[VerifyRow]
     base_ms: float
+    again: list[VerifyRow] = field(default_factory=list)
+    cost: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def floor_pct(self) -> tuple[float, float]:
+        """Median and p90 of |share - share again| / share again (nan without a second measurement)."""
+        return floor_pct(self.rows, self.again) if self.again else (float("nan"), float("nan"))
 
     @property
     def median_error_pct(self) -> float:
@@ -73,11 +83,15 @@ class VerifyResult:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"base_ms": self.base_ms, "samples": len(self.rows)}
-        for prefix, field in ERROR_COLUMNS.items():
+        for prefix, column in ERROR_COLUMNS.items():
             out[f"{prefix}median_error_pct"], out[f"{prefix}p90_error_pct"] = median_p90(
-                getattr(r, field) for r in self.rows
+                getattr(r, column) for r in self.rows
             )
-        return {**out, "rows": [r.to_json() for r in self.rows]}
+        if self.again:
+            out["again_median_error_pct"], out["again_p90_error_pct"] = median_p90(r.error_pct for r in self.again)
+            out["floor_median_pct"], out["floor_p90_pct"] = self.floor_pct
+        out["cost"] = self.cost
+        return {**out, "rows": [r.to_json() for r in self.rows], "again": [r.to_json() for r in self.again]}
 
 
 # the summaries to_json gives: key prefix -> the VerifyRow error they summarise
@@ -98,6 +112,11 @@ def share_error_pct(latency: LatencyModel, widths: dict[str, int], share: float)
     """|predicted share - measured share| / measured share, in percent: the prediction as a share of
     the table's base against a plan measured as a share of the base timed beside it."""
     return relative_error_pct(latency.predict_widths(widths) / latency.base_ms, share)
+
+
+def floor_pct(first: list[VerifyRow], second: list[VerifyRow]) -> tuple[float, float]:
+    """The same plans measured twice: |share1 - share2| / share2 in percent, median and p90."""
+    return median_p90(relative_error_pct(a.share, b.share) for a, b in zip(first, second, strict=True))
 
 
 def median_p90(errors_pct: Iterable[float]) -> tuple[float, float]:
@@ -135,13 +154,15 @@ def verify(
     timing: TimingConfig = TimingConfig(),
     per_batch: int = 4,
     progress=None,
+    again: bool = False,
 ) -> VerifyResult:
-    """Measure ``samples`` random plans (whole pruned networks, exported and built) against the table."""
+    """Measure ``samples`` random plans (whole pruned networks, exported and built) against the table;
+    ``again``: then measure them a second time (the floor)."""
 
     with LutStore(lut_path) as store:
-        model = LatencyModel(store)
-        singles = LatencyModel(store, interactions=False)
-        scaled = LatencyModel(store, stage_scales=True)
+        models = (LatencyModel(store), LatencyModel(store, interactions=False), LatencyModel(store, stage_scales=True))
+        cost = store.cost()
+    model = models[0]
     meta = model.meta
     bcfg = model.settings.backend_config
     loaded = load_for_lut(model.settings.build)
@@ -150,13 +171,23 @@ def verify(
     allowed = {g.name: [int(w) for w in allowed_widths(g, g.channels, meta.step)] for g in groups.groups}
     plans = [random_widths(model, rng, allowed) for _ in range(samples)]
     base_runner = prepare(loaded.model, loaded.input_shape, meta.backend, bcfg)
+
+    def measured(widths: dict[str, int]):
+        return prepare(prune_copy(loaded.model, groups, widths), loaded.input_shape, meta.backend, bcfg)
+
+    runs = [_measure(plans, measured, base_runner, models, timing, per_batch, progress) for _ in range(1 + again)]
+    base_runner.close()
+    return VerifyResult(runs[0], model.base_ms, runs[1] if again else [], cost)
+
+
+def _measure(plans, prepare_plan, base_runner, models, timing, per_batch, progress) -> list[VerifyRow]:
+    """Each plan timed beside the base (``per_batch`` plans per interleaved batch), scored by the
+    table's default rule, its sum of single changes and its stage scales (``models``)."""
+    model, singles, scaled = models
     rows: list[VerifyRow] = []
-    for start in range(0, samples, per_batch):
+    for start in range(0, len(plans), per_batch):
         chunk = plans[start : start + per_batch]
-        runners = {
-            str(i): prepare(prune_copy(loaded.model, groups, w), loaded.input_shape, meta.backend, bcfg)
-            for i, w in enumerate(chunk)
-        }
+        runners = {str(i): prepare_plan(w) for i, w in enumerate(chunk)}
         t = measure_interleaved(
             {"base": base_runner.timed, **{k: r.timed for k, r in runners.items()}}, timing, reference="base"
         )
@@ -167,6 +198,8 @@ def verify(
             rows.append(
                 VerifyRow(widths, pred, meas, base_now, err, relative_error_pct(pred, meas), err_singles, err_scaled)
             )
+        for r in runners.values():
+            r.close()
         if progress:
-            progress(TableRows(len(rows), total=samples))
-    return VerifyResult(rows, model.base_ms)
+            progress(TableRows(len(rows), total=len(plans)))
+    return rows
