@@ -163,8 +163,11 @@ def test_block_mode_and_verify_and_plot(tmp_path):
     cfg = LutConfig(**{**CONFIG.__dict__, "mode": "block"})
     result = build_lut(cfg, path)
     assert result.measured > 0
-    res = verify(str(path), samples=3, timing=FAST)
-    assert len(res.rows) == 3
+    res = verify(str(path), samples=3, timing=FAST, again=True)
+    assert len(res.rows) == 3 and [r.widths for r in res.again] == [r.widths for r in res.rows]  # measured twice
+    figures = res.to_json()
+    assert figures["floor_median_pct"] == pytest.approx(res.floor_pct[0]) and res.floor_pct[0] >= 0
+    assert figures["cost"]["engines"] == result.engines_built and figures["cost"]["builds"] == 1
     for r in res.rows:
         assert 0.3 * res.base_ms <= r.predicted_ms <= res.base_ms
         assert r.measured_ms > 0
