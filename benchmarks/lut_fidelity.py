@@ -157,10 +157,12 @@ def rescore(key: str, case: dict, workdir: Path, backend: str = "ort") -> None:
     path = table_path(*key.split("/"), workdir, backend)
     with LutStore(path) as store:
         latency, fitted = LatencyModel(store), LatencyModel(store, stage_scales=True)
+        unscaled = LatencyModel(store, stage_scales=False)
     row = case["row"]
     first, second = ([VerifyRow.from_json(r) for r in v["rows"]] for v in case["raw"]["verify"])
     row["median_err_pct"], row["p90_err_pct"] = _rounded(share_errors(latency, first))
     row["scaled_median_pct"], row["scaled_p90_pct"] = _rounded(share_errors(fitted, first))
+    row["unscaled_median_pct"], row["unscaled_p90_pct"] = _rounded(share_errors(unscaled, first))
     row["again_median_pct"], row["again_p90_pct"] = _rounded(share_errors(latency, second))
     ms = [relative_error_pct(latency.predict_widths(r.widths), r.measured_ms) for r in first]
     row["ms_median_pct"], row["ms_p90_pct"] = _rounded(ms)
@@ -283,10 +285,11 @@ def report(rows: list[dict], args, limits: dict[str, dict] | None = None) -> str
             f"Errors over {args.samples} random plans on prune's allowed widths (`plans_share`: the measured range, as "
             "shares of the base network), |predicted - measured| / measured: on latency as a share of the base "
             "network measured beside each plan (`median_err_pct`, `p90_err_pct`; again against a second measurement "
-            "of the same plans: `again_*`) and in raw milliseconds (`ms_*`). `scaled_*`: the same measurements "
-            "against the opt-in stage scales (`LatencyModel(stage_scales=True)`: each group's change times its "
-            "stage's scale, fitted with the joined-layer weight to the stage probes); the main columns use the "
-            "default rule (each group's change as its block measured it, the weight fitted to the probes). `floor_*`: how far the two "
+            "of the same plans: `again_*`) and in raw milliseconds (`ms_*`), by the table's default rule. "
+            "`scaled_*`: the same measurements with the stage scales (`LatencyModel(stage_scales=True)`: each "
+            "group's change times its stage's scale, fitted with the joined-layer weight to the probes; the "
+            "default of tables with designed probes); `unscaled_*` (`--rescore`): without them (scales 1, the "
+            "weight alone fitted; the default of older tables). `floor_*`: how far the two "
             "measurements of the same plan fall apart (shares): what this machine allows at best.",
             "",
             f"Targets (median <= {TARGETS['median']}%, p90 <= {TARGETS['p90']}% share error) met in "

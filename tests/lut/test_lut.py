@@ -356,8 +356,14 @@ def test_joined_correction_only_adds_back(tmp_path, structural):
         assert singles.interaction_ms(half) == 0.0
         assert singles.stage_scales == joined.stage_scales  # the separable costs keep the stage scales
         assert singles.predict_widths(half) <= joined.predict_widths(half) <= joined.base_ms  # never below the sum
-        default = LatencyModel(store)  # the stage scales are opt-in: by default every group counts as measured
-        assert all(default.scale(g) == 1.0 for g in default.meta.widths) and default.stage_scales == {}
+        default = LatencyModel(store)  # a table with designed probes fits its stage scales by default
+        assert default.stage_scales == joined.stage_scales and default.join_weight == joined.join_weight
+        unscaled = LatencyModel(store, stage_scales=False)
+        assert all(unscaled.scale(g) == 1.0 for g in unscaled.meta.widths) and unscaled.stage_scales == {}
+    fixture = Path(__file__).parents[1] / "fixtures" / "table-format2-block.db"
+    with LutStore(shutil.copy(fixture, tmp_path / "old.db")) as store:
+        old = LatencyModel(store)  # a table from before the designed probes: every group counts as measured
+        assert old.stage_scales == {} and all(old.scale(g) == 1.0 for g in old.meta.widths)
 
 
 def test_every_stage_has_probes_that_cut_only_its_groups(tmp_path, structural):
@@ -530,7 +536,7 @@ def test_designed_probes_are_the_same_uneven_plans_on_every_build(tmp_path, stru
 def test_the_join_weight_is_recovered_exactly_from_noiseless_designed_probes(tmp_path, structural):
     build_lut(replace(BLOCK, probes=()), tmp_path / "t.db")  # designed probes only
     with LutStore(tmp_path / "t.db") as store:
-        model = LatencyModel(store)
+        model = LatencyModel(store, stage_scales=False)  # the truth: every stage as its rows say (scales 1)
         probes = read_settings(store.require_meta()).probe_widths
         assert probes and all(n.startswith("design-") for n in probes)
         base = model.base_ms
@@ -538,7 +544,10 @@ def test_the_join_weight_is_recovered_exactly_from_noiseless_designed_probes(tmp
         store.add_base(
             None, [Probe(n, base + model._singles(w) + 0.42 * model._joined_ms(w), base) for n, w in probes.items()]
         )
-        assert LatencyModel(store).join_weight == pytest.approx(0.42, abs=1e-9)
+        fitted = LatencyModel(store)  # the stage scales and the weight, fitted together
+        assert fitted.join_weight == pytest.approx(0.42, abs=1e-6)
+        assert fitted.stage_scales and all(k == pytest.approx(1.0, abs=1e-6) for k in fitted.stage_scales.values())
+        assert LatencyModel(store, stage_scales=False).join_weight == pytest.approx(0.42, abs=1e-9)
 
 
 def test_a_tables_cost_adds_up_every_invocation(tmp_path, structural):

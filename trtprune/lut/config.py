@@ -52,15 +52,14 @@ class LutConfig(Record):
     # beside the unpruned network: the prediction fits its joined-layer weight to them
     probes: tuple[float, ...] = (0.75, 0.5, 0.3)
     # per resolution (a stage of the network), whole networks with only that stage's groups cut to
-    # these shares, timed beside the unpruned network: the opt-in stage scales are fitted to them
-    # (``LatencyModel(stage_scales=True)``: what a block timed alone misses of its stage's cuts in the
-    # whole network; benchmarks/results/lut_fidelity.md reports both rules on the same measurements).
-    # None by default since format 3: the designed probes below cut every stage by random amounts
+    # these shares, timed beside the unpruned network: more probes for the stage scales (what a block
+    # timed alone misses of its stage's cuts in the whole network). None by default since format 3:
+    # the designed probes below cut every stage by random amounts, and the scales are fitted to them
     stage_probes: tuple[float, ...] = ()
     # designed probes: this many whole networks with every group at a random allowed width (width
     # ratios spread evenly over 35-100%, seeded, so every build of a model times the same plans),
-    # timed beside the unpruned network; the joined-layer weight (and the opt-in stage scales) are
-    # fitted to them with the probes above: plans like the ones prune picks, not uniform cuts alone
+    # timed beside the unpruned network; the joined-layer weight and the stage scales are fitted to
+    # them with the probes above: plans like the ones prune picks, not uniform cuts alone
     designs: int = 12
     jump_ratio: float = 0.01  # a jump: a latency change above this share of the base (5x a row's target error)
     candidates_per_batch: int = 6

@@ -44,7 +44,7 @@ def layer_joins(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGro
 def group_resolutions(model: nn.Module, input_shape: tuple[int, ...], groups: ModelGroups) -> dict[str, str]:
     """``{group: "HxW"}``: the spatial size of the maps a group's producers write (the largest if
     they differ; ``"1"`` for a linear's features). Groups at one resolution form a stage of the
-    network; the table's stage probes cut one at a time (:mod:`trtprune.lut.predict`'s opt-in scales)."""
+    network, each with its scale in the prediction (:mod:`trtprune.lut.predict`)."""
     import torch
 
     producers = {layer for g in groups.groups for layer in g.producers}

@@ -23,9 +23,12 @@ The stage scales: a block timed alone does not show everything its cut saves in 
 network (on small inputs, where per-op overheads, layout reorders and cache dominate, a
 stage's cuts save up to 15% more than its blocks' changes add up to). Each group's change is
 multiplied by its stage's scale k_s (a stage: the groups whose maps have one spatial size),
-fitted with the joined-layer weight by bounded least squares to all probes, the stage probes
-(format-3 tables: whole networks with only one stage cut) included. Tables without stage
-probes, and the default rule, have k_s = 1: the scales are opt-in (``stage_scales=True``).
+fitted with the joined-layer weight by bounded least squares to all probes: the designed probes
+(tables since LutConfig format 3: whole networks with every stage cut by random amounts) and the
+stage probes (opt-in: whole networks with only one stage cut). Tables with designed probes use the
+scales by default; older tables keep k_s = 1 unless asked (``stage_scales=True``): fitted to uniform
+cuts alone, the scales helped in 4 of 8 benchmarked runs (benchmarks/results/lut_fidelity-format2.md),
+fitted to designed plans they bring every 224-px case under its target (lut_fidelity.md).
 
 predicted = base + sum_g k_stage(g) L_g(w_g) + pairs + weight x joined over-count.
 """
@@ -35,6 +38,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from trtprune.core.errors import PlanError
 from trtprune.lut.grid import BETWEEN
@@ -51,18 +56,19 @@ SCALE_PRIOR = 0.05
 
 
 class LatencyModel:
-    """A table loaded in memory: per-group staircases of latency change."""
+    """A table loaded in memory: per-group curves of latency change."""
 
-    def __init__(self, store: LutStore, interactions: bool = True, stage_scales: bool = False) -> None:
+    def __init__(self, store: LutStore, interactions: bool = True, stage_scales: bool | None = None) -> None:
         """``interactions=False``: the sum of single-group changes, each with its stage's scale, without
         the pair and joined-layer terms (what a separable solver optimises; fitted the same way).
-        ``stage_scales=True``: each group's change times its stage's scale, fitted to the stage probes
-        (opt-in: on the six benchmarked cases it improved the median error in 4 of 8 runs and worsened
-        the p90 in 4, and it raises the smallest latency some tables predict; the default is the rule
-        of format-2 tables: scales 1, the weight fitted to the probes that cut every stage)."""
+        ``stage_scales``: each group's change times its stage's scale, fitted to the probes; by default
+        (None) where the table has designed probes, which cut every stage unevenly, and not in older
+        tables, whose rule is scales 1 and the weight fitted to the probes that cut every stage."""
 
         self.meta = store.require_meta()
         self.settings = read_settings(self.meta, f"table {store.path}")
+        if stage_scales is None:
+            stage_scales = self.settings.build.designs > 0
         self.base_ms = store.base_ms()
         curves: dict[str, dict[int, float]] = defaultdict(dict)
         network = self.meta.mode == "network"
@@ -103,7 +109,7 @@ class LatencyModel:
 
         Each probe's measured change, less its pair terms, is modelled as the sum over stages of
         k_s x that stage's single changes plus the weight x the estimated over-count; one bounded
-        least-squares fit over all probes (coordinate descent on a convex objective), with a prior
+        least-squares fit over all probes (exact, by an active set on the bounds), with a prior
         pulling each k_s to 1 (``SCALE_PRIOR`` x the stage's own sum of squares): where the
         over-count grows with the cut as the changes do, the weight and the scales can trade
         against each other, and the prior keeps a stage at the measured rows unless its probes say
@@ -123,23 +129,19 @@ class LatencyModel:
             y = (probe.share - 1.0) * self.base_ms - by_stage.pop(None, 0.0) - self._pairs_ms(w)
             alone = next(iter(by_stage)) if len(by_stage) == 1 else None
             fits.append((alone, y, dict(by_stage), self._joined_ms(w) if self.joins else 0.0))
-        if not scaled_stages:
-            stages, fits = [], [f for f in fits if f[0] is None]
-        scales, weight = dict.fromkeys(stages, 1.0), 0.0
-        prior = {st: SCALE_PRIOR * sum(c.get(st, 0.0) ** 2 for _, _, c, _ in fits) for st in stages}
-
-        def residual(y: float, changes: dict[str, float], joined: float) -> float:
-            return y - sum(scales.get(st, 1.0) * a for st, a in changes.items()) - weight * joined
-
-        for _ in range(200):
-            before = (weight, *scales.values())
-            weight = _bounded([(j, residual(y, c, j) + weight * j) for _, y, c, j in fits], 0.0, 1.0, 0.0)
-            for st in stages:
-                points = [(c.get(st, 0.0), residual(y, c, j) + scales[st] * c.get(st, 0.0)) for _, y, c, j in fits]
-                scales[st] = _bounded(points, 0.5, 2.0, 1.0, prior=(prior[st], 1.0))
-            if max(abs(a - b) for a, b in zip(before, (weight, *scales.values()), strict=True)) < 1e-10:
-                break
-        return scales, float(weight)
+        if not scaled_stages:  # every stage at scale 1: its changes are part of what the weight explains
+            stages, fits = [], [(None, y - sum(c.values()), {}, j) for alone, y, c, j in fits if alone is None]
+        if not fits:
+            return dict.fromkeys(stages, 1.0), 0.0
+        # columns: the weight's over-count, then each stage's single changes; the prior rows hold each
+        # stage at 1 with SCALE_PRIOR x that stage's own sum of squares
+        a = np.array([[j, *(c.get(st, 0.0) for st in stages)] for _, _, c, j in fits], dtype=np.float64)
+        y = np.array([f[1] for f in fits], dtype=np.float64)
+        prior = np.array([0.0, *(SCALE_PRIOR * float(np.sum(a[:, i + 1] ** 2)) for i in range(len(stages)))])
+        start = np.array([0.0] + [1.0] * len(stages))
+        lo, hi = np.array([0.0] + [0.5] * len(stages)), np.array([1.0] + [2.0] * len(stages))
+        x = _bounded_least_squares(a, y, prior, start, lo, hi)
+        return {st: float(k) for st, k in zip(stages, x[1:], strict=True)}, float(x[0])
 
     def _scaled(self, change_ms: float, ref_ms: float, network: bool) -> float:
         """A change measured beside a reference, in the table's base milliseconds.
@@ -241,15 +243,27 @@ class LatencyModel:
         return {w: self.delta_ms(group, w) for w in range(1, self.meta.widths[group] + 1)}
 
 
-def _bounded(
-    points: list[tuple[float, float]], lo: float, hi: float, default: float, prior: tuple[float, float] = (0.0, 0.0)
-) -> float:
-    """The least-squares slope through the origin of ``(x, y)`` points, clipped to [lo, hi]; with
-    ``prior`` = (weight, value), plus weight x (slope - value)^2 in the objective."""
-    strength, value = prior
-    den = sum(x * x for x, _ in points) + strength
-    num = sum(x * y for x, y in points) + strength * value
-    return min(max(num / den, lo), hi) if den > 0 else default
+def _bounded_least_squares(
+    a: np.ndarray, y: np.ndarray, prior: np.ndarray, start: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """argmin |a x - y|^2 + sum_i prior_i (x_i - start_i)^2 with lo <= x <= hi, by an active set: solve
+    for the free unknowns, fix those out of bounds at their bound, solve again. An unknown no row
+    informs (a zero column without a prior) stays at ``start``."""
+    x = start.astype(np.float64).copy()
+    free = (np.abs(a).sum(axis=0) > 0) | (prior > 0)
+    for _ in range(a.shape[1] + 1):
+        if not free.any():
+            break
+        cols = np.flatnonzero(free)
+        rows = np.vstack([a[:, cols], np.diag(np.sqrt(prior[cols]))])
+        rhs = np.concatenate([y - a[:, ~free] @ x[~free], np.sqrt(prior[cols]) * start[cols]])
+        x[cols] = np.linalg.lstsq(rows, rhs, rcond=None)[0]
+        out = free & ((x < lo) | (x > hi))
+        if not out.any():
+            break
+        x = np.clip(x, lo, hi)
+        free &= ~out
+    return np.clip(x, lo, hi)
 
 
 def _joins(

@@ -36,7 +36,7 @@ class VerifyRow:
     error_pct: float  # |predicted/base - measured/base_now| / (measured/base_now): shares of the base network
     absolute_error_pct: float  # |predicted - measured| / measured, in raw milliseconds
     no_pairs_error_pct: float  # error_pct of the prediction without pair interactions (sum of single-group changes)
-    stage_scales_error_pct: float = 0.0  # error_pct with the opt-in stage scales (LatencyModel(stage_scales=True))
+    stage_scales_error_pct: float = 0.0  # error_pct with the stage scales (LatencyModel(stage_scales=True))
 
     RETIRED = frozenset({"no_stage_scales_error_pct"})  # stored by older trtprune, no longer meaningful
 
