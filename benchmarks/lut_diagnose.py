@@ -41,7 +41,7 @@ def errors(model: LatencyModel, rows: list[VerifyRow]) -> list[float]:
 
 def diagnose(case: str, args) -> dict:
     model_name, shape = case_shape(case, CASES)
-    options = {"points": args.points or None, "between": "linear" if args.points else "staircase"}
+    options = {"points": args.points or None}
     if args.stage_probes:
         options["stage_probes"] = (0.75, 0.5, 0.3)
     config = LutConfig(model=model_name, input_shape=shape, mode=args.mode, **options)

@@ -74,7 +74,7 @@ def build_case(case: str, mode: str, args, workdir: Path, again: bool = False) -
     model, shape = case_shape(case, CASES)
     options = {"coarse_above": args.coarse_above or None} if args.coarse_above is not None else {}
     if args.points is not None:  # 0: the full step grid read as a staircase (tables of format 2)
-        options |= {"points": args.points or None, "between": "linear" if args.points else "staircase"}
+        options |= {"points": args.points or None}
         options |= {} if args.points else {"designs": 0, "stage_probes": (0.75, 0.5, 0.3)}
     config = LutConfig(
         model=model, input_shape=shape, backend=args.backend, mode=mode, step=args.step, pairs=args.pairs, **options

@@ -297,7 +297,6 @@ def lut_build(
         step=step,
         small=small,
         points=points or None,
-        between="linear" if points else "staircase",
         refine=not no_refine,
         pairs=pairs,
         row_error=row_error,

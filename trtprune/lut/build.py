@@ -19,7 +19,7 @@ from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import measure_interleaved
 from trtprune.graph.groups import find_groups
 from trtprune.lut.config import LutConfig
-from trtprune.lut.grid import allowed_widths, grid_widths, refine_candidates
+from trtprune.lut.grid import allowed_widths, grid_widths, refine_candidates, widths_around
 from trtprune.lut.layers import group_resolutions, layer_joins
 from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import BASE, LutMeta, LutStore, Pair, Probe, Row
@@ -305,20 +305,15 @@ DESIGN_SEED = 20241  # not verify's seed: the plans a table is checked on are no
 
 def design_widths(groups: ModelGroups, config: LutConfig) -> dict[str, dict[str, int]]:
     """``config.designs`` whole-network plans on prune's allowed widths: plan i's width ratio is the
-    i-th of evenly spread ratios over ``DESIGN_RATIOS``, each group's drawn around it (x 0.6-1.4, as
-    ``trtprune lut verify`` draws its plans), so the plans cover deep and light cuts with the
+    i-th of evenly spread ratios over ``DESIGN_RATIOS``, each group's drawn around it
+    (:func:`~trtprune.lut.grid.widths_around`, as ``trtprune lut verify`` draws its plans), so the plans cover deep and light cuts with the
     groups cut unevenly, as a budget's solution cuts them. Seeded: the same plans for every build."""
     rng = np.random.default_rng(DESIGN_SEED)
     allowed = {g.name: allowed_widths(g, g.channels, config.step) for g in groups.groups}
     lo, hi = DESIGN_RATIOS
     out = {}
     for i in range(config.designs):
-        ratio = lo + (hi - lo) * (i + 0.5) / config.designs
-        widths = {}
-        for name, grid in allowed.items():
-            target = float(np.clip(ratio * rng.uniform(0.6, 1.4), 0.0, 1.0)) * grid[-1]
-            widths[name] = int(grid[np.argmin(np.abs(grid - target))])
-        out[f"design-{i:02d}"] = widths
+        out[f"design-{i:02d}"] = widths_around(rng, allowed, lo + (hi - lo) * (i + 0.5) / config.designs)
     return out
 
 

@@ -40,8 +40,9 @@ class LutConfig(Record):
     # table builds about a fifth of the engines (benchmarks/results/lut_fidelity.md)
     points: int | None = 6
     # how a width between two measured ones is read: ``linear`` (a sparse grid) or ``staircase``
-    # (the next measured width up; tables of format 2 and before)
-    between: str = "linear"
+    # (the next measured width up; tables of format 2 and before); None: linear with ``points``,
+    # a staircase without
+    between: str | None = None
     refine: bool = True
     refine_rounds: int = 2
     # joined pairs of groups cut together (a measured interaction term per pair), opt-in: the
@@ -89,6 +90,8 @@ class LutConfig(Record):
             raise UsageError(f"--row-error is a share of the base latency in (0, 1), not {self.row_error}")
         if self.points is not None and self.points < 2:
             raise UsageError(f"--points must be >= 2 (or none: every step), not {self.points}")
+        if self.between is None:
+            object.__setattr__(self, "between", "linear" if self.points else "staircase")
         if self.between not in BETWEEN:
             raise UsageError(f"unknown rule between widths {self.between!r}; use {' or '.join(BETWEEN)}")
         if self.designs < 0:

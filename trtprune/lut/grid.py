@@ -112,6 +112,16 @@ def linear(deltas: Mapping[int, float], width: int, step: int) -> float:
     return deltas[a] + (deltas[b] - deltas[a]) * (padded - a) / (b - a)
 
 
+def widths_around(rng: np.random.Generator, allowed: Mapping[str, np.ndarray], ratio: float) -> dict[str, int]:
+    """Each group at its allowed width (ascending) nearest ``ratio`` x U(0.6, 1.4) of its widest, clipped to
+    it: a plan cut unevenly around one ratio, as a budget's solution cuts a network."""
+    widths = {}
+    for name, grid in allowed.items():
+        target = float(np.clip(ratio * rng.uniform(0.6, 1.4), 0.0, 1.0)) * grid[-1]
+        widths[name] = int(grid[np.argmin(np.abs(grid - target))])
+    return widths
+
+
 BETWEEN = {"staircase": lambda deltas, width, step: staircase(deltas, width), "linear": linear}
 
 

@@ -16,8 +16,8 @@ C (1 - r_a)(1 - r_b) for the layer's cost C. Each group's change is apportioned
 to its layers by MACs to estimate C; how much of that over-count this engine
 shows (1 for compute-bound engines, near 0 for overhead-bound ones) is one weight,
 fitted by least squares to the table's probes (whole networks with every group cut,
-timed beside the base: uniform cuts and, since format 3, designed plans cut unevenly). Measured pairs (``--pairs``) replace the estimate for
-their two groups with k_ab (A - w_a)(B - w_b).
+timed beside the base: uniform cuts and, since format 3, designed plans cut unevenly).
+Measured pairs (``--pairs``) replace the estimate for their two groups with k_ab (A - w_a)(B - w_b).
 
 The stage scales: a block timed alone does not show everything its cut saves in the whole
 network (on small inputs, where per-op overheads, layout reorders and cache dominate, a
@@ -27,8 +27,10 @@ fitted with the joined-layer weight by bounded least squares to all probes: the 
 (tables since LutConfig format 3: whole networks with every stage cut by random amounts) and the
 stage probes (opt-in: whole networks with only one stage cut). Tables with designed probes use the
 scales by default; older tables keep k_s = 1 unless asked (``stage_scales=True``): fitted to uniform
-cuts alone, the scales helped in 4 of 8 benchmarked runs (benchmarks/results/lut_fidelity-format2.md),
-fitted to designed plans they bring every 224-px case under its target (lut_fidelity.md).
+cuts alone, the scales helped in 4 of 8 benchmarked runs (benchmarks/results/lut_fidelity-format2.md);
+fitted to designed plans they lowered the median and p90 error in 5 of 6 ONNX Runtime cases each
+(not EfficientNet-Lite0's median nor MobileNet-V2's p90), and ResNet-18/50 @224 met their targets
+only with them (lut_fidelity.md's unscaled columns).
 
 predicted = base + sum_g k_stage(g) L_g(w_g) + pairs + weight x joined over-count.
 """

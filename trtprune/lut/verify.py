@@ -19,7 +19,7 @@ from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import TimingConfig, measure_interleaved
 from trtprune.graph.groups import find_groups
 from trtprune.lut.build import load_for_lut
-from trtprune.lut.grid import allowed_widths
+from trtprune.lut.grid import allowed_widths, widths_around
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
 from trtprune.surgery.apply import prune_copy
@@ -135,13 +135,10 @@ def random_widths(
     other counts (on ONNX Runtime CPU a ResNet-20 at 75% width with odd counts runs slower
     than the unpruned network), and the table measures them only where it refines a jump.
     """
+    grids = {g: np.array(sorted(choices)) for g, choices in allowed.items()}
     widths: dict[str, int] = {}
     for _ in range(200):
-        ratio = rng.uniform(0.1, 1.0)
-        for g, choices in allowed.items():
-            grid = np.array(sorted(choices))
-            target = float(np.clip(ratio * rng.uniform(0.6, 1.4), 0.0, 1.0)) * grid[-1]
-            widths[g] = int(grid[np.argmin(np.abs(grid - target))])
+        widths = widths_around(rng, grids, rng.uniform(0.1, 1.0))
         if lo * model.base_ms <= model.predict_widths(widths) <= model.base_ms:
             return widths
     return widths
