@@ -24,6 +24,8 @@ import copy
 import json
 import logging
 import platform
+import shutil
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +36,7 @@ from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 from trtprune.backends import BACKENDS
 from trtprune.core.atomic import write_text
 from trtprune.lut.build import LutConfig, build_lut
+from trtprune.lut.frames import frame_shift
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore, Probe
 from trtprune.lut.verify import VerifyRow, median_p90, relative_error_pct, share_error_pct, verify
@@ -136,19 +139,32 @@ def repeat_case(case: str, mode: str, state_case: dict, args, workdir: Path) -> 
 
 def score_repeat(case: str, mode: str, state_case: dict, workdir: Path, backend: str) -> None:
     first = [VerifyRow.from_json(r) for r in state_case["raw"]["verify"][0]["rows"]]
-    tables = []
-    for again in (False, True):
-        with LutStore(table_path(case, mode, workdir, backend, again)) as store:
+    paths = [table_path(case, mode, workdir, backend, again) for again in (False, True)]
+    tables, opening, moved = [], [], []
+    for path in paths:
+        with LutStore(path) as store:
             tables.append(LatencyModel(store))
-    one, two = tables
-    apart = [relative_error_pct(two.predict_widths(r.widths) / two.base_ms, one.predict_widths(r.widths) / one.base_ms)
-             for r in first]  # fmt: skip
+            shift = frame_shift(store)
+        moved.append(round(shift.base_pct, 2) if shift else None)
+        with tempfile.TemporaryDirectory() as tmp, LutStore(shutil.copy(path, Path(tmp) / "t.db")) as store:
+            store.db.execute("DELETE FROM meta WHERE key='closing'")  # the table read from its opening frame
+            store.db.commit()
+            opening.append(LatencyModel(store))
     row = state_case["row"]
-    row["repeat_median_pct"], row["repeat_p90_pct"] = _rounded(apart)
-    row["repeat_err_median_pct"], row["repeat_err_p90_pct"] = _rounded(share_errors(two, first))
-    row["repeat_base_shift_pct"] = round(100 * (two.base_ms / one.base_ms - 1), 2)
+    row["repeat_median_pct"], row["repeat_p90_pct"] = _rounded(_apart(*tables, first))
+    row["repeat_err_median_pct"], row["repeat_err_p90_pct"] = _rounded(share_errors(tables[1], first))
+    row["repeat_base_shift_pct"] = round(100 * (tables[1].base_ms / tables[0].base_ms - 1), 2)
+    row["repeat_frame_moved_pct"] = moved  # each build's network, closing frame against opening
+    if all(m is not None for m in moved):
+        row["repeat_opening_only_median_pct"], row["repeat_opening_only_p90_pct"] = _rounded(_apart(*opening, first))
     row["repeat_engines"] = state_case["raw"]["repeat_build"]["cost"]["engines"]
     row["repeat_build_s"] = round(state_case["raw"]["repeat_build"]["cost"]["wall_s"], 1)
+
+
+def _apart(one: LatencyModel, two: LatencyModel, rows: list[VerifyRow]) -> list[float]:
+    """How far two tables' predictions of the plans fall apart, as shares of each table's base (percent)."""
+    return [relative_error_pct(two.predict_widths(r.widths) / two.base_ms, one.predict_widths(r.widths) / one.base_ms)
+            for r in rows]  # fmt: skip
 
 
 def rescore(key: str, case: dict, workdir: Path, backend: str = "ort") -> None:
@@ -317,7 +333,10 @@ def _repeat_section(repeats: list[dict]) -> list[str]:
         "`repeat_median_pct`, `repeat_p90_pct`: how far the two tables' predictions of the verified plans fall "
         "apart (shares of each table's base; target median <= 1%, p90 <= 3%); `repeat_err_*`: the second table's "
         "errors against the first measurement of those plans; `repeat_base_shift_pct`: how far the second build's "
-        "base latency moved from the first's (the machine's frame).",
+        "base latency moved from the first's (the machine's frame); `repeat_frame_moved_pct`: within each build, how "
+        "far its network moved from the opening frame to the closing one (tables since LutConfig format 4, which "
+        "read every share as the mean of both frames); `repeat_opening_only_*`: the same two tables read from "
+        "their opening frames alone (as tables of format 3 were).",
         "",
         markdown_table(repeats),
     ]
@@ -400,8 +419,10 @@ def main() -> None:
                 continue
             if key not in state["builds"]:
                 if args.restart:
-                    for suffix in ("", "-wal", "-shm"):
-                        Path(f"{table_path(case, mode, workdir, args.backend)}{suffix}").unlink(missing_ok=True)
+                    for again in (False, True):
+                        for suffix in ("", "-wal", "-shm"):
+                            path = table_path(case, mode, workdir, args.backend, again)
+                            Path(f"{path}{suffix}").unlink(missing_ok=True)
                 state["builds"][key] = build_case(case, mode, args, workdir)
                 write_text(state_path, json.dumps(state, indent=1, default=float))
             row, raw = verify_case(case, mode, state["builds"][key], args, workdir)

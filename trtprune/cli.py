@@ -267,6 +267,9 @@ def lut_build(
     pairs: Annotated[
         bool, typer.Option("--pairs", help="also measure joined pairs of groups cut together (interaction terms)")
     ] = False,
+    no_closing: Annotated[
+        bool, typer.Option("--no-closing", help="do not time the base and its references again after the rows")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite a table made for something else")] = False,
     export_json: Annotated[Path | None, typer.Option("--export-json", help="also write the table as JSON")] = None,
     small: Annotated[int, typer.Option("--small", help="groups up to this width are measured at every count")] = 16,
@@ -298,6 +301,7 @@ def lut_build(
         small=small,
         points=points or None,
         refine=not no_refine,
+        closing=not no_closing,
         pairs=pairs,
         row_error=row_error,
         timing=tp.TimingConfig(rounds=rounds, min_rounds=min(8, rounds)),
@@ -310,6 +314,8 @@ def lut_build(
         f"{result.engines_built} engines built in {result.wall_s:.0f} s"
         + (f"; {len(result.noisy)} noisy" if result.noisy else "")
     )
+    if result.frame_shift:
+        typer.echo(f"closing frame: {result.frame_shift.describe()}")
     if export_json:
         _write_lut_json(out, export_json)
 
@@ -400,6 +406,8 @@ def lut_verify(
             f"the table cost {cost['engines']} engines ({cost['rows']} rows measured, {cost['copied']} copied) "
             f"in {cost['wall_s']:.0f} s over {cost['builds']} build(s)"
         )
+    if result.frame_shift:
+        typer.echo(f"closing frame: {result.frame_shift.describe()}")
 
 
 @lut_app.command("plot")

@@ -17,6 +17,7 @@ from trtprune.decide.matching import MatchPolicy
 from trtprune.engine.measurement import Measurement
 from trtprune.engine.timing import Timing, TimingConfig
 from trtprune.lut.config import LutConfig
+from trtprune.lut.frames import Frame, FrameShift
 from trtprune.lut.layers import LayerJoin
 from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import LutMeta, LutStore
@@ -49,6 +50,8 @@ RECORDS = [
     StageRecord(1, 0.3, 0.29, 0.7, 0.28, 0.9, 1000, {"conv1": 8}),
     StageDecision({"model": "resnet20", "groups": {"conv1": [0, 2]}}, {"conv1": 2}, 0.3, 0.52, [[0.3, 0.29, 0.31]], 1.5, 0.0),
     LayerJoin("layer1.0.conv2", "g1", "g2", 1234),
+    Frame(1.25, {"design-0": 0.61}, {"layer1.0.conv1": 0.04}),
+    FrameShift(-2.5, 0.4, 1.2, 0.3, 0.9),
     JournalState("0.1.0", PruneConfig(lut="t.db", budget_ratio=0.5), (JournalEntry("epoch", 1, 2, {"top1": 0.9}, "stage1-epoch2.pt"),)),
     JournalEntry("decided", 1, 0, {"widths": {"conv1": 8}}),
     Timing(0.5, 0.6, 0.02, 40, se_ms=0.001, ratio=0.51),

@@ -19,6 +19,7 @@ from trtprune.backends import BackendConfig
 from trtprune.core.errors import PlanError, TrtpruneError
 from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
+from trtprune.lut.frames import frame_shift, opening, table_frames
 from trtprune.lut.grid import grid_widths, linear, refine_candidates, staircase
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.settings import read_settings
@@ -140,6 +141,7 @@ def test_kill_and_resume(tmp_path):
     assert set(before) <= set(after)
     assert all(after[k] == v for k, v in before.items())  # kept, not re-measured
     assert f"{len(before)} already stored" in res.stdout or f"{len(before) - 1} already stored" in res.stdout
+    assert "closing frame: the network moved" in res.stdout  # how far the frame moved during the build
     with LutStore(out) as store:
         fresh = {(r.group, r.width) for r in store.rows()}
     with LutStore(out) as store:
@@ -168,6 +170,7 @@ def test_block_mode_and_verify_and_plot(tmp_path):
     figures = res.to_json()
     assert figures["floor_median_pct"] == pytest.approx(res.floor_pct[0]) and res.floor_pct[0] >= 0
     assert figures["cost"]["engines"] == result.engines_built and figures["cost"]["builds"] == 1
+    assert figures["frame_shift"] == result.frame_shift.to_json() and result.frame_shift.blocks_max_pct > 0
     for r in res.rows:
         assert 0.3 * res.base_ms <= r.predicted_ms <= res.base_ms
         assert r.measured_ms > 0
@@ -266,6 +269,14 @@ def structural(monkeypatch):
     monkeypatch.setattr(build.TableBuilder, "_prepare", prepare)
     monkeypatch.setattr(build.TableBuilder, "_copy", killable_copy)
     return state
+
+
+def _write_probes(store: LutStore, probes: list[Probe]) -> None:
+    """Replace the probes' measurements in both frames (the prediction reads their mean)."""
+    store.add_base(None, probes)
+    closing = store.closing()
+    if closing is not None:
+        store.add_closing(replace(closing, probes={p.name: p.share for p in probes}))
 
 
 def _all_rows(path: Path) -> dict:
@@ -395,7 +406,7 @@ def test_stage_scales_and_join_weight_are_fitted_to_the_probes(tmp_path, structu
         for name, w in model.settings.probe_widths.items():
             change = sum(scales[stage_of[g]] * model._raw(g, v) for g, v in w.items()) + 0.3 * model._joined_ms(w)
             probes.append(Probe(name, base + change, base))
-        store.add_base(None, probes)
+        _write_probes(store, probes)
         fitted = LatencyModel(store, stage_scales=True)
     # the probes are reproduced, each within 5% of its change; the scales move from 1 to the truth
     # (up to the prior that holds them at 1 and what they trade with the weight)
@@ -448,8 +459,8 @@ def test_join_weight_is_fitted_to_the_probes(tmp_path, structural, weight):
         # probes cutting every stage that show ``weight`` of the over-count, give or take 5% of it (the
         # weight is fitted to them; the stage probes, which fit the stage scales, show it exactly)
         noise = {name: 0.05 if i % 2 else -0.05 for i, name in enumerate(n for n in probes if n.startswith("probe-"))}
-        store.add_base(
-            None,
+        _write_probes(
+            store,
             [
                 Probe(name, base + model._singles(w) + (weight + noise.get(name, 0.0)) * model._joined_ms(w), base)
                 for name, w in probes.items()
@@ -504,13 +515,18 @@ def test_a_sparse_grid_is_read_linearly_and_an_older_table_as_a_staircase(tmp_pa
     assert model._raw(group, 9) == staircase(model.curves[group], 9)
 
 
-def test_an_older_trtprune_refuses_a_sparse_table(tmp_path, structural, monkeypatch):
-    """A staircase reader would mispredict a table read linearly: it must refuse it."""
+@pytest.mark.parametrize("reader", [2, 3])
+def test_an_older_trtprune_refuses_a_newer_table(tmp_path, structural, monkeypatch, reader):
+    """A staircase reader (format 2) would mispredict a table read linearly, and a reader without the
+    closing frame (format 3) would read its shares from one frame: both must refuse it."""
     from trtprune.core.records import RecordError
 
     build_lut(BLOCK, tmp_path / "t.db")
-    monkeypatch.setattr(LutConfig, "FORMAT", 2)  # the reader of trtprune before the sparse grid
-    with LutStore(tmp_path / "t.db") as store, pytest.raises(RecordError, match="format 3.*up to format 2: upgrade"):
+    monkeypatch.setattr(LutConfig, "FORMAT", reader)
+    with (
+        LutStore(tmp_path / "t.db") as store,
+        pytest.raises(RecordError, match=f"format 4.*up to format {reader}: upgrade"),
+    ):
         LatencyModel(store)
 
 
@@ -541,8 +557,8 @@ def test_the_join_weight_is_recovered_exactly_from_noiseless_designed_probes(tmp
         assert probes and all(n.startswith("design-") for n in probes)
         base = model.base_ms
         assert all(model._joined_ms(w) > 0 for w in probes.values())
-        store.add_base(
-            None, [Probe(n, base + model._singles(w) + 0.42 * model._joined_ms(w), base) for n, w in probes.items()]
+        _write_probes(
+            store, [Probe(n, base + model._singles(w) + 0.42 * model._joined_ms(w), base) for n, w in probes.items()]
         )
         fitted = LatencyModel(store)  # the stage scales and the weight, fitted together
         assert fitted.join_weight == pytest.approx(0.42, abs=1e-6)
@@ -564,3 +580,97 @@ def test_a_tables_cost_adds_up_every_invocation(tmp_path, structural):
         cost = store.cost()
     assert cost["builds"] == 2 and cost["engines"] == structural["engines"]
     assert cost["rows"] + cost["copied"] == whole.measured + whole.copied  # no row measured twice
+
+
+# the closing frame ------------------------------------------------------------------------------
+
+
+def test_the_closing_frame_reuses_the_opening_engines_and_resumes_alone(tmp_path, structural, monkeypatch):
+    """An uninterrupted build times its network and probes again with the engines that opened it (no
+    engine built twice); a build killed before its closing frame resumes with that frame alone, and
+    the frame it measures is how far the machine moved (here everything twice as slow: +100% for the
+    network, the shares unmoved)."""
+    from trtprune.lut import build
+
+    whole = build_lut(BLOCK, tmp_path / "whole.db")
+    with LutStore(tmp_path / "whole.db") as store:
+        assert store.closing() is not None and frame_shift(store).base_pct == pytest.approx(0.0)
+        assert set(store.closing().probes) == {p.name for p in store.probes()}
+        assert set(store.closing().blocks) == set(store.block_refs())
+    structural["engines"] = 0
+    build_lut(replace(BLOCK, closing=False), tmp_path / "open.db")
+    assert whole.engines_built == structural["engines"]  # the closing frame built no engine
+
+    def killed(self):
+        raise KeyboardInterrupt("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(build.TableBuilder, "close_frame", killed)
+        with pytest.raises(KeyboardInterrupt):
+            build_lut(BLOCK, tmp_path / "t.db")
+    rows = _all_rows(tmp_path / "t.db")
+    with LutStore(tmp_path / "t.db") as store:
+        assert store.closing() is None and frame_shift(store) is None
+    structural.update(scale=2.0, engines=0)
+    resumed = build_lut(BLOCK, tmp_path / "t.db")
+    assert resumed.measured == 0 and resumed.copied == 0 and _all_rows(tmp_path / "t.db") == rows
+    assert structural["engines"] == 1 + len(BLOCK.probes) + BLOCK.designs + len(whole_blocks(tmp_path / "t.db"))
+    moved = resumed.frame_shift
+    assert moved.base_pct == pytest.approx(100.0) and moved.blocks_max_pct == pytest.approx(0.0, abs=1e-9)
+    assert moved.probes_max_pct == pytest.approx(0.0, abs=1e-9)
+    assert build_lut(BLOCK, tmp_path / "t.db").measured == 0  # finished: nothing left to time
+
+
+def whole_blocks(path: Path) -> set[float]:
+    """The distinct unpruned blocks of a table (one engine each)."""
+    with LutStore(path) as store:
+        return {b for b, _ in store.block_refs().values()}
+
+
+def test_shares_are_read_as_the_mean_of_both_frames(tmp_path, structural):
+    """A closing frame whose blocks and probes show other shares moves each term to the mean of the two
+    frames; without it (a table of format 3) the opening frame's shares alone are read."""
+    build_lut(BLOCK, tmp_path / "t.db")
+    with LutStore(tmp_path / "t.db") as store:
+        first = opening(store)
+        store.add_closing(replace(first, blocks={g: 2.0 * s for g, s in first.blocks.items()}))
+        both = LatencyModel(store, stage_scales=False)
+        store.db.execute("DELETE FROM meta WHERE key='closing'")
+        store.db.commit()
+        one = LatencyModel(store, stage_scales=False)
+    for group, curve in one.curves.items():
+        for width, change in curve.items():
+            assert both.curves[group][width] == pytest.approx(1.5 * change)  # the mean of x1 and x2
+    probes = {n: 0.9 * s for n, s in first.probes.items()}
+    with LutStore(tmp_path / "t.db") as store:
+        store.add_closing(replace(first, probes=probes))
+        mean = {n: (first.probes[n] + probes[n]) / 2 for n in probes}
+        _write_probes(store, [Probe(n, s * first.base_ms, first.base_ms) for n, s in mean.items()])
+        alone = LatencyModel(store)  # the same mean, written in both frames
+        store.add_closing(replace(first, probes=probes))
+        store.add_base(None, [Probe(n, s * first.base_ms, first.base_ms) for n, s in first.probes.items()])
+        mixed = LatencyModel(store)  # the two frames apart: their mean is fitted
+    assert mixed.join_weight == pytest.approx(alone.join_weight)
+    assert mixed.stage_scales == pytest.approx(alone.stage_scales)
+
+
+def test_a_rebuilt_table_forgets_its_closing_frame_and_cost(tmp_path, structural):
+    build_lut(BLOCK, tmp_path / "t.db")
+    with LutStore(tmp_path / "t.db") as store:
+        store.init_meta(replace(store.require_meta(), input_shape=[1, 1, 16, 16]), force=True)
+        assert store.closing() is None and store.cost()["builds"] == 0
+
+
+def test_a_table_of_format_3_predicts_as_the_trtprune_that_wrote_it(tmp_path):
+    """tests/fixtures/table-format3-block.db (8c39b1b: no closing frame) reads its opening frame alone:
+    the predictions 8c39b1b made from it, to the last digit but rounding."""
+    import shutil
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "table-format3-block.db"
+    with LutStore(shutil.copy(fixture, tmp_path / "old.db")) as store:
+        assert store.closing() is None and len(table_frames(store)) == 1
+        model = LatencyModel(store)
+    full = model.meta.widths
+    assert model.settings.build.closing is False and model.settings.build.designs == 2
+    assert model.predict_widths({g: max(1, w // 2) for g, w in full.items()}) == pytest.approx(0.28493383244919746)
+    assert model.predict_widths({g: 3 * w // 4 for g, w in full.items()}) == pytest.approx(0.4019498708614069)

@@ -19,6 +19,7 @@ from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import measure_interleaved
 from trtprune.graph.groups import find_groups
 from trtprune.lut.config import LutConfig
+from trtprune.lut.frames import Frame, FrameShift, frame_shift, opening, shift
 from trtprune.lut.grid import allowed_widths, grid_widths, refine_candidates, widths_around
 from trtprune.lut.layers import group_resolutions, layer_joins
 from trtprune.lut.settings import TableSettings, read_settings
@@ -29,6 +30,7 @@ from trtprune.surgery.apply import prune_copy
 
 if TYPE_CHECKING:
     from trtprune.backends.base import Runner
+    from trtprune.engine.timing import Timing
     from trtprune.graph.groups import ChannelGroup, ModelGroups
     from trtprune.models.loading import LoadedModel
 
@@ -46,6 +48,7 @@ class LutResult:
     base_ms: float
     noisy: list[str] = field(default_factory=list)
     copied: int = 0  # rows stored from an identical block instead of measured (block mode's dedupe)
+    frame_shift: FrameShift | None = None  # how far the closing frame moved from the opening one
 
 
 def load_for_lut(config: LutConfig) -> LoadedModel:
@@ -81,6 +84,46 @@ def table_meta(loaded: LoadedModel, groups: ModelGroups, config: LutConfig) -> L
     )
 
 
+@dataclass
+class FrameTimer:
+    """The engines of a table's frames: the network and its probes, prepared once (kept open from the
+    opening frame to the closing one) and timed with the strategy's base references in one interleaved
+    batch, each paired with the network."""
+
+    config: LutConfig
+    loaded: LoadedModel
+    groups: ModelGroups
+    strategy: Any
+    prepare: Callable[..., Runner]
+    probes: dict[str, dict[str, int]]
+    runners: dict[str, Runner] = field(default_factory=dict)
+
+    def time(self) -> dict[str, Timing]:
+        if not self.runners:
+            model = self.loaded.model
+            self.runners[BASE] = self.prepare(model)
+            self.runners.update({n: self.prepare(prune_copy(model, self.groups, w)) for n, w in self.probes.items()})
+            self.strategy.adopt_base(self.runners[BASE])
+        net = self.runners[BASE]
+        net.timed(self.config.timing.warmup)
+        rough_ms = net.timed(3) / 3  # the rows' error target from a rough base
+        timing = replace(self.config.timing, target_se_ms=self.config.row_error * rough_ms)
+        runners = {**self.runners, **self.strategy.base_references()}
+        return measure_interleaved({n: r.timed for n, r in runners.items()}, timing, reference=BASE)
+
+    def frame(self) -> Frame:
+        """A frame timed now: the network's ms, the probes' and the blocks' shares of it."""
+        t = self.time()
+        base_ms = t[BASE].median_ms
+        blocks = {g: b / n for g, (b, n) in self.strategy.block_refs(t, base_ms).items()}
+        return Frame(base_ms, {n: t[n].ratio for n in self.runners if n != BASE}, blocks)
+
+    def close(self) -> None:
+        for runner in self.runners.values():
+            runner.close()
+        self.runners = {}
+
+
 class TableBuilder:
     """Measures a table into an open store: the base network and its probes, then every group's
     grid (refined where its staircase jumps) in batches timed beside their references, then the
@@ -99,6 +142,8 @@ class TableBuilder:
         self.copied = 0
         self.noisy: list[str] = []
         self.strategy = STRATEGIES[config.mode](config, loaded, groups, self._prepare)
+        probes = read_settings(store.require_meta(), f"table {store.path}").probe_widths
+        self.frames = FrameTimer(config, loaded, groups, self.strategy, self._prepare, probes)
         self.timing = self.strategy.timing
 
     def _prepare(self, model, example_inputs=None) -> Runner:
@@ -113,49 +158,49 @@ class TableBuilder:
         )
 
     def run(self) -> float:
-        base_ms = self.base()
-        self.timing = replace(self.timing, target_se_ms=self.config.row_error * base_ms)
-        self.measure_groups(base_ms)
-        self.strategy.close_references()
-        if self.config.pairs:
-            self.measure_pairs()
-        self.strategy.close()
+        try:
+            base_ms = self.base()
+            self.timing = replace(self.timing, target_se_ms=self.config.row_error * base_ms)
+            self.measure_groups(base_ms)
+            if self.config.closing and self.store.closing() is None:
+                self.close_frame()
+            self.strategy.close_references()
+            if self.config.pairs:
+                self.measure_pairs()
+        finally:
+            self.strategy.close()
+            self.frames.close()
         return base_ms
 
     def base(self) -> float:
-        """The unpruned network, the probes and the strategy's base references (block mode: every
-        distinct unpruned block), timed in one interleaved batch, each paired with the network.
+        """The opening frame (:class:`FrameTimer`): each block's share of the network measured here
+        puts its rows' changes in the base's milliseconds (:class:`~trtprune.lut.predict.LatencyModel`).
+        A table whose base row predates its probes gets the probes (beside a fresh base) and keeps
+        its base row."""
 
-        Block rows are timed minutes later, when a shared machine may run faster or slower;
-        each block's share of the network measured here puts their changes in the base's
-        milliseconds (:class:`~trtprune.lut.predict.LatencyModel`). A table whose base row
-        predates its probes gets the probes (beside a fresh base) and keeps its base row.
-        """
-
-        probes = read_settings(self.store.require_meta(), f"table {self.store.path}").probe_widths
+        probes = self.frames.probes
         have_base = bool(self.store.done(BASE))
         need_blocks = self.config.mode == "block"
         have_blocks = not need_blocks or {g.name for g in self.groups.groups} <= set(self.store.block_refs())
         if have_base and have_blocks and set(probes) <= {p.name for p in self.store.probes()}:
             return self.store.base_ms()
-        net = self._prepare(self.loaded.model)
-        runners = {name: self._prepare(prune_copy(self.loaded.model, self.groups, w)) for name, w in probes.items()}
-        references = self.strategy.base_references()
-        net.timed(self.config.timing.warmup)
-        rough_ms = net.timed(3) / 3  # the base is not known yet: the rows' error target from a rough one
-        timing = replace(self.config.timing, target_se_ms=self.config.row_error * rough_ms)
-        candidates = {BASE: net.timed, **{n: r.timed for n, r in {**runners, **references}.items()}}
-        t = measure_interleaved(candidates, timing, reference=BASE)
+        t = self.frames.time()
         b = t[BASE]
         self.store.add_base(
             None if have_base else Row(BASE, 0, b.median_ms, b.p90_ms, b.spread, b.noisy, b.median_ms),
             [Probe(n, t[n].ratio * b.median_ms, b.median_ms) for n in probes],
             self.strategy.block_refs(t, b.median_ms),
         )
-        for runner in runners.values():
-            runner.close()  # the strategy's references stay open: they are the rows' references
-        self.strategy.adopt_base(net)
         return self.store.base_ms()
+
+    def close_frame(self) -> FrameShift:
+        """The closing frame: what the opening frame timed, timed again after the rows (the same
+        engines where this invocation opened the table); stored, and how far it moved logged."""
+        closing = self.frames.frame()
+        self.store.add_closing(closing)
+        moved = shift(opening(self.store), closing)
+        log.info("closing frame: %s", moved.describe())
+        return moved
 
     def measure_groups(self, base_ms: float) -> None:
         """Every group's grid, then refinement passes where its curve jumps; then the copies.
@@ -372,7 +417,7 @@ def build_lut(
     with LutStore(out, create=True) as store:
         store.init_meta(table_meta(loaded, groups, config), force=force)
         builder = build_into(config, loaded, groups, store, progress)
-        base_ms = store.base_ms()
+        base_ms, moved = store.base_ms(), frame_shift(store)
     return LutResult(
         Path(out),
         builder.measured,
@@ -382,4 +427,5 @@ def build_lut(
         base_ms,
         builder.noisy,
         builder.copied,
+        moved,
     )

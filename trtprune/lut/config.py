@@ -17,10 +17,11 @@ MODES = ("network", "block")
 class LutConfig(Record):
     """What to measure and how."""
 
-    FORMAT = 3  # format 1 had ``precision`` (now ``row_error``), ``block_noise_share``, ``block_min_rounds``
+    FORMAT = 4  # format 1 had ``precision`` (now ``row_error``), ``block_noise_share``, ``block_min_rounds``
     REMOVED = {"precision": 2, "block_noise_share": 2, "block_min_rounds": 2}
     # tables of format 2 and before: every step measured, read as a staircase, no designed probes
-    ADDED = {"points": (3, None), "between": (3, "staircase"), "designs": (3, 0)}
+    # tables of format 3 and before: no closing frame
+    ADDED = {"points": (3, None), "between": (3, "staircase"), "designs": (3, 0), "closing": (4, False)}
     NESTED = {"backend_config": BackendConfig, "timing": TimingConfig}
 
     model: str | None
@@ -62,6 +63,10 @@ class LutConfig(Record):
     # timed beside the unpruned network; the joined-layer weight and the stage scales are fitted to
     # them with the probes above: plans like the ones prune picks, not uniform cuts alone
     designs: int = 12
+    # the closing frame: the network, its probes and (block mode) its unpruned blocks timed again after
+    # the rows, with the engines that opened the table; shares are read as the mean of both frames,
+    # and the build reports how far its frame moved (:mod:`trtprune.lut.frames`)
+    closing: bool = True
     jump_ratio: float = 0.01  # a jump: a latency change above this share of the base (5x a row's target error)
     candidates_per_batch: int = 6
     # every row's change is timed until its standard error is at most this share of the base

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trtprune.core.errors import PlanError
+from trtprune.lut.frames import mean_shares, table_frames
 from trtprune.lut.grid import BETWEEN
 from trtprune.lut.settings import read_settings
 from trtprune.lut.store import BASE, LutStore, Probe
@@ -74,13 +75,13 @@ class LatencyModel:
         self.base_ms = store.base_ms()
         curves: dict[str, dict[int, float]] = defaultdict(dict)
         network = self.meta.mode == "network"
-        refs = {} if network else store.block_refs()
+        frames = table_frames(store)  # the opening frame and, since LutConfig format 4, the closing one
+        blocks = {} if network else mean_shares(frames, "blocks")
         for row in store.rows():
             if row.group == BASE:
                 continue
-            if row.group in refs:  # block mode: a share of the block, times the block in the base's frame
-                block_ms, net_ms = refs[row.group]
-                change = (row.median_ms / row.ref_ms - 1.0) * block_ms / net_ms * self.base_ms
+            if row.group in blocks:  # block mode: a share of the block, times the block's share of the network
+                change = (row.median_ms / row.ref_ms - 1.0) * blocks[row.group] * self.base_ms
             else:
                 change = self._scaled(row.median_ms - row.ref_ms, row.ref_ms, network)
             curves[row.group][row.width] = change
@@ -103,7 +104,8 @@ class LatencyModel:
                 self.pairs_of[g].append((ab, k))
         self._between = BETWEEN[self.settings.build.between]  # how widths between measured ones are read
         self.stage_of = dict(self.settings.resolutions)
-        self.stage_scales, self.join_weight = self._fit(store.probes(), stage_scales)
+        probes = [Probe(n, share * self.base_ms, self.base_ms) for n, share in mean_shares(frames, "probes").items()]
+        self.stage_scales, self.join_weight = self._fit(probes, stage_scales)
         self.interactions = interactions
 
     def _fit(self, probes: list[Probe], scaled_stages: bool = True) -> tuple[dict[str, float], float]:

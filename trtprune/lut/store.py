@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trtprune.core.atomic import output_folder
 from trtprune.core.errors import TrtpruneError, UsageError
 from trtprune.core.records import Record
+from trtprune.lut.frames import Frame
 
 FORMAT = 1
 
@@ -226,6 +227,7 @@ class LutStore:
                 with self.db:
                     for table in ("rows", "pairs", "probes", "block_refs"):
                         self.db.execute(f"DELETE FROM {table}")
+                    self.db.execute("DELETE FROM meta WHERE key IN ('closing', 'cost')")
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('meta', ?)", (json.dumps(meta.to_json()),))
 
@@ -279,17 +281,7 @@ class LutStore:
             self.db.execute(
                 "INSERT OR REPLACE INTO pairs (a, b, wa, wb, joint_ms, a_ms, b_ms, ref_ms, copied_from) "
                 "VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    pair.a,
-                    pair.b,
-                    pair.wa,
-                    pair.wb,
-                    pair.joint_ms,
-                    pair.a_ms,
-                    pair.b_ms,
-                    pair.ref_ms,
-                    "\t".join(pair.copied_from) if pair.copied_from else None,
-                ),
+                (*astuple(pair)[:8], "\t".join(pair.copied_from) if pair.copied_from else None),
             )
 
     def pairs(self) -> list[Pair]:
@@ -319,6 +311,16 @@ class LutStore:
         """``{group: (block_ms, net_ms)}``: block mode's unpruned blocks timed beside the network."""
         return {g: (b, n) for g, b, n in self.db.execute("SELECT grp, block_ms, net_ms FROM block_refs")}
 
+    def add_closing(self, frame: Frame) -> None:
+        """The frame timed again at the end of the build (LutConfig format 4)."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('closing', ?)", (json.dumps(frame.to_json()),))
+
+    def closing(self) -> Frame | None:
+        """The closing frame, or None (a build not finished yet, or a table of format 3 and before)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='closing'").fetchone()
+        return Frame.from_json(json.loads(row[0]), f"table {self.path}") if row else None
+
     def probes(self) -> list[Probe]:
         """The probes (empty in tables built before they were measured)."""
         return [Probe(n, m, b) for n, m, b in self.db.execute("SELECT name, ms, net_ms FROM probes ORDER BY name")]
@@ -341,4 +343,5 @@ class LutStore:
             "pairs": [{**asdict(p), "interaction_ms": p.interaction_ms} for p in self.pairs()],
             "probes": [{**asdict(p), "share": p.share} for p in self.probes()],
             "block_refs": {g: {"block_ms": b, "net_ms": n} for g, (b, n) in self.block_refs().items()},
+            "closing": closing.to_json() if (closing := self.closing()) else None,
         }

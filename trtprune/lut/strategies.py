@@ -53,6 +53,7 @@ class NetworkStrategy:
         self.timing: TimingConfig = config.timing
         self.per_batch = config.candidates_per_batch
         self._base: Runner | None = None
+        self._owned = False  # whether the strategy prepared ``_base`` (else the builder did, and closes it)
 
     def candidate(self, group: ChannelGroup, width: int) -> Runner:
 
@@ -60,7 +61,7 @@ class NetworkStrategy:
 
     def reference(self, group: ChannelGroup) -> Runner:
         if self._base is None:
-            self._base = self.prepare(self.loaded.model)
+            self._base, self._owned = self.prepare(self.loaded.model), True
         return self._base
 
     def ref_key(self, group: ChannelGroup) -> str:
@@ -76,11 +77,11 @@ class NetworkStrategy:
         return {}
 
     def adopt_base(self, runner: Runner) -> None:
-        """The base network timed when the table started: the reference of every later batch."""
-        if self._base is None:
-            self._base = runner
-        else:
-            runner.close()
+        """The base network timed in the table's frames (the builder's to close): the reference of
+        every later batch."""
+        if self._base is not None and self._owned:
+            self._base.close()
+        self._base, self._owned = runner, False
 
     def pair_parts(self, a: ChannelGroup, b: ChannelGroup) -> PairParts:
         return PairParts(self.loaded.model, None, self.reference(a))
@@ -92,9 +93,9 @@ class NetworkStrategy:
         pass
 
     def close(self) -> None:
-        if self._base is not None:
+        if self._base is not None and self._owned:
             self._base.close()
-            self._base = None
+        self._base = None
 
 
 class BlockStrategy:
@@ -162,7 +163,7 @@ class BlockStrategy:
         return {g.name: (timings[f"block:{self.ref_key(g)}"].ratio * base_ms, base_ms) for g in self.groups.groups}
 
     def adopt_base(self, runner: Runner) -> None:
-        runner.close()  # block rows are timed beside their blocks
+        pass  # block rows are timed beside their blocks
 
     def pair_parts(self, a: ChannelGroup, b: ChannelGroup) -> PairParts:
         """The pair's joint block and its reference, or the pair already measured for an identical block."""

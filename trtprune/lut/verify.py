@@ -19,6 +19,7 @@ from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import TimingConfig, measure_interleaved
 from trtprune.graph.groups import find_groups
 from trtprune.lut.build import load_for_lut
+from trtprune.lut.frames import FrameShift, frame_shift
 from trtprune.lut.grid import allowed_widths, widths_around
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
@@ -67,6 +68,7 @@ class VerifyResult:
     base_ms: float
     again: list[VerifyRow] = field(default_factory=list)
     cost: dict[str, Any] = field(default_factory=dict)
+    frame_shift: FrameShift | None = None  # how far the table's closing frame moved from its opening one
 
     @property
     def floor_pct(self) -> tuple[float, float]:
@@ -91,6 +93,7 @@ class VerifyResult:
             out["again_median_error_pct"], out["again_p90_error_pct"] = median_p90(r.error_pct for r in self.again)
             out["floor_median_pct"], out["floor_p90_pct"] = self.floor_pct
         out["cost"] = self.cost
+        out["frame_shift"] = self.frame_shift.to_json() if self.frame_shift else None
         return {**out, "rows": [r.to_json() for r in self.rows], "again": [r.to_json() for r in self.again]}
 
 
@@ -158,7 +161,7 @@ def verify(
 
     with LutStore(lut_path) as store:
         models = (LatencyModel(store), LatencyModel(store, interactions=False), LatencyModel(store, stage_scales=True))
-        cost = store.cost()
+        cost, moved = store.cost(), frame_shift(store)
     model = models[0]
     meta = model.meta
     bcfg = model.settings.backend_config
@@ -174,7 +177,7 @@ def verify(
 
     runs = [_measure(plans, measured, base_runner, models, timing, per_batch, progress) for _ in range(1 + again)]
     base_runner.close()
-    return VerifyResult(runs[0], model.base_ms, runs[1] if again else [], cost)
+    return VerifyResult(runs[0], model.base_ms, runs[1] if again else [], cost, moved)
 
 
 def _measure(plans, prepare_plan, base_runner, models, timing, per_batch, progress) -> list[VerifyRow]:

@@ -1,0 +1,100 @@
+"""A table's frames: the base network, its probes and (block mode) its unpruned blocks, timed in one
+interleaved batch at the start of a build (the opening frame) and, since LutConfig format 4, again
+at its end (the closing frame).
+
+Every term a table predicts with is a share of the network measured in a frame: a block's rows
+are changes against the block timed beside them, in the block's own machine state, and the block's
+share of the network in a frame puts them in the base's milliseconds. A shared machine's regime
+can shift during a build (a whole network 9% faster in one build than in the next, minutes later),
+and not every block shifts alike. The closing frame measures how far the frame moved while the
+rows were timed; the prediction reads each share as the mean of both frames (and each probe's too),
+so a build's terms sit between its two states, each with the noise of two measurements.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from trtprune.core.records import Record
+
+if TYPE_CHECKING:
+    from trtprune.lut.store import LutStore
+
+
+@dataclass(frozen=True)
+class Frame(Record):
+    """One batch: the unpruned network, its probes' shares and each group's unpruned block's share."""
+
+    FORMAT = 1
+
+    base_ms: float
+    probes: dict[str, float] = field(default_factory=dict)  # probe name -> share of the network
+    blocks: dict[str, float] = field(default_factory=dict)  # group -> its unpruned block's share (block mode)
+
+
+@dataclass(frozen=True)
+class FrameShift(Record):
+    """How far the closing frame moved from the opening one, in percent: the network's ms, and the
+    median and largest absolute changes of the blocks' and probes' shares."""
+
+    FORMAT = 1
+
+    base_pct: float
+    blocks_median_pct: float = 0.0
+    blocks_max_pct: float = 0.0
+    probes_median_pct: float = 0.0
+    probes_max_pct: float = 0.0
+
+    def describe(self) -> str:
+        text = f"the network moved {self.base_pct:+.1f}% during the build"
+        if self.blocks_max_pct:
+            text += f"; blocks' shares {self.blocks_median_pct:.1f}% (median), {self.blocks_max_pct:.1f}% (max)"
+        if self.probes_max_pct:
+            text += f"; probes' shares {self.probes_median_pct:.1f}% (median), {self.probes_max_pct:.1f}% (max)"
+        return text
+
+
+def shift(opening: Frame, closing: Frame) -> FrameShift:
+    """How ``closing`` differs from ``opening`` (terms in both)."""
+
+    def moved(a: dict[str, float], b: dict[str, float]) -> tuple[float, float]:
+        changes = [abs(b[k] / a[k] - 1.0) * 100.0 for k in a.keys() & b.keys() if a[k] > 0]
+        return (statistics.median(changes), max(changes)) if changes else (0.0, 0.0)
+
+    return FrameShift(
+        (closing.base_ms / opening.base_ms - 1.0) * 100.0,
+        *moved(opening.blocks, closing.blocks),
+        *moved(opening.probes, closing.probes),
+    )
+
+
+def mean_shares(frames: list[Frame], part: str) -> dict[str, float]:
+    """Each term's share of the network, averaged over the frames that measured it (``part``: probes or blocks)."""
+    values: dict[str, list[float]] = {}
+    for frame in frames:
+        for key, share in getattr(frame, part).items():
+            values.setdefault(key, []).append(share)
+    return {k: statistics.fmean(v) for k, v in values.items()}
+
+
+def opening(store: LutStore) -> Frame:
+    """The frame timed at the start of the build: the base row, the probes and the blocks."""
+    return Frame(
+        store.base_ms(),
+        {p.name: p.share for p in store.probes()},
+        {g: b / n for g, (b, n) in store.block_refs().items()},
+    )
+
+
+def table_frames(store: LutStore) -> list[Frame]:
+    """The frames a table's shares are read from: the opening one and, once timed, the closing one."""
+    closing = store.closing()
+    return [opening(store), *([closing] if closing else [])]
+
+
+def frame_shift(store: LutStore) -> FrameShift | None:
+    """How far a table's closing frame moved from its opening one (None without a closing frame)."""
+    closing = store.closing()
+    return shift(opening(store), closing) if closing else None
