@@ -22,35 +22,27 @@ this script in benchmarks/results/compare_fmnist.{md,json} and compare_fmnist-<m
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import shlex
-import shutil
-import statistics
-import subprocess
-import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 
-from _quiet import benchmark_parser, start  # benchmarks/_quiet.py, beside this script
-from _results import RESULTS, save
+from _suite import SEEDS, State, Suite, code_commit, paired, paired_lines, run_main, set_aside_lines, table
+from _suite import base_checkpoint as _base_checkpoint
 
-import trtprune
-from trtprune.backends import BackendConfig
-from trtprune.backends.ort import cpu_name
-from trtprune.compare.config import CompareConfig, Stopped, run_dir_name
-from trtprune.compare.run import run_compare
-from trtprune.core.atomic import copy_file, copy_sqlite, copy_tree, write_json
-from trtprune.lut.build import LutConfig, build_lut
-from trtprune.lut.store import LutMismatch, LutStore
-from trtprune.models.checkpoint import load_checkpoint
 from trtprune.prune import PruneConfig
-from trtprune.report.compare import markdown, pareto_plot
+from trtprune.report.compare import markdown
 from trtprune.train.config import DistillConfig, TrainConfig
 
-log = logging.getLogger("compare_fmnist")
+__all__ = [
+    "RECIPE",
+    "SEEDS",
+    "STAGES",
+    "STATE",
+    "State",
+    "base_checkpoint",
+    "code_commit",
+    "paired",
+    "table",
+    "template",
+]
 
 # The recipe, the same for every method: 2 stages (re-scored each), each fine-tune 1 epoch on
 # 15,000 training samples drawn at random (a new draw per fine-tune), then the final fine-tune
@@ -58,19 +50,6 @@ log = logging.getLogger("compare_fmnist")
 STAGES = 2
 # limit_test: per-stage top-1 on the first 2,000 test images; the reported top-1 uses all 10,000
 RECIPE = TrainConfig(epochs=1, lr=0.01, batch_size=128, limit_train=15000, limit_test=2000)
-
-
-def template(model: str, checkpoint: str, lut: str, distill: DistillConfig | None = None) -> PruneConfig:
-    """Every run's shared settings: the model, its base, the table, the recipe (and distillation)."""
-    return PruneConfig(
-        lut=lut,
-        model=model,
-        checkpoint=checkpoint,
-        data="fashion-mnist",
-        stages=STAGES,
-        finetune=RECIPE,
-        distill=distill,
-    )
 
 
 BASES = {  # trained once from scratch with `trtprune train` (SGD 0.9, lr 0.1 cosine, wd 5e-4, batch 128)
@@ -94,303 +73,31 @@ PARTS = {
     },
     "resnet56": {"budgets": (0.5,), "methods": ("sp-lamp", "halp", "uniform")},
 }
-SEEDS = 3
 # run first, at every budget, before the rest: the default and its nearest rival
 FIRST = ("sp-lamp", "halp")
-STATE = RESULTS / "compare_fmnist-state"
+SUITE = Suite(
+    name="compare_fmnist",
+    title="Fashion-MNIST",
+    data={"data": "fashion-mnist"},
+    data_args=("--data", "fashion-mnist"),
+    train_args=("--lr", "0.1", "--seed", "0"),
+    bases=BASES,
+    parts=PARTS,
+    recipe=RECIPE,
+    stages=STAGES,
+    first=FIRST,
+)
+STATE = SUITE.state
 
 
-def code_commit() -> str:
-    """The commit of the trtprune package this process runs (``+dirty`` when its tree has changes)."""
-    root = Path(trtprune.__file__).resolve().parent.parent
-    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "-C", str(root), "status", "--porcelain", "--", "trtprune"], capture_output=True, text=True
-    )
-    return head.stdout.strip()[:12] + ("+dirty" if dirty.stdout.strip() else "")
-
-
-class State:
-    """The committed copy of what resuming needs: ``<model>-base.pt`` (and its wall time), the
-    tables under ``<model>/`` (copied with :func:`~trtprune.core.atomic.copy_sqlite`, so a table
-    open for writing is copied whole), and per part ``compare-<model>/base.onnx`` and each finished
-    run's ``report.json`` and ``model.onnx``. Every copy is whole or absent (trtprune's atomic copies)."""
-
-    def __init__(self, root: Path | None, out: Path) -> None:
-        self.root, self.out = root, out  # root None: keep nothing
-
-    def restore(self) -> int:
-        """Copy into --out what it lacks (each restored run gets its part's base.onnx); returns the
-        number of files copied."""
-        if self.root is None:
-            return 0
-        copied = 0
-        files = sorted((p for p in self.root.rglob("*") if p.is_file()), key=lambda p: (p.name == "report.json", p))
-        for src in files:  # a run's report.json last: a run directory with one is whole
-            rel = src.relative_to(self.root)
-            if rel.parts[0].startswith("compare-") and rel.name == "base.onnx":
-                continue  # copied into every run directory below
-            dst = self.out / rel
-            copied += self._copy(src, dst)
-        for base in self.root.glob("compare-*/base.onnx"):
-            for run in (self.out / base.parent.name / "runs").glob("*/report.json"):
-                self._copy(base, run.parent / "base.onnx")
-        if copied:
-            log.info("restored %d file(s) from %s into %s", copied, self.root, self.out)
-        return copied
-
-    def keep_base(self, model: str) -> None:
-        """The trained base; while it trains, its last finished epoch (``OUT.partial/``, replaced)."""
-        if self.root is None:
-            return
-        for name in (f"{model}-base.pt", f"{model}-base.wall_s"):
-            self._copy(self.out / name, self.root / name)
-        partial, spent = self.out / f"{model}-base.pt.partial", self.out / f"{model}-base.wall_s.partial"
-        kept = self.root / partial.name
-        trained = (self.root / f"{model}-base.pt").exists()
-        if partial.is_dir() and not trained:
-            copy_tree(partial, kept)  # replaced: the latest epoch only
-        else:
-            shutil.rmtree(kept, ignore_errors=True)
-        (self.root / spent.name).unlink(missing_ok=True)
-        if not trained:
-            self._copy(spent, self.root / spent.name)
-
-    def read(self, name: str) -> dict:
-        """``name`` (a JSON file of the state), or {} when it does not exist yet."""
-        path = (self.root or self.out) / name
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def record(self, name: str, update) -> dict:
-        """Read ``name`` (a JSON file of the state), apply ``update`` to it, write it back whole."""
-        data = self.read(name)
-        update(data)
-        write_json((self.root or self.out) / name, data)
-        return data
-
-    def note_commits(self, model: str, commit: str) -> dict[str, str]:
-        """Give every finished run of ``model`` without a recorded commit this process's ``commit``
-        (the runs kept before commits were recorded carry theirs in the committed file); returns the map."""
-        part = f"compare-{model}"
-        finished = sorted(p.parent.name for p in (self.out / part / "runs").glob("*/report.json"))
-
-        def update(data: dict) -> None:
-            runs = data.setdefault(part, {})
-            for name in finished:
-                runs.setdefault(name, commit)
-
-        def machine(data: dict) -> None:  # the processor each run was decided and timed on
-            runs = data.setdefault(part, {})
-            for name in finished:
-                runs.setdefault(name, cpu_name())
-
-        self.record("machines.json", machine)
-        return self.record("commits.json", update)[part]
-
-    def set_aside_foreign(self, model: str, names: set[str]) -> dict[str, dict]:
-        """Move the finished runs among ``names`` that ``machines.json`` says were decided on another
-        processor than this one out of the grid, into ``compare-<model>/other-processor/`` (in --out
-        and in the state), and forget their commit and processor, so they are made again here.
-        They are kept, with what they measured, in ``set_aside.json``; returns this call's entries."""
-        part, here = f"compare-{model}", cpu_name()
-        made_on = self.read("machines.json").get(part, {})
-        commits = self.read("commits.json").get(part, {})
-        foreign = sorted(n for n in names if made_on.get(n, here) != here)
-        moved: dict[str, dict] = {}
-        for name in foreign:
-            report = self.out / part / "runs" / name / "report.json"
-            if not report.exists():
-                continue
-            r = json.loads(report.read_text())
-            moved[name] = {
-                "processor": made_on[name],
-                "commit": commits.get(name),
-                "measured_share": r.get("measured_share"),
-                "top1": r.get("top1"),
-                "set_aside_on": here,
-            }
-            for root in (self.out, self.root):
-                if root is not None and (root / part / "runs" / name).exists():
-                    dst = root / part / "other-processor" / name
-                    shutil.rmtree(dst, ignore_errors=True)
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    (root / part / "runs" / name).rename(dst)
-
-        if not moved:
-            return moved
-
-        def forget(data: dict) -> None:
-            for name in moved:
-                data.get(part, {}).pop(name, None)
-
-        def keep(data: dict) -> None:
-            data.setdefault(part, {}).update(moved)
-
-        self.record("machines.json", forget)
-        self.record("commits.json", forget)
-        self.record("set_aside.json", keep)
-        log.info(
-            "%s: %d run(s) made on another processor set aside, to be made again on %s: %s",
-            model,
-            len(moved),
-            here,
-            ", ".join(moved),
-        )
-        return moved
-
-    def keep_tables(self, model: str) -> None:
-        if self.root is None:
-            return
-        for db in (self.out / model).glob("*.db"):
-            copy_sqlite(db, self.root / model / db.name)
-
-    def keep_runs(self, model: str) -> None:
-        if self.root is None:
-            return
-        part = f"compare-{model}"
-        for report in sorted((self.out / part / "runs").glob("*/report.json")):
-            run = report.parent
-            for name in ("report.json", "model.onnx"):
-                self._copy(run / name, self.root / part / "runs" / run.name / name)
-            self._copy(run / "base.onnx", self.root / part / "base.onnx")
-
-    @staticmethod
-    def _copy(src: Path, dst: Path) -> bool:
-        """Copy ``src`` onto a missing ``dst``, whole or not at all; True when it copied."""
-        if not src.exists() or dst.exists():
-            return False
-        copy_file(src, dst)
-        return True
-
-
-class PartOver(Exception):
-    """The part's minutes ran out before the base finished training (its last epoch is kept)."""
+def template(model: str, checkpoint: str, lut: str, distill: DistillConfig | None = None) -> PruneConfig:
+    """Every run's shared settings: the model, its base, the table, the recipe (and distillation)."""
+    return SUITE.template(model, checkpoint, lut, distill)
 
 
 def base_checkpoint(model: str, out: Path, minutes_left: float | None = None) -> dict:
-    """Train the base once (reused when present; an interrupted training resumes after its last
-    finished epoch); returns how it was made. With ``minutes_left`` the training is stopped then
-    (:class:`PartOver`), its finished epochs kept; its wall time adds up over the parts."""
-    ckpt = out / f"{model}-base.pt"
-    epochs = BASES[model]["epochs"]
-    args = ["train", model, "--data", "fashion-mnist", "--epochs", str(epochs), "--lr", "0.1", "--seed", "0"]
-    wall = out / f"{model}-base.wall_s"
-    if not ckpt.exists():
-        spent = out / f"{model}-base.wall_s.partial"  # training time of the parts so far
-        before = float(spent.read_text()) if spent.exists() else 0.0
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "trtprune.cli", *args, "--out", str(ckpt)]
-        log.info("$ %s", " ".join(shlex.quote(a) for a in cmd))
-        proc = subprocess.Popen(cmd, start_new_session=True)
-        try:
-            proc.wait(timeout=None if minutes_left is None else max(60 * minutes_left, 1))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)  # the epochs finished so far are in OUT.partial/
-            proc.wait()
-        total = before + time.perf_counter() - t0
-        if not ckpt.exists():
-            if proc.returncode not in (0, -9):
-                raise SystemExit(f"training the {model} base failed (exit {proc.returncode})")
-            spent.write_text(f"{total:.1f}\n")
-            raise PartOver(f"{model} base: {total / 60:.0f} min of training so far, not finished")
-        wall.write_text(f"{total:.1f}\n")
-        spent.unlink(missing_ok=True)
-    return {
-        "checkpoint": str(ckpt),
-        "command": "trtprune " + " ".join(args) + f" --out {ckpt}",
-        "top1": load_checkpoint(ckpt)["metrics"]["top1"],
-        "wall_s": float(wall.read_text()) if wall.exists() else None,
-    }
-
-
-def table(model: str, ckpt: str, out: Path) -> dict:
-    """The block-mode table `make lut` builds (step 8), built once and resumed if interrupted.
-
-    A table restored from an earlier session whose machine fingerprint differs from this one's is
-    used as it is: the runs so far were decided on it, and every run is re-timed on this machine."""
-    path = out / model / "lut.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    config = LutConfig(
-        model=model, checkpoint=ckpt, backend="ort", backend_config=BackendConfig(threads=1), mode="block"
-    )
-    try:
-        result = build_lut(config, path)
-        made = {"base_ms": result.base_ms, "engines_built": result.engines_built}
-    except LutMismatch as exc:
-        log.warning("%s: the stored table is used as it is", exc)
-        with LutStore(path) as store:
-            made = {"base_ms": store.base_ms(), "engines_built": 0, "reused_as_is": str(exc)}
-    with LutStore(path) as store:
-        processor = store.require_meta().environment.get("processor")
-    return {"path": str(path), "processor": processor, **made}
-
-
-def run_part(
-    model: str,
-    out: Path,
-    state: State,
-    finished_only: bool = False,
-    deadline: float | None = None,
-    one_processor: bool = False,
-) -> dict | None:
-    """Train or reuse the base, build or resume the table, run or resume every run (the methods of
-    ``FIRST`` at every budget before the others), measure them all together. ``finished_only``:
-    measure what has finished (None when nothing has). ``deadline`` (``time.monotonic()``): start
-    nothing after it (:class:`PartOver`, or the comparison's ``Stopped``). ``one_processor``: first
-    set aside the runs decided on another processor (:meth:`State.set_aside_foreign`), so that every
-    run is decided and matched on the processor that measures them together."""
-    part = PARTS[model]
-    if one_processor and not finished_only:
-        grid = {run_dir_name(m, b, s) for m in part["methods"] for b in part["budgets"] for s in range(SEEDS)}
-        state.set_aside_foreign(model, grid)
-    if finished_only and not any((out / f"compare-{model}" / "runs").glob("*/report.json")):
-        return None
-    t0 = time.perf_counter()
-
-    def minutes_left() -> float | None:
-        return None if deadline is None else max(deadline - time.monotonic(), 0) / 60
-
-    try:
-        base = base_checkpoint(model, out, None if finished_only else minutes_left())
-    finally:
-        state.keep_base(model)
-    lut = table(model, base["checkpoint"], out)
-    state.keep_tables(model)
-    config = CompareConfig(
-        prune=template(model, base["checkpoint"], lut["path"]),
-        methods=part["methods"],
-        budgets=part["budgets"],
-        seeds=SEEDS,
-        out=str(out / f"compare-{model}"),
-    )
-
-    commit = code_commit()
-
-    def kept(_event: object) -> None:  # after every run: the run, its commit, the tables it may have grown
-        state.keep_runs(model)
-        state.keep_tables(model)
-        state.note_commits(model, commit)
-
-    first = tuple(m for m in part["methods"] if m in FIRST)
-    if not finished_only and first != part["methods"]:
-        run_compare(replace(config, methods=first), progress=kept, max_minutes=minutes_left(), measure=False)
-    missing = [
-        m
-        for m in part["methods"]
-        for b in part["budgets"]
-        for s in range(SEEDS)
-        if not (Path(config.out) / "runs" / run_dir_name(m, b, s) / "report.json").exists()
-    ]
-    if missing and not finished_only and deadline is not None and time.monotonic() >= deadline:
-        raise PartOver(f"{model}: the part's minutes are over with {len(missing)} run(s) to go")
-    result_dir = run_compare(config, progress=kept, finished_only=finished_only, max_minutes=minutes_left())
-    result = json.loads((result_dir / "compare.json").read_text())
-    commits = state.note_commits(model, commit)
-    for row in result["rows"]:
-        row["commit"] = commits.get(Path(row["run"]).name)
-    set_aside = state.read("set_aside.json").get(f"compare-{model}", {})
-    result.update(base=base, table=lut, session_wall_s=time.perf_counter() - t0, set_aside=set_aside)
-    return result
+    """Train this comparison's base of ``model`` once (:func:`_suite.base_checkpoint`)."""
+    return _base_checkpoint(SUITE, model, out, minutes_left)
 
 
 def _markdown(parts: dict[str, dict], command: str, unfinished: list[str]) -> str:
@@ -420,7 +127,7 @@ def _markdown(parts: dict[str, dict], command: str, unfinished: list[str]) -> st
             "from it and is matched in the engine on the processor it runs on. "
             f"Runs: {len(r['rows'])}, {total / 60:.0f} min of prune wall time in all (resumed sessions included).",
             "",
-            *_set_aside_lines(r.get("set_aside") or {}),
+            *set_aside_lines(r.get("set_aside") or {}),
             *(
                 [
                     f"**Snapshot of a benchmark in progress: {len(r['missing'])} runs not finished yet (listed below).**",
@@ -439,191 +146,5 @@ def _markdown(parts: dict[str, dict], command: str, unfinished: list[str]) -> st
     return "\n".join(lines) + "\n"
 
 
-def _set_aside_lines(set_aside: dict[str, dict]) -> list[str]:
-    """The runs made again because they had been decided on another processor, with what they measured."""
-    if not set_aside:
-        return []
-    lines = [
-        f"{len(set_aside)} runs had been decided and matched on another processor than the one that measures "
-        "all runs together; they were set aside (kept in the state under `other-processor/`) and made again "
-        "here, so that every run below was matched on the processor that measured it. What they had measured "
-        "when they were made:",
-        "",
-        "| run | made on | commit | share when made | top-1 |",
-        "|---|---|---|---|---|",
-    ]
-    for name, r in sorted(set_aside.items()):
-        share = f"{r['measured_share']:.3f}" if r.get("measured_share") is not None else ""
-        top1 = f"{r['top1']:.4f}" if r.get("top1") is not None else ""
-        lines.append(f"| {name} | {r['processor']} | {r.get('commit') or ''} | {share} | {top1} |")
-    return [*lines, ""]
-
-
-def paired(rows: list[dict], default: str = "sp-lamp") -> list[dict]:
-    """Per budget: the best other method by mean top-1 among those with every run within 3% of the
-    budget (a method over it bought its accuracy with latency it was not given), and the default
-    minus it seed by seed (mean and sample std of the paired differences)."""
-    out = []
-    for budget in sorted({r["budget_ratio"] for r in rows}):
-        at = [r for r in rows if r["budget_ratio"] == budget]
-        by = {(r["method"], r["seed"]): r["top1"] for r in at}
-        means = {m: statistics.fmean(r["top1"] for r in at if r["method"] == m) for m in {r["method"] for r in at}}
-        over = {r["method"] for r in at if r["over_budget"]}  # the comparison's own >3% flag
-        rivals = {m: v for m, v in means.items() if m != default and m not in over}
-        if default not in means or not rivals:
-            continue
-        rival = max(rivals, key=rivals.get)
-        seeds = sorted(s for (m, s) in by if m == default and (rival, s) in by)
-        diffs = [by[(default, s)] - by[(rival, s)] for s in seeds]
-        out.append(
-            {
-                "budget_ratio": budget,
-                "rival": rival,
-                "default_mean": means[default],
-                "rival_mean": means[rival],
-                "diffs": diffs,
-                "mean": statistics.fmean(diffs),
-                "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
-                "default_within": not any(r["over_budget"] for r in at if r["method"] == default),
-                "left_out": sorted(m for m in over if m != default),
-            }
-        )
-    return out
-
-
-def paired_lines(rows: list[dict]) -> list[str]:
-    pairs = paired(rows)
-    if not pairs:
-        return []
-    lines = [
-        "",
-        "Default minus the best other method whose runs are all within 3% of the budget, paired by seed "
-        "(points of top-1; `left out`: methods with a run more than 3% over it):",
-        "",
-        "| budget | best other | default mean | its mean | paired difference (mean ± std) | per seed "
-        "| default within budget | left out |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for p in pairs:
-        lines.append(
-            f"| {p['budget_ratio']:.1f} | {p['rival']} | {p['default_mean']:.4f} | {p['rival_mean']:.4f} | "
-            f"{100 * p['mean']:+.2f} ± {100 * p['std']:.2f} | {', '.join(f'{100 * d:+.2f}' for d in p['diffs'])} "
-            f"| {'yes' if p['default_within'] else 'NO'} | {', '.join(p['left_out'])} |"
-        )
-    return [*lines, ""]
-
-
-def main() -> None:
-    parser = benchmark_parser(__doc__.splitlines()[0])
-    parser.add_argument("--models", default="resnet20,resnet56", help="comma list of parts to run")
-    parser.add_argument(
-        "--finished-only", action="store_true", help="run nothing: measure and tabulate the runs finished so far"
-    )
-    parser.add_argument("--state", default=str(STATE), help="committed copy of what resuming needs ('' for none)")
-    parser.add_argument("--results", default=str(RESULTS), help="where the tables and plots are written")
-    parser.add_argument(
-        "--max-minutes", type=float, default=None, help="start no run or training epoch after N minutes, then stop"
-    )
-    parser.add_argument(
-        "--tabulate", action="store_true", help="run and time nothing: write the tables again from the saved results"
-    )
-    parser.add_argument(
-        "--one-processor",
-        action="store_true",
-        help="set aside the runs decided on another processor than this one and make them again here",
-    )
-    args = parser.parse_args()
-    out = start(args)
-    results = Path(args.results)
-    state = State(Path(args.state) if args.state else None, out)
-    if not args.tabulate:
-        state.restore()
-    saved_path = results / "compare_fmnist.json"
-    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
-    parts = saved.get("parts", {})
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    if args.tabulate:  # the tables say the command that made the runs
-        command = saved.get("command", command)
-    t0, commit = time.monotonic(), code_commit()
-    deadline = None if args.max_minutes is None else t0 + 60 * args.max_minutes
-    stopped, finished = None, []
-    models = [] if args.tabulate else [m.strip() for m in args.models.split(",") if m.strip()]
-    for model in models:
-        if model not in PARTS:
-            raise SystemExit(f"unknown part {model!r}; choose from {', '.join(PARTS)}")
-        try:
-            part = run_part(model, out, state, args.finished_only, deadline, args.one_processor)
-        except (Stopped, PartOver) as exc:
-            stopped = f"{model}: {exc}"
-            break
-        if part is None:  # nothing of this part has finished: no stale figures either
-            parts.pop(model, None)
-            continue
-        parts[model] = part
-        finished.append(model)
-        pareto_plot(parts[model]["rows"], results / f"compare_fmnist-{model}.png", title=f"{model}, Fashion-MNIST")
-    if not args.finished_only and not args.tabulate:
-        log_part(state, command, commit, time.monotonic() - t0, stopped)
-    if stopped:
-        log.info("part over (%s); commit benchmarks/results/ and rerun the same command to resume", stopped)
-    if not finished and not args.tabulate:  # the saved tables stay as they were: nothing new is complete
-        return
-    unfinished = [m for m in PARTS if m not in parts]
-    log_text = _parts_markdown(state)
-    save(
-        results / "compare_fmnist",
-        _markdown(parts, command, unfinished) + log_text,
-        {
-            "command": command,
-            "recipe": RECIPE.to_json(),
-            "stages": STAGES,
-            "parts": parts,
-            "paired": {m: paired(r["rows"]) for m, r in parts.items()},
-            "sessions": state.read("parts.json"),
-        },
-    )
-
-
-def log_part(state: State, command: str, commit: str, wall_s: float, stopped: str | None) -> None:
-    """Append this invocation (a part) to ``parts.json``: its commit, wall time and runs finished."""
-    finished = {m: len(list((state.out / f"compare-{m}" / "runs").glob("*/report.json"))) for m in PARTS}
-
-    def update(data: dict) -> None:
-        data.setdefault("parts", []).append(
-            {
-                "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() - wall_s)),
-                "commit": commit,
-                "wall_s": round(wall_s, 1),
-                "runs_finished": finished,
-                "processor": cpu_name(),
-                "stopped": stopped,
-                "command": command,
-            }
-        )
-
-    state.record("parts.json", update)
-
-
-def _parts_markdown(state: State) -> str:
-    parts = state.read("parts.json").get("parts", [])
-    lines = [
-        "",
-        "## Parts",
-        "",
-        f"The benchmark ran in {len(parts)} parts, {sum(p['wall_s'] for p in parts) / 60:.0f} min in all "
-        f"(the longest {max((p['wall_s'] for p in parts), default=0) / 60:.0f} min).",
-        "",
-        "| part | started (UTC) | commit | machine | wall min | runs finished after it | stopped |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for i, p in enumerate(parts, 1):
-        runs = ", ".join(f"{m} {n}" for m, n in p["runs_finished"].items())
-        lines.append(
-            f"| {i} | {p['started']} | {p['commit']} | {p.get('processor', '')} | {p['wall_s'] / 60:.1f} | {runs} "
-            f"| {p['stopped'] or ''} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 if __name__ == "__main__":
-    main()
+    run_main(SUITE, __doc__.splitlines()[0], _markdown)

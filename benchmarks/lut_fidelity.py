@@ -86,7 +86,9 @@ def build_case(case: str, mode: str, args, workdir: Path, again: bool = False) -
     built = build_lut(config, path)  # resumes an interrupted build
     with LutStore(path) as store:
         cost = store.cost()
-    return {**{k: str(v) if isinstance(v, Path) else v for k, v in built.__dict__.items()}, "cost": cost}
+    fields = {k: str(v) if isinstance(v, Path) else v for k, v in built.__dict__.items()}
+    fields["frame_shift"] = built.frame_shift.to_json() if built.frame_shift else None
+    return {**fields, "cost": cost}
 
 
 def verify_case(case: str, mode: str, built: dict, args, workdir: Path) -> tuple[dict, dict]:
@@ -155,6 +157,13 @@ def score_repeat(case: str, mode: str, state_case: dict, workdir: Path, backend:
     row["repeat_err_median_pct"], row["repeat_err_p90_pct"] = _rounded(share_errors(tables[1], first))
     row["repeat_base_shift_pct"] = round(100 * (tables[1].base_ms / tables[0].base_ms - 1), 2)
     row["repeat_frame_moved_pct"] = moved  # each build's network, closing frame against opening
+    same_fit = copy.copy(tables[1])  # the second table's rows and shares, read with the first's fitted terms
+    same_fit.stage_scales, same_fit.join_weight = tables[0].stage_scales, tables[0].join_weight
+    row["repeat_rows_only_median_pct"], row["repeat_rows_only_p90_pct"] = _rounded(_apart(tables[0], same_fit, first))
+    row["repeat_fitted"] = [
+        {"scales": {k: round(v, 3) for k, v in t.stage_scales.items()}, "weight": round(t.join_weight, 3)}
+        for t in tables
+    ]
     if all(m is not None for m in moved):
         row["repeat_opening_only_median_pct"], row["repeat_opening_only_p90_pct"] = _rounded(_apart(*opening, first))
     row["repeat_engines"] = state_case["raw"]["repeat_build"]["cost"]["engines"]
@@ -336,7 +345,9 @@ def _repeat_section(repeats: list[dict]) -> list[str]:
         "base latency moved from the first's (the machine's frame); `repeat_frame_moved_pct`: within each build, how "
         "far its network moved from the opening frame to the closing one (tables since LutConfig format 4, which "
         "read every share as the mean of both frames); `repeat_opening_only_*`: the same two tables read from "
-        "their opening frames alone (as tables of format 3 were).",
+        "their opening frames alone (as tables of format 3 were); `repeat_rows_only_*`: the second table read with the "
+        "first one's fitted stage scales and joined-layer weight (how far the rows and shares alone fall apart; "
+        "`repeat_fitted`: each table's scales and weight).",
         "",
         markdown_table(repeats),
     ]

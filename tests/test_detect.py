@@ -403,3 +403,39 @@ def test_detector_prune_refuses_bad_input_and_writes_nothing(run_cli, ssdlite_ta
     code, _, err = run_cli("prune", "--lut", table, "--budget-ratio", "0.9", "--out", out, *extra)
     assert code == 2 and err.startswith("trtprune: error:") and err.strip().count("\n") == 0, err
     assert not out.exists() and not (tmp_path / "run.partial").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [("ssdlite320_mobilenet_v3_large", (1, 3, 96, 96)), ("retinanet_resnet50_fpn_v2", (1, 3, 128, 128))],
+)
+def test_post_processing_sees_a_fixed_load_whatever_the_weights_and_image(canvas, monkeypatch, name, shape):
+    """NMS gets exactly FIXED_LOAD_TOPK candidates per class (SSD) or per level (RetinaNet), from a
+    random detector and from one whose class scores are sharpened a hundredfold, on a canvas image
+    and a blank one: the deployed post-processing costs the same whatever the weights and image."""
+    import torchvision
+
+    from trtprune.models import build_model
+    from trtprune.models.detection_zoo import FIXED_LOAD_TOPK
+
+    sizes = []
+    nms = torchvision.ops.boxes.batched_nms
+
+    def counting(boxes, scores, idxs, threshold):
+        sizes.append(int(boxes.shape[0]))
+        return nms(boxes, scores, idxs, threshold)
+
+    monkeypatch.setattr(torchvision.ops.boxes, "batched_nms", counting)
+    model = build_model(name, shape, num_classes=11).eval()
+    assert model.score_thresh < 0 and model.topk_candidates == FIXED_LOAD_TOPK
+    image = get_dataset("coco", "test", canvas, input_size=shape[1:])[0][0]
+    with torch.no_grad():
+        sizes.clear()
+        for sharpen in (1.0, 100.0):
+            for n, conv in model.head.named_modules():
+                if FINAL.search(n) and isinstance(conv, nn.Conv2d):  # the heads' output convs
+                    conv.weight.mul_(sharpen)
+            for x in (image, torch.zeros(shape[1:])):
+                model([x])
+    per_image = FIXED_LOAD_TOPK * (10 if name.startswith("ssd") else len(model.anchor_generator.sizes))
+    assert sizes == [per_image] * 4

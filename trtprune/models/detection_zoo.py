@@ -20,6 +20,15 @@ _DEFAULT_SIDE = {
     "ssd300_vgg16": 300,
     "fasterrcnn_mobilenet_v3_large_320_fpn": 320,
 }
+# Post-processing at a fixed load: every score passes the threshold and the detector's own top-k
+# keeps exactly this many candidates (per class for SSD and SSDlite, per feature level for RetinaNet
+# and FCOS; fewer where the detector's default is lower) for box decoding and NMS. The deployed
+# detector's post-processing then costs the same whatever its weights and image: the latency a table
+# and the matching loop measure with the base's weights is the latency of the fine-tuned detector
+# (with torchvision's thresholds, an untrained or freshly cut detector sends far more boxes to NMS
+# than a trained one). The mAP is measured with the same settings. Two-stage detectors keep theirs
+# (their RPN already keeps a fixed number of proposals).
+FIXED_LOAD_TOPK = 20
 COCO_CLASSES = 91  # torchvision's COCO detectors: 90 category ids + the background
 DETECTION_PREPROCESSING = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "input_size": [3, 512, 512]}
 
@@ -34,9 +43,17 @@ def fix_input(model: nn.Module, shape: tuple[int, int, int, int]) -> None:
     transform.fixed_size = (w, h)  # torchvision's order: width, height
 
 
+def fix_post_load(model: nn.Module) -> None:
+    """Post-processing at a fixed load (:data:`FIXED_LOAD_TOPK`) for a one-stage detector."""
+    if hasattr(model, "score_thresh") and hasattr(model, "topk_candidates"):
+        model.score_thresh = -1.0  # softmax, sigmoid and FCOS's scores are all above it
+        model.topk_candidates = min(model.topk_candidates, FIXED_LOAD_TOPK)
+
+
 def _input_fixer(name: str, side: int):
     def fix(model: nn.Module, shape: tuple[int, int, int, int]) -> None:
         fix_input(model, shape)
+        fix_post_load(model)
         check_input_size(model, shape, name, side)
 
     return fix
