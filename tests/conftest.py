@@ -56,3 +56,42 @@ def r20_table(tmp_path_factory):
     table = root / "lut.db"
     build_lut(LutConfig(model=None, checkpoint=str(ckpt), step=16, small=4, refine=False, timing=fast), table)
     return ckpt, table
+
+
+@pytest.fixture(scope="session")
+def canvas_config():
+    """The tiny canvas set the detection tests read."""
+    from trtprune.data.canvas import CanvasConfig
+
+    return CanvasConfig(train=3, val=4, size=96, seed=0)
+
+
+@pytest.fixture(scope="session")
+def canvas(tmp_path_factory, canvas_config):
+    """That canvas set, written (COCO format)."""
+    from trtprune.data.canvas import write_canvas_set
+
+    root = tmp_path_factory.mktemp("canvas")
+    write_canvas_set(root, canvas_config)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ssdlite_table(tmp_path_factory, canvas):
+    """(checkpoint, table): an untrained SSDlite for the canvas set's 10 classes and a small block table."""
+    from trtprune.engine.timing import TimingConfig
+    from trtprune.lut.build import LutConfig, build_lut
+    from trtprune.models import build_model
+    from trtprune.models.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("ssdlite-table")
+    name, shape = "ssdlite320_mobilenet_v3_large", (1, 3, 96, 96)
+    ckpt = root / "base.pt"
+    model = build_model(name, shape, num_classes=11)
+    save_checkpoint(ckpt, model, model_name=name, input_shape=shape, num_classes=11, preprocessing=None)
+    fast = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
+    table = root / "lut.db"
+    build_lut(
+        LutConfig(model=None, checkpoint=str(ckpt), mode="block", step=64, small=1, refine=False, timing=fast), table
+    )
+    return ckpt, table

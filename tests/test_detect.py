@@ -15,20 +15,11 @@ from trtprune.data import get_dataset
 from trtprune.data.canvas import CanvasConfig, write_canvas_set
 from trtprune.data.coco import detection_collate
 
-SMALL = CanvasConfig(train=3, val=4, size=96, seed=0)
 
-
-@pytest.fixture(scope="module")
-def canvas(tmp_path_factory):
-    root = tmp_path_factory.mktemp("canvas")
-    write_canvas_set(root, SMALL)
-    return root
-
-
-def test_canvas_round_trip(canvas):
+def test_canvas_round_trip(canvas, canvas_config):
     ann = json.loads((canvas / "annotations" / "instances_val.json").read_text())
     ds = get_dataset("coco", "test", canvas, input_size=(3, 96, 96))
-    assert len(ds) == SMALL.val == len(ann["images"])
+    assert len(ds) == canvas_config.val == len(ann["images"])
     for i in range(len(ds)):
         x, target = ds[i]
         info = ann["images"][i]
@@ -51,8 +42,8 @@ def test_resized_input_scales_boxes(canvas):
     assert torch.allclose(target["boxes"] * 2, full[0][1]["boxes"])
 
 
-def test_canvas_set_is_deterministic(canvas, tmp_path):
-    write_canvas_set(tmp_path, SMALL)
+def test_canvas_set_is_deterministic(canvas, canvas_config, tmp_path):
+    write_canvas_set(tmp_path, canvas_config)
     for rel in ("annotations/instances_train.json", "annotations/instances_val.json", "val/000003.png"):
         assert (tmp_path / rel).read_bytes() == (canvas / rel).read_bytes()
     write_canvas_set(tmp_path / "other", CanvasConfig(train=0, val=4, size=96, seed=1))
@@ -331,27 +322,6 @@ def test_detector_training_refuses_bad_data(run_cli, tmp_path, bad):
     assert not out.exists() and not list(tmp_path.glob("base.pt*"))
 
 
-@pytest.fixture(scope="module")
-def ssdlite_table(tmp_path_factory, canvas):
-    """(checkpoint, table): an untrained SSDlite for the canvas set's 10 classes and a small block table."""
-    from trtprune.engine.timing import TimingConfig
-    from trtprune.lut.build import LutConfig, build_lut
-    from trtprune.models import build_model
-    from trtprune.models.checkpoint import save_checkpoint
-
-    root = tmp_path_factory.mktemp("ssdlite-table")
-    name, shape = "ssdlite320_mobilenet_v3_large", (1, 3, 96, 96)
-    ckpt = root / "base.pt"
-    model = build_model(name, shape, num_classes=11)
-    save_checkpoint(ckpt, model, model_name=name, input_shape=shape, num_classes=11, preprocessing=None)
-    fast = TimingConfig(warmup=2, rounds=5, min_sample_ms=0.5, warmup_ms=50, retries=0)
-    table = root / "lut.db"
-    build_lut(
-        LutConfig(model=None, checkpoint=str(ckpt), mode="block", step=64, small=1, refine=False, timing=fast), table
-    )
-    return ckpt, table
-
-
 def _prune(run_cli, table, canvas, out, *extra):
     args = ["prune", "--lut", table, "--data", "coco", "--data-root", canvas, "--stages", "1", "--out", out, *extra]
     return run_cli(*args)
@@ -381,22 +351,23 @@ def test_detector_prune_meets_its_budget_and_reports_map(run_cli, ssdlite_table,
     out = onnx_predictor(tmp_path / "cut" / "model.onnx")(image)[0]
     assert out["boxes"].shape[1:] == (4,) and len(out["scores"]) == len(out["labels"])
 
-    code, _, err = _prune(run_cli, table, canvas, tmp_path / "tuned", "--budget-ratio", "0.9", "--finetune-epochs", "1")
+    code, _, err = _prune(run_cli, table, canvas, tmp_path / "tuned", "--budget-ratio", "0.9", "--finetune-epochs", "1",
+                          "--distill")  # fmt: skip
     assert code == 0, err
     tuned = json.loads((tmp_path / "tuned" / "report.json").read_text())
     assert tuned["final_finetune"]["epochs"] == 1 and 0.0 <= tuned["top1"] == tuned["task_metrics"]["pruned"]["map"]
     assert tuned["stages"][0]["top1"] is not None
+    assert tuned["config"]["distill"] is not None  # fine-tuned against the unpruned detector's heads
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bad", ["classification-data", "no-annotations", "distill", "lap"])
+@pytest.mark.parametrize("bad", ["classification-data", "no-annotations", "lap"])
 def test_detector_prune_refuses_bad_input_and_writes_nothing(run_cli, ssdlite_table, tmp_path, bad):
     _, table = ssdlite_table
     (tmp_path / "empty" / "train").mkdir(parents=True)
     extra = {
         "classification-data": ["--data", "fashion-mnist"],
         "no-annotations": ["--data", "coco", "--data-root", tmp_path / "empty"],
-        "distill": ["--data", "coco", "--data-root", tmp_path / "empty", "--distill"],
         "lap": ["--data", "coco", "--data-root", tmp_path / "empty", "--method", "lap"],  # classifiers only
     }[bad]
     out = tmp_path / "run"
@@ -439,3 +410,46 @@ def test_post_processing_sees_a_fixed_load_whatever_the_weights_and_image(canvas
                 model([x])
     per_image = FIXED_LOAD_TOPK * (10 if name.startswith("ssd") else len(model.anchor_generator.sizes))
     assert sizes == [per_image] * 4
+
+
+@pytest.mark.parametrize("name", ["ssdlite320_mobilenet_v3_large", "fcos_resnet50_fpn"])
+def test_distillation_of_a_detector_matches_its_teachers_heads(canvas, name):
+    """Against itself the distillation term is 0 and the loss is (1 - weight) x the detector's own; against
+    another teacher it is positive, and its gradient reaches the student's heads."""
+    import copy
+
+    from trtprune.models import build_model
+    from trtprune.tasks import get_task
+    from trtprune.train.loop import Distillation
+
+    shape = (1, 3, 96, 96) if name.startswith("ssd") else (1, 3, 128, 128)
+    student = build_model(name, shape, num_classes=11)
+    task = get_task("detect")
+    batch = task.collate([get_dataset("coco", "train", canvas, input_size=shape[1:])[i] for i in range(2)])
+    cpu = torch.device("cpu")
+    student.train()
+    for m in student.modules():  # batch norm on running statistics, as in the teacher (eval mode)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    torch.manual_seed(0)
+    own = task.batch_loss(student, batch, cpu, None)[0]
+    same = Distillation(copy.deepcopy(student).eval(), temperature=2.0, weight=0.25)
+    torch.manual_seed(0)
+    assert task.batch_loss(student, batch, cpu, same)[0].item() == pytest.approx(0.75 * own.item(), rel=1e-5)
+    other = copy.deepcopy(student).eval()
+    with torch.no_grad():
+        for p in other.head.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    torch.manual_seed(0)
+    loss = task.batch_loss(student, batch, cpu, Distillation(other, temperature=2.0, weight=0.25))[0]
+    assert loss.item() > 0.75 * own.item()
+    loss.backward()
+    assert all(p.grad is not None for p in student.head.parameters() if p.requires_grad)
+
+
+def test_a_two_stage_detector_refuses_distillation_in_one_line(run_cli, canvas, tmp_path):
+    out = tmp_path / "rcnn.pt"
+    args = ["train", "fasterrcnn_mobilenet_v3_large_320_fpn", "--input", "1x3x160x160", "--data", "coco"]
+    code, _, err = run_cli(*args, "--data-root", canvas, "--distill", "--teacher", tmp_path / "t.pt", "--out", out)
+    assert code == 2 and "two-stage" in err and err.strip().count("\n") == 0, err
+    assert not out.exists()

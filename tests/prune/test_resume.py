@@ -202,3 +202,63 @@ def test_torchrun_prunes_in_data_parallel_with_identical_weights_on_both_ranks(s
     assert len(digests) == 2 and digests[0] == digests[1], digests  # both ranks end with the same weights
     assert json.loads((parallel / "plan.json").read_text()) == json.loads((single / "plan.json").read_text())
     assert (parallel / "model.onnx").is_file() and (parallel / "report.json").is_file()
+
+
+# detectors: the same resume and data parallel, with the detector's own losses on COCO-format data
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory, ssdlite_table, canvas):
+    """(folder, args of a detector prune to ``out``): the shared SSDlite table, the canvas set."""
+    ckpt, table = ssdlite_table
+
+    def args(out: Path, stages: int = 2) -> list[str]:
+        return [
+            "prune", "--lut", str(table), "--checkpoint", str(ckpt), "--budget-ratio", "0.9", "--stages", str(stages),
+            "--finetune-epochs", "1", "--match-rounds", "1", "--data", "coco", "--data-root", str(canvas),
+            "--out", str(out),
+        ]  # fmt: skip
+
+    return tmp_path_factory.mktemp("detector-resume"), args
+
+
+@pytest.mark.slow
+def test_a_killed_detector_prune_resumes_to_the_plan_of_an_uninterrupted_run(detector, tmp_path):
+    root, args = detector
+    whole = root / "whole"
+    proc = _cli(*args(whole))
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    out = tmp_path / "run"
+    before = _kill_when(
+        args(out), out.with_name("run.partial") / "resume" / "journal.json", KILL_POINTS["between stages"]
+    )
+    proc = _cli(*args(out))
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    after = _entries(out / "journal.json")
+    assert after[: len(before)] == before and len(after) == len(set(after))
+    assert sorted(after) == sorted(_entries(whole / "journal.json"))
+    report, base = (json.loads((d / "report.json").read_text()) for d in (out, whole))
+    assert report["widths"] == base["widths"] and report["final_finetune"] == base["final_finetune"]
+    assert report["task_metrics"]["pruned"] == base["task_metrics"]["pruned"]  # the same mAP: the same weights
+
+
+@pytest.mark.slow
+def test_torchrun_prunes_a_detector_in_data_parallel(detector, tmp_path):
+    """Two CPU processes fine-tune the detector with its own losses; both end with the same weights and
+    the plan is a single process's (one stage: decided on the unpruned weights)."""
+    _, args = detector
+    single, parallel = tmp_path / "single", tmp_path / "ddp"
+    proc = _cli(*args(single, stages=1))
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519"]
+    run = subprocess.run(
+        [*cmd, "-m", "trtprune.cli", "-v", *args(parallel, stages=1)], capture_output=True, text=True, timeout=900
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    digests = [line.split("final weights ")[1].strip() for line in run.stderr.splitlines() if "final weights" in line]
+    assert len(digests) == 2 and digests[0] == digests[1], digests
+    assert json.loads((parallel / "plan.json").read_text()) == json.loads((single / "plan.json").read_text())
+    assert json.loads((parallel / "report.json").read_text())["task_metrics"]["metric"] == "map"

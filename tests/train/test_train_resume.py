@@ -14,6 +14,9 @@ import pytest
 import torch
 
 ARGS = ["train", "resnet20", "--data", "fashion-mnist", "--limit", "384", "--batch-size", "64", "--seed", "3"]
+# a detector trained with its own losses on a small canvas set (written by the ``detector_args`` fixture)
+DETECTOR = ["train", "ssdlite320_mobilenet_v3_large", "--data", "coco", "--input", "1x3x96x96", "--batch-size", "4",
+            "--seed", "3"]  # fmt: skip
 
 
 CLI = [sys.executable, "-m", "trtprune.cli"]
@@ -21,10 +24,10 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "
 
 
 def _train(
-    out: Path, *extra: str, epochs: int = 3, verbose: bool = True, launcher: list[str] = CLI
+    out: Path, *extra: str, epochs: int = 3, verbose: bool = True, launcher: list[str] = CLI, args: list[str] = ARGS
 ) -> subprocess.CompletedProcess:
     """The training command; ``verbose``: its log (epochs trained, resumption) on stderr."""
-    cmd = [*launcher, *(["-v"] if verbose else []), *ARGS, "--epochs", str(epochs), "--out", str(out), *extra]
+    cmd = [*launcher, *(["-v"] if verbose else []), *args, "--epochs", str(epochs), "--out", str(out), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -34,9 +37,9 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["state_dict"]
 
 
-def _kill_after_epoch(out: Path, epoch: int, launcher: list[str] = CLI) -> None:
+def _kill_after_epoch(out: Path, epoch: int, launcher: list[str] = CLI, args: list[str] = ARGS) -> None:
     """Start the 3-epoch run and SIGKILL it (every process) as soon as epoch ``epoch``'s snapshot is complete."""
-    cmd = [*launcher, *ARGS, "--epochs", "3", "--out", str(out)]
+    cmd = [*launcher, *args, "--epochs", "3", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = out.with_name(out.name + ".partial") / f"epoch{epoch}.pt"
     deadline = time.monotonic() + 300
@@ -66,6 +69,20 @@ def uninterrupted(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     assert not out.with_name("base.pt.partial").exists()
     return out
+
+
+@pytest.mark.slow
+def test_a_killed_detector_training_resumes_to_the_same_weights(tmp_path, detector_args):
+    whole, out = tmp_path / "whole.pt", tmp_path / "killed.pt"
+    done = _train(whole, args=detector_args)
+    assert done.returncode == 0, done.stderr
+    _kill_after_epoch(out, 1, args=detector_args)
+    assert not out.exists()
+    resumed = _train(out, args=detector_args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "after epoch 1" in resumed.stderr and "epoch 1/3" not in resumed.stderr
+    want, got = _weights(whole), _weights(out)
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
 
 
 @pytest.mark.slow
@@ -106,17 +123,29 @@ def test_damaged_snapshot_and_restart(tmp_path):
     assert not out.with_name("base.pt.partial").exists()
 
 
+@pytest.fixture(scope="module")
+def detector_args(tmp_path_factory) -> list[str]:
+    from trtprune.data.canvas import CanvasConfig, write_canvas_set
+
+    root = tmp_path_factory.mktemp("canvas")
+    write_canvas_set(root, CanvasConfig(train=16, val=4, size=96, seed=0))
+    return [*DETECTOR, "--data-root", str(root)]
+
+
 @pytest.mark.slow
-def test_torchrun_training_resumes_to_the_same_weights(tmp_path):
-    """Two ranks (gloo on CPU): each resumes from rank 0's weights and its own random state."""
+@pytest.mark.parametrize("task", ["classifier", "detector"])
+def test_torchrun_training_resumes_to_the_same_weights(tmp_path, task, request):
+    """Two ranks (gloo on CPU): each resumes from rank 0's weights and its own random state; a
+    detector (its own losses, COCO data) as a classifier."""
+    args = request.getfixturevalue("detector_args") if task == "detector" else ARGS
     whole, out = tmp_path / "whole.pt", tmp_path / "killed.pt"
-    done = _train(whole, launcher=TORCHRUN)
+    done = _train(whole, launcher=TORCHRUN, args=args)
     assert done.returncode == 0, done.stderr
-    _kill_after_epoch(out, 1, launcher=TORCHRUN)
+    _kill_after_epoch(out, 1, launcher=TORCHRUN, args=args)
     assert not out.exists()
     partial = out.with_name("killed.pt.partial")
     assert {p.name for p in partial.glob("epoch*.pt")} == {"epoch1.pt", "epoch1-rank0.pt", "epoch1-rank1.pt"}
-    resumed = _train(out, launcher=TORCHRUN)
+    resumed = _train(out, launcher=TORCHRUN, args=args)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr.count("after epoch 1") == 2, resumed.stderr  # both ranks
     assert "epoch 1/3" not in resumed.stderr and not partial.exists()

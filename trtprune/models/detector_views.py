@@ -18,8 +18,15 @@ from trtprune.models.deployed import DeployedView, register_deployed
 BOXES, SCORES, LABELS = "boxes", "scores", "labels"
 
 
-def _feature_list(features: torch.Tensor | dict[str, torch.Tensor]) -> list[torch.Tensor]:
+def feature_list(features: torch.Tensor | dict[str, torch.Tensor]) -> list[torch.Tensor]:
     return [features] if isinstance(features, torch.Tensor) else list(features.values())
+
+
+def head_outputs(detector: nn.Module, images: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A one-stage detector's raw head outputs (class logits, box regression, centerness) for
+    ``images``, after its own transform: what its losses and post-processing read."""
+    tensors = detector.transform(images)[0].tensors
+    return detector.head(feature_list(detector.backbone(tensors)))
 
 
 class OneStageNetwork(nn.Module):
@@ -31,7 +38,7 @@ class OneStageNetwork(nn.Module):
         self.head = detector.head
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.head(_feature_list(self.backbone(x))).values())
+        return tuple(self.head(feature_list(self.backbone(x))).values())
 
 
 class TwoStageNetwork(nn.Module):

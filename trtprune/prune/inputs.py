@@ -142,7 +142,7 @@ def _check_task(name: str, spec: DatasetSpec, config: PruneConfig, method: Metho
         raise UsageError(
             f"--method {method.name} prunes {' and '.join(method.tasks)} models, not {name} ({task}): pick another"
         )
-    refusal = get_task(task).distill_refusal
+    refusal = get_task(task).distill_refusal(name)
     if config.distill is not None and refusal:
         raise UsageError(refusal)
 

@@ -27,8 +27,8 @@ class Task:
     a training history, a stage record and a prune result hold it where they say top-1.
     ``evaluate(model, dataset, batch_size, device)`` is that metric of a PyTorch model in eval mode;
     ``evaluate_onnx(path, dataset, threads)`` every metric of an exported model in ONNX Runtime.
-    ``collate`` batches the dataset's items (None: torch's default). ``distill_refusal`` says why
-    ``--distill`` does not apply (None where it does). ``network_part(model)`` is the part of the
+    ``collate`` batches the dataset's items (None: torch's default). ``distill_refusal(model_name)``
+    says why ``--distill`` does not apply to that model (None where it does). ``network_part(model)`` is the part of the
     deployed model that pruning changes, timed apart from the whole in the report (None: all of it).
     ``drop_last`` drops a short last training batch where the train set holds more than one batch.
     """
@@ -43,7 +43,7 @@ class Task:
     evaluate: Callable[[nn.Module, Dataset, int, torch.device], float]
     evaluate_onnx: Callable[[str | os.PathLike[str], Dataset, int | None], dict[str, float]]
     collate: Callable[[list[Any]], Any] | None = None
-    distill_refusal: str | None = None
+    distill_refusal: Callable[[str], str | None] = lambda _name: None
     network_part: Callable[[nn.Module], nn.Module] | None = None
     drop_last: bool = False  # drop a short last training batch (a detector's 1x1 maps cannot batch-norm one image)
 

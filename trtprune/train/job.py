@@ -75,8 +75,9 @@ def run_train_job(job: TrainJob, progress=None, restart: bool = False) -> TrainR
     loaded = load_model(job.model, shape, job.checkpoint, num_classes=classes, weights=job.weights)
     task = get_model_spec(loaded.name).task
     check_task(loaded.name, task, spec.name, spec.task)
-    if job.teacher is not None and get_task(task).distill_refusal:
-        raise UsageError(get_task(task).distill_refusal)
+    refusal = get_task(task).distill_refusal(loaded.name)
+    if job.teacher is not None and refusal:
+        raise UsageError(refusal)
     size = tuple(loaded.input_shape[1:])  # an ImageFolder resizes to the model's input
     train_set = get_dataset(job.data, "train", job.data_root, augment=True, input_size=size)
     test_set = get_dataset(job.data, "test", job.data_root, input_size=size)
