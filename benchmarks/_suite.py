@@ -34,7 +34,7 @@ from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.store import LutMismatch, LutStore
 from trtprune.models.checkpoint import load_checkpoint
 from trtprune.prune import PruneConfig
-from trtprune.report.compare import pareto_plot
+from trtprune.report.compare import markdown, pareto_plot
 from trtprune.train.config import DistillConfig, TrainConfig
 
 log = logging.getLogger("compare")
@@ -59,6 +59,7 @@ class Suite:
     stages: int
     first: tuple[str, ...] = ("sp-lamp", "halp")
     metric: str = "top-1"
+    metric_short: str = "top-1"  # how the tables name it
     prepare: Callable[[Path], None] | None = field(default=None, compare=False)  # e.g. write the data set
 
     @property
@@ -365,6 +366,30 @@ def run_part(
     set_aside = state.read("set_aside.json").get(f"compare-{model}", {})
     result.update(base=base, table=lut, session_wall_s=time.perf_counter() - t0, set_aside=set_aside)
     return result
+
+
+def result_lines(suite: Suite, model: str, r: dict) -> list[str]:
+    """A model's tables after its header: the runs set aside, the note of a benchmark in progress, every
+    run, the paired margins and the plot (the metric named as ``suite.metric_short``)."""
+
+    def named(text: str) -> str:
+        return text.replace("top-1", suite.metric_short)
+
+    note = f"**Snapshot of a benchmark in progress: {len(r['missing'])} runs not finished yet (listed below).**"
+    return [
+        *set_aside_lines(r.get("set_aside") or {}),
+        *([note, ""] if r.get("missing") else []),
+        named(markdown(r).split("\n", 2)[2]),
+        *[named(line) for line in paired_lines(r["rows"])],
+        f"![pareto]({suite.name}-{model}.png)",
+        "",
+    ]
+
+
+def unfinished_lines(unfinished: list[str], command: str) -> list[str]:
+    """The models not finished yet, and the command."""
+    lines = [f"## {m}\n\nNot finished yet: its runs are still being made, in later parts.\n" for m in unfinished]
+    return [*lines, f"Command: `{command}`"]
 
 
 def set_aside_lines(set_aside: dict[str, dict]) -> list[str]:

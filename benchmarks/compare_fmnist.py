@@ -24,11 +24,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _suite import SEEDS, State, Suite, code_commit, paired, paired_lines, run_main, set_aside_lines, table
+from _suite import (
+    SEEDS,
+    State,
+    Suite,
+    code_commit,
+    paired,
+    result_lines,
+    run_main,
+    table,
+    unfinished_lines,
+)
 from _suite import base_checkpoint as _base_checkpoint
 
 from trtprune.prune import PruneConfig
-from trtprune.report.compare import markdown
 from trtprune.train.config import DistillConfig, TrainConfig
 
 __all__ = [
@@ -127,22 +136,9 @@ def _markdown(parts: dict[str, dict], command: str, unfinished: list[str]) -> st
             "from it and is matched in the engine on the processor it runs on. "
             f"Runs: {len(r['rows'])}, {total / 60:.0f} min of prune wall time in all (resumed sessions included).",
             "",
-            *set_aside_lines(r.get("set_aside") or {}),
-            *(
-                [
-                    f"**Snapshot of a benchmark in progress: {len(r['missing'])} runs not finished yet (listed below).**",
-                    "",
-                ]
-                if r.get("missing")
-                else []
-            ),
-            markdown(r).split("\n", 2)[2],
-            *paired_lines(r["rows"]),
-            f"![pareto](compare_fmnist-{model}.png)",
-            "",
+            *result_lines(SUITE, model, r),
         ]
-    lines += [f"## {m}\n\nNot finished yet: its runs are still being made, in later parts.\n" for m in unfinished]
-    lines.append(f"Command: `{command}`")
+    lines += unfinished_lines(unfinished, command)
     return "\n".join(lines) + "\n"
 
 

@@ -28,10 +28,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from _suite import Suite, paired_lines, run_main, set_aside_lines
+from _suite import Suite, result_lines, run_main, unfinished_lines
 
 from trtprune.data.canvas import CanvasConfig, write_canvas_set
-from trtprune.report.compare import markdown
 from trtprune.train.config import TrainConfig
 
 log = logging.getLogger("detect_fmnist")
@@ -67,6 +66,7 @@ def suite() -> Suite:
         recipe=RECIPE,
         stages=STAGES,
         metric="mAP@[.5:.95]",
+        metric_short="mAP",
         prepare=write_canvas,
     )
 
@@ -96,16 +96,13 @@ def _markdown(parts: dict[str, dict], command: str, unfinished: list[str]) -> st
             + (f", {b['wall_s'] / 60:.0f} min" if b.get("wall_s") else "")
             + f"). Table: block mode, step 8, base {t['base_ms']:.4f} ms (the whole detector).",
             "",
-            *set_aside_lines(r.get("set_aside") or {}),
-            markdown(r).split("\n", 2)[2].replace("top-1", "mAP"),
-            *[line.replace("top-1", "mAP") for line in paired_lines(r["rows"])],
-            f"![pareto](detect_fmnist-{model}.png)",
-            "",
+            *result_lines(SUITE, model, r),
         ]
-    lines += [f"## {m}\n\nNot finished yet: its runs are still being made, in later parts.\n" for m in unfinished]
-    lines.append(f"Command: `{command}`")
+    lines += unfinished_lines(unfinished, command)
     return "\n".join(lines) + "\n"
 
 
+SUITE = suite()
+
 if __name__ == "__main__":
-    run_main(suite(), __doc__.splitlines()[0], _markdown)
+    run_main(SUITE, __doc__.splitlines()[0], _markdown)
