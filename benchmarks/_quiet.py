@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +42,9 @@ def freeze_while_timing(cgroup: str | None) -> None:
     if not (path / "freezer.state").exists():
         raise SystemExit(f"--freeze-cgroup {cgroup}: not a cgroup-v1 freezer directory (no freezer.state)")
     set_timing_guard(lambda: frozen(path))
+    # a benchmark stopped by SIGTERM (kill, pkill) while it times must thaw the cgroup: exit through the
+    # ``finally`` of :func:`frozen` instead of dying inside it
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     log.info("timing calls freeze %s", path)
 
 
