@@ -7,8 +7,9 @@ is the whole network's latency with only g changed (kept as a share of the netwo
 measured beside it, so drift between batches cancels); in ``block`` mode it is the
 latency of the sub-graph g touches: its change as a share of the unpruned block
 measured beside it, times that block's share of the network measured beside the
-base (the table's ``block_refs``), so every term is in the base's machine state
-even when the machine ran faster or slower while the blocks were timed.
+base (the table's ``block_refs``; since LutConfig format 4 the mean of that share in the
+opening and the closing frame, :mod:`trtprune.lut.frames`), so every term is in the base's
+machine state even when the machine ran faster or slower while the blocks were timed.
 
 The joined-layer correction: a layer that consumes group a and produces group b
 costs about c_a x c_b, so two cuts together save less than their sum, by
