@@ -24,7 +24,7 @@ from trtprune.lut.grid import allowed_widths, grid_widths, refine_candidates, wi
 from trtprune.lut.layers import group_resolutions, layer_joins
 from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import BASE, LutMeta, LutStore, Pair, Probe, Row
-from trtprune.lut.strategies import STRATEGIES
+from trtprune.lut.strategies import STRATEGIES, BlockStrategy, NetworkStrategy
 from trtprune.models.loading import load_model
 from trtprune.surgery.apply import prune_copy
 
@@ -93,7 +93,7 @@ class FrameTimer:
     config: LutConfig
     loaded: LoadedModel
     groups: ModelGroups
-    strategy: Any
+    strategy: NetworkStrategy | BlockStrategy
     prepare: Callable[..., Runner]
     probes: dict[str, dict[str, int]]
     runners: dict[str, Runner] = field(default_factory=dict)
@@ -193,14 +193,12 @@ class TableBuilder:
         )
         return self.store.base_ms()
 
-    def close_frame(self) -> FrameShift:
+    def close_frame(self) -> None:
         """The closing frame: what the opening frame timed, timed again after the rows (the same
         engines where this invocation opened the table); stored, and how far it moved logged."""
         closing = self.frames.frame()
         self.store.add_closing(closing)
-        moved = shift(opening(self.store), closing)
-        log.info("closing frame: %s", moved.describe())
-        return moved
+        log.info("closing frame: %s", shift(opening(self.store), closing).describe())
 
     def measure_groups(self, base_ms: float) -> None:
         """Every group's grid, then refinement passes where its curve jumps; then the copies.
