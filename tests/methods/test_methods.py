@@ -76,7 +76,7 @@ def test_unknown_method_is_one_line(run_cli, setup, tmp_path):
     "args,says",
     [
         (["--importance", "sp-lamb"], "unknown importance 'sp-lamb'; choose one of: l1, l2, lamp, random, sp-lamp,"),
-        (["--method", "halp", "--importance", "sp-lamp"], "method 'halp' does not take option 'importance'; it takes: batches, table"),
+        (["--method", "halp", "--importance", "sp-lamp"], "method 'halp' does not take option 'importance'; it takes: batches, table, entry_se"),
         (["--method", "uniform", "--option", "batches=3"], "method 'uniform' does not take option 'batches'; it takes none"),
         (["--option", "batches"], "write options as NAME:KEY=VALUE"),
         (["--option", "solver=exact"], "unknown solver 'exact'; choose one of: joined, separable"),
@@ -195,6 +195,21 @@ def test_halp_decides_prefixes_under_its_table_and_keeps_every_layer(setup, tmp_
     again = ConvTable(tmp_path / "convs.db", "ort", BackendConfig(), FAST)
     again.lookup(halp.keys.values())
     assert again.measured == 0  # stored rows are reused
+
+
+def test_halp_times_each_entry_until_its_error_is_a_small_share_of_the_base(setup, tmp_path):
+    """The per-layer table stops an entry after 8 rounds once its standard error is under
+    ``entry_se`` of the base latency; the entries it stores are that precise or fully timed."""
+    from trtprune.methods import MethodContext, get_method
+
+    state = _state(setup)
+    halp = get_method("halp", {"entry_se": 1e-3, "table": str(tmp_path / "convs.db")})
+    context = MethodContext(state.model, (1, 1, 28, 28), state.groups, state.latency, str(tmp_path / "t.db"), "", None)
+    halp.setup(context)
+    timing = halp.table.timing
+    assert timing.min_rounds == 8 and timing.target_se_ms == pytest.approx(1e-3 * state.latency.base_ms)
+    assert halp.table.measured == len(set(halp.keys.values())) and halp.full_ms > 0
+    assert "standard error of 0.001 of the base" in halp.describe().latency
 
 
 # LAP ------------------------------------------------------------------------------------

@@ -7,6 +7,10 @@
   (batch, c_in, c_out, feature map, kernel, stride, groups), measured in the same
   engine with the neighbouring layer's width held at its current value; a network is
   the sum of its convs and linears (batch norms, activations, adds, pooling untimed).
+  An entry is timed with the table's harness, but it stops once the entry's standard error
+  is under ``entry_se`` of the base latency (after 8 rounds at least): the entries are summed,
+  so such errors stay far under the engine's noise, and a detector's thousands of entries
+  (a new set every stage: the neighbours' widths are in the key) take minutes, not hours.
 - Decision: channels of a layer are sorted by importance and cut into blocks on the
   table's grid (the channel blocks HALP groups neurons into); each block is an item
   of the augmented 0-1 knapsack in which a block may be kept only if the more
@@ -28,6 +32,7 @@ engine and tightens the goal if it is over, as for every method.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +60,10 @@ class Halp(Method):
     name = "halp"
     importance = "taylor-bn"
 
-    def __init__(self, batches: int = 10, table: str | None = None) -> None:
+    def __init__(self, batches: int = 10, table: str | None = None, entry_se: float = 1e-4) -> None:
         self.taylor_batches = batches
         self.table_path = table
+        self.entry_se = float(entry_se)
         self.table = None  # the per-layer table (setup)
         self.keys: dict[str, Any] = {}  # layer -> its ConvKey in the unpruned model
         self.full_ms = 0.0  # the unpruned model's summed layers
@@ -70,7 +76,8 @@ class Halp(Method):
 
         settings = context.latency.settings
         path = Path(self.table_path) if self.table_path else Path(context.lut_path).with_name("halp-convs.db")
-        self.table = ConvTable(path, context.latency.meta.backend, settings.backend_config, settings.timing)
+        timing = replace(settings.timing, min_rounds=8, target_se_ms=self.entry_se * context.latency.base_ms)
+        self.table = ConvTable(path, context.latency.meta.backend, settings.backend_config, timing)
         self.keys = layer_keys(context.model, context.input_shape)
         ms = self.table.lookup(self.keys.values())
         self.full_ms = sum(ms[k] for k in self.keys.values())  # every layer, identical ones included
@@ -154,7 +161,7 @@ class Halp(Method):
         return MethodDescription(
             method=self.name,
             importance=f"taylor-bn averaged over {self.taylor_batches} batches",
-            latency="per-layer table, summed",
+            latency=f"per-layer table, summed (each entry to a standard error of {self.entry_se:g} of the base)",
             solver="prefix-constrained 0-1 knapsack over channel blocks",
             schedule="exponential",
             empty_layers="refused (the top block of every group is kept)",
