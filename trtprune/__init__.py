@@ -30,6 +30,7 @@ _LAZY = {  # the public API: name -> the module that defines it (the CLI uses no
     "group_knapsack": "trtprune.decide.solver",
     "LutConfig": "trtprune.lut.config",
     "build_lut": "trtprune.lut.build",
+    "Remeasure": "trtprune.lut.frames",
     "PruneConfig": "trtprune.prune",
     "run_prune": "trtprune.prune",
     "get_method": "trtprune.methods",

@@ -270,6 +270,16 @@ def lut_build(
     no_closing: Annotated[
         bool, typer.Option("--no-closing", help="do not time the base and its references again after the rows")
     ] = False,
+    max_frame_shift: Annotated[
+        float,
+        typer.Option(
+            "--max-frame-shift",
+            help="measure the table again when the network moved more than this many percent between its frames",
+        ),
+    ] = 5.0,
+    remeasures: Annotated[
+        int, typer.Option("--remeasures", help="measure a moved table again at most this many times (0: never)")
+    ] = 1,
     force: Annotated[bool, typer.Option("--force", help="overwrite a table made for something else")] = False,
     export_json: Annotated[Path | None, typer.Option("--export-json", help="also write the table as JSON")] = None,
     small: Annotated[int, typer.Option("--small", help="groups up to this width are measured at every count")] = 16,
@@ -308,12 +318,14 @@ def lut_build(
     )
     out = out or Path("engines") / (model or Path(str(checkpoint)).stem) / "lut.db"
     with _progress_bar("measuring") as progress:
-        result = tp.build_lut(config, out, progress=progress, force=force)
+        result = tp.build_lut(config, out, progress, force, tp.Remeasure(max_frame_shift, remeasures))
     typer.echo(
         f"{result.path}: base {result.base_ms:.3f} ms; {result.measured} rows measured, {result.skipped} already stored, "
         f"{result.engines_built} engines built in {result.wall_s:.0f} s"
         + (f"; {len(result.noisy)} noisy" if result.noisy else "")
     )
+    for moved in result.discarded:
+        typer.echo(f"measured again: {moved.describe()}")
     if result.frame_shift:
         typer.echo(f"closing frame: {result.frame_shift.describe()}")
     if export_json:
@@ -406,6 +418,8 @@ def lut_verify(
             f"the table cost {cost['engines']} engines ({cost['rows']} rows measured, {cost['copied']} copied) "
             f"in {cost['wall_s']:.0f} s over {cost['builds']} build(s)"
         )
+    for moved in result.discarded:
+        typer.echo(f"measured again: {moved.describe()}")
     if result.frame_shift:
         typer.echo(f"closing frame: {result.frame_shift.describe()}")
 

@@ -19,7 +19,7 @@ from trtprune.backends import BackendConfig
 from trtprune.core.errors import PlanError, TrtpruneError
 from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
-from trtprune.lut.frames import frame_shift, opening, table_frames
+from trtprune.lut.frames import Remeasure, frame_shift, opening, table_frames
 from trtprune.lut.grid import grid_widths, linear, refine_candidates, staircase
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.settings import read_settings
@@ -612,13 +612,76 @@ def test_the_closing_frame_reuses_the_opening_engines_and_resumes_alone(tmp_path
     with LutStore(tmp_path / "t.db") as store:
         assert store.closing() is None and frame_shift(store) is None
     structural.update(scale=2.0, engines=0)
-    resumed = build_lut(BLOCK, tmp_path / "t.db")
+    resumed = build_lut(BLOCK, tmp_path / "t.db")  # a resumed build is kept however far it moved
     assert resumed.measured == 0 and resumed.copied == 0 and _all_rows(tmp_path / "t.db") == rows
     assert structural["engines"] == 1 + len(BLOCK.probes) + BLOCK.designs + len(whole_blocks(tmp_path / "t.db"))
     moved = resumed.frame_shift
     assert moved.base_pct == pytest.approx(100.0) and moved.blocks_max_pct == pytest.approx(0.0, abs=1e-9)
     assert moved.probes_max_pct == pytest.approx(0.0, abs=1e-9)
     assert build_lut(BLOCK, tmp_path / "t.db").measured == 0  # finished: nothing left to time
+
+
+def _moving_frames(monkeypatch, moves: int) -> None:
+    """The first ``moves`` closing frames find the network 20% slower than the build's opening frame."""
+    from trtprune.lut import build
+
+    frame, calls = build.FrameTimer.frame, []
+
+    def moved(self):
+        calls.append(frame(self))
+        return replace(calls[-1], base_ms=calls[-1].base_ms * (1.2 if len(calls) <= moves else 1.0))
+
+    monkeypatch.setattr(build.FrameTimer, "frame", moved)
+
+
+@pytest.mark.parametrize("moves", [1, 2])
+def test_a_build_whose_frame_moved_is_measured_again(tmp_path, structural, monkeypatch, moves):
+    """A network 20% slower at the closing frame than at the opening one (over the 5% allowed): the
+    rows and frames are discarded, how far they moved kept, and the table measured again from a new
+    opening frame with the same frame engines (rows' engines built again). Measured again once at
+    most: a second move is kept, with its shift."""
+    whole = build_lut(BLOCK, tmp_path / "whole.db")
+    frame_engines = 1 + len(BLOCK.probes) + BLOCK.designs + len(whole_blocks(tmp_path / "whole.db"))
+    _moving_frames(monkeypatch, moves)
+    structural["engines"] = 0
+    result = build_lut(BLOCK, tmp_path / "t.db")
+    assert [round(m.base_pct, 6) for m in result.discarded] == [20.0]
+    assert result.frame_shift.base_pct == pytest.approx(20.0 if moves == 2 else 0.0)
+    assert result.measured == 2 * whole.measured and _all_rows(tmp_path / "t.db") == _all_rows(tmp_path / "whole.db")
+    assert structural["engines"] == 2 * whole.engines_built - frame_engines
+    with LutStore(tmp_path / "t.db") as store:
+        assert [m.base_pct for m in store.discarded()] == [m.base_pct for m in result.discarded]
+        assert store.cost()["rows"] == 2 * whole.measured  # what the table cost, both measurements
+    assert build_lut(BLOCK, tmp_path / "t.db").measured == 0  # finished: nothing measured again
+
+
+def test_a_moved_build_killed_after_its_discard_resumes_to_one_new_measurement(tmp_path, structural, monkeypatch):
+    from trtprune.lut import store as lut_store
+
+    whole = build_lut(BLOCK, tmp_path / "whole.db")
+    discard = lut_store.LutStore.discard
+
+    def killed(self, moved):
+        discard(self, moved)
+        raise KeyboardInterrupt("killed")
+
+    with monkeypatch.context() as patch:
+        _moving_frames(patch, 1)
+        patch.setattr(lut_store.LutStore, "discard", killed)
+        with pytest.raises(KeyboardInterrupt):
+            build_lut(BLOCK, tmp_path / "t.db")
+    with LutStore(tmp_path / "t.db") as store:  # discarded in one transaction: nothing measured is left
+        assert store.rows() == [] and store.probes() == [] and store.closing() is None
+        assert len(store.discarded()) == 1
+    resumed = build_lut(BLOCK, tmp_path / "t.db")
+    assert resumed.measured == whole.measured and _all_rows(tmp_path / "t.db") == _all_rows(tmp_path / "whole.db")
+    assert len(resumed.discarded) == 1 and resumed.frame_shift.base_pct == pytest.approx(0.0)
+
+
+def test_remeasuring_can_be_turned_off(tmp_path, structural, monkeypatch):
+    _moving_frames(monkeypatch, 1)
+    result = build_lut(BLOCK, tmp_path / "t.db", remeasure=Remeasure(attempts=0))
+    assert result.discarded == [] and result.frame_shift.base_pct == pytest.approx(20.0)
 
 
 def whole_blocks(path: Path) -> set[float]:

@@ -19,7 +19,7 @@ from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import measure_interleaved
 from trtprune.graph.groups import find_groups
 from trtprune.lut.config import LutConfig
-from trtprune.lut.frames import Frame, FrameShift, frame_shift, opening, shift
+from trtprune.lut.frames import Frame, FrameShift, Remeasure, frame_shift, opening, shift
 from trtprune.lut.grid import allowed_widths, grid_widths, refine_candidates, widths_around
 from trtprune.lut.layers import group_resolutions, layer_joins
 from trtprune.lut.settings import TableSettings, read_settings
@@ -49,6 +49,7 @@ class LutResult:
     noisy: list[str] = field(default_factory=list)
     copied: int = 0  # rows stored from an identical block instead of measured (block mode's dedupe)
     frame_shift: FrameShift | None = None  # how far the closing frame moved from the opening one
+    discarded: list[FrameShift] = field(default_factory=list)  # measurements measured again: how far each moved
 
 
 def load_for_lut(config: LutConfig) -> LoadedModel:
@@ -131,10 +132,18 @@ class TableBuilder:
     (:mod:`trtprune.lut.strategies`)."""
 
     def __init__(
-        self, config: LutConfig, loaded: LoadedModel, groups: ModelGroups, store: LutStore, progress: Progress | None
+        self,
+        config: LutConfig,
+        loaded: LoadedModel,
+        groups: ModelGroups,
+        store: LutStore,
+        progress: Progress | None,
+        remeasure: Remeasure = Remeasure(),
     ):
 
         self.config, self.loaded, self.groups, self.store = config, loaded, groups, store
+        self.remeasure = remeasure
+        self.opened = False  # whether this invocation timed the opening frame (not a resumed build's)
         self.progress = progress or (lambda event: None)
         self.engines = 0
         self.measured = 0
@@ -159,11 +168,12 @@ class TableBuilder:
 
     def run(self) -> float:
         try:
-            base_ms = self.base()
-            self.timing = replace(self.timing, target_se_ms=self.config.row_error * base_ms)
-            self.measure_groups(base_ms)
-            if self.config.closing and self.store.closing() is None:
-                self.close_frame()
+            again = True
+            while again:  # a build whose frame moved is measured again (Remeasure)
+                base_ms = self.base()
+                self.timing = replace(self.timing, target_se_ms=self.config.row_error * base_ms)
+                self.measure_groups(base_ms)
+                again = self.config.closing and self.store.closing() is None and not self.close_frame()
             self.strategy.close_references()
             if self.config.pairs:
                 self.measure_pairs()
@@ -185,6 +195,7 @@ class TableBuilder:
         if have_base and have_blocks and set(probes) <= {p.name for p in self.store.probes()}:
             return self.store.base_ms()
         t = self.frames.time()
+        self.opened = True
         b = t[BASE]
         self.store.add_base(
             None if have_base else Row(BASE, 0, b.median_ms, b.p90_ms, b.spread, b.noisy, b.median_ms),
@@ -193,12 +204,30 @@ class TableBuilder:
         )
         return self.store.base_ms()
 
-    def close_frame(self) -> None:
+    def close_frame(self) -> bool:
         """The closing frame: what the opening frame timed, timed again after the rows (the same
-        engines where this invocation opened the table); stored, and how far it moved logged."""
+        engines where this invocation opened the table). Stored (True), or, where the network moved
+        more than the build allows, the measurement discarded to be measured again (False). A build
+        resumed from an earlier invocation's opening frame is kept whatever its shift: a resume
+        measures exactly the rows an uninterrupted build would."""
         closing = self.frames.frame()
+        moved = shift(opening(self.store), closing)
+        discarded = len(self.store.discarded())
+        if self.opened and self.remeasure.wanted(moved, discarded):
+            log.warning(
+                "closing frame: %s, more than %g%%: measuring the table again (%d of %d)",
+                moved.describe(), self.remeasure.max_shift_pct, discarded + 1, self.remeasure.attempts,
+            )  # fmt: skip
+            self.store.discard(moved)
+            return False
         self.store.add_closing(closing)
-        log.info("closing frame: %s", shift(opening(self.store), closing).describe())
+        log.info("closing frame: %s", moved.describe())
+        if abs(moved.base_pct) > self.remeasure.max_shift_pct:
+            log.warning(
+                "the frame moved %+.1f%% (%s): kept; rebuild it with --force on a quieter machine",
+                moved.base_pct, f"after {discarded} new measurement(s)" if self.opened else "a resumed build",
+            )  # fmt: skip
+        return True
 
     def measure_groups(self, base_ms: float) -> None:
         """Every group's grid, then refinement passes where its curve jumps; then the copies.
@@ -388,13 +417,18 @@ def joined_pairs(groups: ModelGroups) -> list[tuple[str, str]]:
 
 
 def build_into(
-    config: LutConfig, loaded: LoadedModel, groups: ModelGroups, store: LutStore, progress: Progress | None = None
+    config: LutConfig,
+    loaded: LoadedModel,
+    groups: ModelGroups,
+    store: LutStore,
+    progress: Progress | None = None,
+    remeasure: Remeasure = Remeasure(),
 ) -> TableBuilder:
     """Measure (or finish measuring) ``loaded``'s table into an open ``store`` whose meta is set;
     returns the finished builder (its counts of rows measured, skipped, copied, engines built), whose
     cost the table adds to its total (:meth:`LutStore.cost`), interrupted or not."""
     start = time.perf_counter()
-    builder = TableBuilder(config, loaded, groups, store, progress)
+    builder = TableBuilder(config, loaded, groups, store, progress, remeasure)
     try:
         builder.run()
     finally:
@@ -403,9 +437,14 @@ def build_into(
 
 
 def build_lut(
-    config: LutConfig, out: str | os.PathLike[str], progress: Progress | None = None, force: bool = False
+    config: LutConfig,
+    out: str | os.PathLike[str],
+    progress: Progress | None = None,
+    force: bool = False,
+    remeasure: Remeasure = Remeasure(),
 ) -> LutResult:
-    """Measure (or finish measuring) the table for ``config`` into ``out``."""
+    """Measure (or finish measuring) the table for ``config`` into ``out``; measure it again where
+    its frame moved (``remeasure``)."""
 
     start = time.perf_counter()
     backend = get_backend(config.backend)
@@ -414,8 +453,8 @@ def build_lut(
     groups = find_groups(loaded.model, loaded.input_shape)
     with LutStore(out, create=True) as store:
         store.init_meta(table_meta(loaded, groups, config), force=force)
-        builder = build_into(config, loaded, groups, store, progress)
-        base_ms, moved = store.base_ms(), frame_shift(store)
+        builder = build_into(config, loaded, groups, store, progress, remeasure)
+        base_ms, moved, discarded = store.base_ms(), frame_shift(store), store.discarded()
     return LutResult(
         Path(out),
         builder.measured,
@@ -426,4 +465,5 @@ def build_lut(
         builder.noisy,
         builder.copied,
         moved,
+        discarded,
     )

@@ -9,6 +9,13 @@ can shift during a build (a whole network 9% faster in one build than in the nex
 and not every block shifts alike. The closing frame measures how far the frame moved while the
 rows were timed; the prediction reads each share as the mean of both frames (and each probe's too),
 so a build's terms sit between its two states, each with the noise of two measurements.
+
+A build whose network moved more than :attr:`Remeasure.max_shift_pct` between its frames was
+timed across two regimes of the machine: it is measured again from a new opening frame (its rows
+and frames discarded, how far it moved kept in the table), at most :attr:`Remeasure.attempts`
+times; the last measurement is kept whatever its shift, and the build says so. A build resumed
+from an earlier invocation's opening frame is kept as it is (a resume measures exactly the rows an
+uninterrupted build would): its shift is reported.
 """
 
 from __future__ import annotations
@@ -54,6 +61,19 @@ class FrameShift(Record):
         if self.probes_max_pct:
             text += f"; probes' shares {self.probes_median_pct:.1f}% (median), {self.probes_max_pct:.1f}% (max)"
         return text
+
+
+@dataclass(frozen=True)
+class Remeasure:
+    """When a build measures its table again: its network moved more than ``max_shift_pct`` percent
+    between the opening and the closing frame, and fewer than ``attempts`` measurements of this table
+    were discarded. A build policy, not a setting of the table: it changes no prediction."""
+
+    max_shift_pct: float = 5.0
+    attempts: int = 1
+
+    def wanted(self, moved: FrameShift, discarded: int) -> bool:
+        return abs(moved.base_pct) > self.max_shift_pct and discarded < self.attempts
 
 
 def shift(opening: Frame, closing: Frame) -> FrameShift:

@@ -20,7 +20,7 @@ from typing import Any
 from trtprune.core.atomic import output_folder
 from trtprune.core.errors import TrtpruneError, UsageError
 from trtprune.core.records import Record
-from trtprune.lut.frames import Frame
+from trtprune.lut.frames import Frame, FrameShift
 
 FORMAT = 1
 
@@ -225,9 +225,8 @@ class LutStore:
                 )
             if reason:
                 with self.db:
-                    for table in ("rows", "pairs", "probes", "block_refs"):
-                        self.db.execute(f"DELETE FROM {table}")
-                    self.db.execute("DELETE FROM meta WHERE key IN ('closing', 'cost')")
+                    self._clear()
+                    self.db.execute("DELETE FROM meta WHERE key IN ('cost', 'discarded')")
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('meta', ?)", (json.dumps(meta.to_json()),))
 
@@ -315,6 +314,25 @@ class LutStore:
         """The frame timed again at the end of the build (LutConfig format 4)."""
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('closing', ?)", (json.dumps(frame.to_json()),))
+
+    def discard(self, moved: FrameShift) -> None:
+        """In one transaction: drop every measurement of a build whose frame moved (rows, pairs, probes,
+        blocks; its closing frame was never stored) and record how far it moved; the build then
+        measures the table again (:class:`~trtprune.lut.frames.Remeasure`)."""
+        history = [m.to_json() for m in self.discarded()] + [moved.to_json()]
+        with self.db:
+            self._clear()
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('discarded', ?)", (json.dumps(history),))
+
+    def discarded(self) -> list[FrameShift]:
+        """How far the frame of each discarded measurement of this table moved (oldest first)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='discarded'").fetchone()
+        return [FrameShift.from_json(m, f"table {self.path}") for m in json.loads(row[0])] if row else []
+
+    def _clear(self) -> None:
+        for table in ("rows", "pairs", "probes", "block_refs"):
+            self.db.execute(f"DELETE FROM {table}")
+        self.db.execute("DELETE FROM meta WHERE key='closing'")
 
     def closing(self) -> Frame | None:
         """The closing frame, or None (a build not finished yet, or a table of format 3 and before)."""

@@ -69,6 +69,7 @@ class VerifyResult:
     again: list[VerifyRow] = field(default_factory=list)
     cost: dict[str, Any] = field(default_factory=dict)
     frame_shift: FrameShift | None = None  # how far the table's closing frame moved from its opening one
+    discarded: list[FrameShift] = field(default_factory=list)  # its measurements measured again: how far each moved
 
     @property
     def floor_pct(self) -> tuple[float, float]:
@@ -94,6 +95,7 @@ class VerifyResult:
             out["floor_median_pct"], out["floor_p90_pct"] = self.floor_pct
         out["cost"] = self.cost
         out["frame_shift"] = self.frame_shift.to_json() if self.frame_shift else None
+        out["discarded"] = [m.to_json() for m in self.discarded]
         return {**out, "rows": [r.to_json() for r in self.rows], "again": [r.to_json() for r in self.again]}
 
 
@@ -161,7 +163,7 @@ def verify(
 
     with LutStore(lut_path) as store:
         models = (LatencyModel(store), LatencyModel(store, interactions=False), LatencyModel(store, stage_scales=True))
-        cost, moved = store.cost(), frame_shift(store)
+        cost, moved, discarded = store.cost(), frame_shift(store), store.discarded()
     model = models[0]
     meta = model.meta
     bcfg = model.settings.backend_config
@@ -177,7 +179,7 @@ def verify(
 
     runs = [_measure(plans, measured, base_runner, models, timing, per_batch, progress) for _ in range(1 + again)]
     base_runner.close()
-    return VerifyResult(runs[0], model.base_ms, runs[1] if again else [], cost, moved)
+    return VerifyResult(runs[0], model.base_ms, runs[1] if again else [], cost, moved, discarded)
 
 
 def _measure(plans, prepare_plan, base_runner, models, timing, per_batch, progress) -> list[VerifyRow]:
