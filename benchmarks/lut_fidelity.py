@@ -88,6 +88,7 @@ def build_case(case: str, mode: str, args, workdir: Path, again: bool = False) -
         cost = store.cost()
     fields = {k: str(v) if isinstance(v, Path) else v for k, v in built.__dict__.items()}
     fields["frame_shift"] = built.frame_shift.to_json() if built.frame_shift else None
+    fields["discarded"] = [m.to_json() for m in built.discarded]  # measurements done again: how far each moved
     return {**fields, "cost": cost}
 
 
@@ -142,11 +143,12 @@ def repeat_case(case: str, mode: str, state_case: dict, args, workdir: Path) -> 
 def score_repeat(case: str, mode: str, state_case: dict, workdir: Path, backend: str) -> None:
     first = [VerifyRow.from_json(r) for r in state_case["raw"]["verify"][0]["rows"]]
     paths = [table_path(case, mode, workdir, backend, again) for again in (False, True)]
-    tables, opening, moved = [], [], []
+    tables, opening, moved, discarded = [], [], [], []
     for path in paths:
         with LutStore(path) as store:
             tables.append(LatencyModel(store))
             shift = frame_shift(store)
+            discarded.append([round(m.base_pct, 2) for m in store.discarded()])
         moved.append(round(shift.base_pct, 2) if shift else None)
         with tempfile.TemporaryDirectory() as tmp, LutStore(shutil.copy(path, Path(tmp) / "t.db")) as store:
             store.db.execute("DELETE FROM meta WHERE key='closing'")  # the table read from its opening frame
@@ -157,6 +159,7 @@ def score_repeat(case: str, mode: str, state_case: dict, workdir: Path, backend:
     row["repeat_err_median_pct"], row["repeat_err_p90_pct"] = _rounded(share_errors(tables[1], first))
     row["repeat_base_shift_pct"] = round(100 * (tables[1].base_ms / tables[0].base_ms - 1), 2)
     row["repeat_frame_moved_pct"] = moved  # each build's network, closing frame against opening
+    row["repeat_discarded_moved_pct"] = discarded  # each build's measurements done again: how far each had moved
     same_fit = copy.copy(tables[1])  # the second table's rows and shares, read with the first's fitted terms
     same_fit.stage_scales, same_fit.join_weight = tables[0].stage_scales, tables[0].join_weight
     row["repeat_rows_only_median_pct"], row["repeat_rows_only_p90_pct"] = _rounded(_apart(tables[0], same_fit, first))
@@ -344,7 +347,7 @@ def _repeat_section(repeats: list[dict]) -> list[str]:
         "errors against the first measurement of those plans; `repeat_base_shift_pct`: how far the second build's "
         "base latency moved from the first's (the machine's frame); `repeat_frame_moved_pct`: within each build, how "
         "far its network moved from the opening frame to the closing one (tables since LutConfig format 4, which "
-        "read every share as the mean of both frames); `repeat_opening_only_*`: the same two tables read from "
+        "read every share as the mean of both frames); `repeat_discarded_moved_pct`: per build, how far the network had moved in each measurement the build discarded and measured again (over 5%); `repeat_opening_only_*`: the same two tables read from "
         "their opening frames alone (as tables of format 3 were); `repeat_rows_only_*`: the second table read with the "
         "first one's fitted stage scales and joined-layer weight (how far the rows and shares alone fall apart; "
         "`repeat_fitted`: each table's scales and weight).",
