@@ -279,7 +279,7 @@ def lut_build(
     ] = 5.0,
     remeasures: Annotated[
         int, typer.Option("--remeasures", help="measure a moved table again at most this many times (0: never)")
-    ] = 1,
+    ] = 0,
     force: Annotated[bool, typer.Option("--force", help="overwrite a table made for something else")] = False,
     export_json: Annotated[Path | None, typer.Option("--export-json", help="also write the table as JSON")] = None,
     small: Annotated[int, typer.Option("--small", help="groups up to this width are measured at every count")] = 16,

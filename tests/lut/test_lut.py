@@ -638,13 +638,13 @@ def _moving_frames(monkeypatch, moves: int) -> None:
 def test_a_build_whose_frame_moved_is_measured_again(tmp_path, structural, monkeypatch, moves):
     """A network 20% slower at the closing frame than at the opening one (over the 5% allowed): the
     rows and frames are discarded, how far they moved kept, and the table measured again from a new
-    opening frame with the same frame engines (rows' engines built again). Measured again once at
-    most: a second move is kept, with its shift."""
+    opening frame with the same frame engines (rows' engines built again), when asked. Measured again
+    once at most here: a second move is kept, with its shift."""
     whole = build_lut(BLOCK, tmp_path / "whole.db")
     frame_engines = 1 + len(BLOCK.probes) + BLOCK.designs + len(whole_blocks(tmp_path / "whole.db"))
     _moving_frames(monkeypatch, moves)
     structural["engines"] = 0
-    result = build_lut(BLOCK, tmp_path / "t.db")
+    result = build_lut(BLOCK, tmp_path / "t.db", remeasure=Remeasure(attempts=1))
     assert [round(m.base_pct, 6) for m in result.discarded] == [20.0]
     assert result.frame_shift.base_pct == pytest.approx(20.0 if moves == 2 else 0.0)
     assert result.measured == 2 * whole.measured and _all_rows(tmp_path / "t.db") == _all_rows(tmp_path / "whole.db")
@@ -652,7 +652,7 @@ def test_a_build_whose_frame_moved_is_measured_again(tmp_path, structural, monke
     with LutStore(tmp_path / "t.db") as store:
         assert [m.base_pct for m in store.discarded()] == [m.base_pct for m in result.discarded]
         assert store.cost()["rows"] == 2 * whole.measured  # what the table cost, both measurements
-    assert build_lut(BLOCK, tmp_path / "t.db").measured == 0  # finished: nothing measured again
+    assert build_lut(BLOCK, tmp_path / "t.db", remeasure=Remeasure(attempts=1)).measured == 0  # finished
 
 
 def test_a_moved_build_killed_after_its_discard_resumes_to_one_new_measurement(tmp_path, structural, monkeypatch):
@@ -669,18 +669,18 @@ def test_a_moved_build_killed_after_its_discard_resumes_to_one_new_measurement(t
         _moving_frames(patch, 1)
         patch.setattr(lut_store.LutStore, "discard", killed)
         with pytest.raises(KeyboardInterrupt):
-            build_lut(BLOCK, tmp_path / "t.db")
+            build_lut(BLOCK, tmp_path / "t.db", remeasure=Remeasure(attempts=1))
     with LutStore(tmp_path / "t.db") as store:  # discarded in one transaction: nothing measured is left
         assert store.rows() == [] and store.probes() == [] and store.closing() is None
         assert len(store.discarded()) == 1
-    resumed = build_lut(BLOCK, tmp_path / "t.db")
+    resumed = build_lut(BLOCK, tmp_path / "t.db", remeasure=Remeasure(attempts=1))
     assert resumed.measured == whole.measured and _all_rows(tmp_path / "t.db") == _all_rows(tmp_path / "whole.db")
     assert len(resumed.discarded) == 1 and resumed.frame_shift.base_pct == pytest.approx(0.0)
 
 
-def test_remeasuring_can_be_turned_off(tmp_path, structural, monkeypatch):
+def test_remeasuring_is_asked_for(tmp_path, structural, monkeypatch):
     _moving_frames(monkeypatch, 1)
-    result = build_lut(BLOCK, tmp_path / "t.db", remeasure=Remeasure(attempts=0))
+    result = build_lut(BLOCK, tmp_path / "t.db")  # by default a moved build is kept, its shift reported
     assert result.discarded == [] and result.frame_shift.base_pct == pytest.approx(20.0)
 
 

@@ -223,9 +223,11 @@ class TableBuilder:
         self.store.add_closing(closing)
         log.info("closing frame: %s", moved.describe())
         if abs(moved.base_pct) > self.remeasure.max_shift_pct:
+            why = f"after {discarded} new measurement(s)" if discarded else "a resumed build" if not self.opened else ""
             log.warning(
-                "the frame moved %+.1f%% (%s): kept; rebuild it with --force on a quieter machine",
-                moved.base_pct, f"after {discarded} new measurement(s)" if self.opened else "a resumed build",
+                "the network moved %+.1f%% between the table's frames%s: kept; to measure it again, "
+                "rebuild it with --force on a quieter machine or build with --remeasures 1",
+                moved.base_pct, f" ({why})" if why else "",
             )  # fmt: skip
         return True
 
