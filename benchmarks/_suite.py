@@ -61,6 +61,9 @@ class Suite:
     metric: str = "top-1"
     metric_short: str = "top-1"  # how the tables name it
     prepare: Callable[[Path], None] | None = field(default=None, compare=False)  # e.g. write the data set
+    # another suite whose state holds the trained bases and tables this one starts from (another
+    # recipe on the same bases): copied into --out where missing, and the bases not kept twice
+    base_from: str | None = None
 
     @property
     def state(self) -> Path:
@@ -112,6 +115,13 @@ class State:
         if copied:
             log.info("restored %d file(s) from %s into %s", copied, self.root, self.out)
         return copied
+
+    def restore_base(self, model: str) -> None:
+        """Copy into --out the trained base of ``model`` and its tables, where missing."""
+        for name in (f"{model}-base.pt", f"{model}-base.wall_s"):
+            self._copy(self.root / name, self.out / name)
+        for db in (self.root / model).glob("*.db"):
+            self._copy(db, self.out / model / db.name)
 
     def keep_base(self, model: str) -> None:
         """The trained base; while it trains, its last finished epoch (``OUT.partial/``, replaced)."""
@@ -325,10 +335,13 @@ def run_part(
     def minutes_left() -> float | None:
         return None if deadline is None else max(deadline - time.monotonic(), 0) / 60
 
+    if suite.base_from:
+        State(RESULTS / f"{suite.base_from}-state", out).restore_base(model)
     try:
         base = base_checkpoint(suite, model, out, None if finished_only else minutes_left())
     finally:
-        state.keep_base(model)
+        if not suite.base_from:
+            state.keep_base(model)
     lut = table(model, base["checkpoint"], out)
     state.keep_tables(model)
     config = CompareConfig(

@@ -53,10 +53,11 @@ def write_canvas(_out: Path) -> None:
         write_canvas_set(CANVAS_ROOT, CANVAS)
 
 
-def suite() -> Suite:
+def suite(name: str = "detect_fmnist", recipe: TrainConfig = RECIPE, base_from: str | None = None) -> Suite:
+    """The comparison with ``recipe`` (``base_from``: the suite whose trained base and table it starts from)."""
     data_args = ("--data", "coco", "--data-root", CANVAS_ROOT, "--input", f"1x3x{SIDE}x{SIDE}")
     return Suite(
-        name="detect_fmnist",
+        name=name,
         title="canvas set (Fashion-MNIST items)",
         data={"data": "coco", "data_root": CANVAS_ROOT},
         data_args=data_args,
@@ -66,15 +67,30 @@ def suite() -> Suite:
         # HALP's first run on a detector measures over a thousand conv configurations (one engine each):
         # the default and uniform run first
         first=("sp-lamp", "uniform"),
-        recipe=RECIPE,
+        recipe=recipe,
         stages=STAGES,
         metric="mAP@[.5:.95]",
         metric_short="mAP",
         prepare=write_canvas,
+        base_from=base_from,
     )
 
 
-def _markdown(parts: dict[str, dict], command: str, unfinished: list[str]) -> str:
+def markdown(suite: Suite):
+    """The results page of ``suite``: ``(parts, command, unfinished) -> text`` for :func:`run_main`."""
+    return lambda parts, command, unfinished: _markdown(suite, parts, command, unfinished)
+
+
+def _recipe_text(recipe: TrainConfig) -> str:
+    epochs = f"{recipe.epochs} epoch{'s' if recipe.epochs > 1 else ''}"
+    drawn = (
+        f"{recipe.limit_train:,} canvases drawn at random" if recipe.limit_train else f"all {CANVAS.train:,} canvases"
+    )
+    return f"fine-tuned {epochs} on {drawn}"
+
+
+def _markdown(suite: Suite, parts: dict[str, dict], command: str, unfinished: list[str]) -> str:
+    recipe = suite.recipe
     lines = [
         "# Detectors at matched measured latency: SSDlite320 on the canvas set (ONNX Runtime, CPU)",
         "",
@@ -84,9 +100,9 @@ def _markdown(parts: dict[str, dict], command: str, unfinished: list[str]) -> st
         "whole (resize, network, box decoding and NMS at a fixed load) in ONNX Runtime, 1 thread.",
         "",
         f"Recipe, the same for every method and seed (seeds 0-2 paired): {STAGES} stages, each re-scored, cut to "
-        f"its stage target and fine-tuned {RECIPE.epochs} epoch on {RECIPE.limit_train:,} canvases drawn at "
-        f"random with the detector's own losses, then pruned physically and fine-tuned once more; SGD momentum "
-        f"0.9, lr {RECIPE.lr} cosine, batch {RECIPE.batch_size}. The metric is COCO mAP@[.5:.95] (pycocotools) "
+        f"its stage target and {_recipe_text(recipe)} with the detector's own losses, then pruned "
+        f"physically and fine-tuned once more the same way; SGD momentum 0.9, lr {recipe.lr} cosine, batch "
+        f"{recipe.batch_size}. The metric is COCO mAP@[.5:.95] (pycocotools) "
         "on all val canvases, of the exported model in ONNX Runtime.",
         "",
     ]
@@ -99,7 +115,7 @@ def _markdown(parts: dict[str, dict], command: str, unfinished: list[str]) -> st
             + (f", {b['wall_s'] / 60:.0f} min" if b.get("wall_s") else "")
             + f"). Table: block mode, step 8, base {t['base_ms']:.4f} ms (the whole detector).",
             "",
-            *result_lines(SUITE, model, r),
+            *result_lines(suite, model, r),
         ]
     lines += unfinished_lines(unfinished, command)
     return "\n".join(lines) + "\n"
@@ -108,4 +124,4 @@ def _markdown(parts: dict[str, dict], command: str, unfinished: list[str]) -> st
 SUITE = suite()
 
 if __name__ == "__main__":
-    run_main(SUITE, __doc__.splitlines()[0], _markdown)
+    run_main(SUITE, __doc__.splitlines()[0], markdown(SUITE))
