@@ -18,8 +18,9 @@ from trtprune.methods import method_names
 FIXTURES = Path(__file__).parent / "fixtures"
 # every table format this trtprune reads: settings format 1 (3ba278b, network mode), build settings
 # format 2 (e643a1d, block mode: the full step grid read as a staircase), format 3 (8c39b1b: a sparse
-# grid and designed probes, no closing frame) and today's (built here)
-TABLES = ("format1", "format2-block", "format3-block", "current")
+# grid and designed probes, no closing frame), format 4 (4805867: the closing frame, narrower bounds
+# on the fitted scales and weight) and today's (built here)
+TABLES = ("format1", "format2-block", "format3-block", "format4-block", "current")
 
 
 @pytest.fixture(scope="module")

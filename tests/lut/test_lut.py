@@ -515,17 +515,18 @@ def test_a_sparse_grid_is_read_linearly_and_an_older_table_as_a_staircase(tmp_pa
     assert model._raw(group, 9) == staircase(model.curves[group], 9)
 
 
-@pytest.mark.parametrize("reader", [2, 3])
+@pytest.mark.parametrize("reader", [2, 3, 4])
 def test_an_older_trtprune_refuses_a_newer_table(tmp_path, structural, monkeypatch, reader):
-    """A staircase reader (format 2) would mispredict a table read linearly, and a reader without the
-    closing frame (format 3) would read its shares from one frame: both must refuse it."""
+    """A staircase reader (format 2) would mispredict a table read linearly, a reader without the
+    closing frame (format 3) would read its shares from one frame, and one of format 4 would fit its
+    scales and weight within narrower bounds: each must refuse it."""
     from trtprune.core.records import RecordError
 
     build_lut(BLOCK, tmp_path / "t.db")
     monkeypatch.setattr(LutConfig, "FORMAT", reader)
     with (
         LutStore(tmp_path / "t.db") as store,
-        pytest.raises(RecordError, match=f"format 4.*up to format {reader}: upgrade"),
+        pytest.raises(RecordError, match=f"format 5.*up to format {reader}: upgrade"),
     ):
         LatencyModel(store)
 
@@ -722,6 +723,47 @@ def test_a_rebuilt_table_forgets_its_closing_frame_and_cost(tmp_path, structural
     with LutStore(tmp_path / "t.db") as store:
         store.init_meta(replace(store.require_meta(), input_shape=[1, 1, 16, 16]), force=True)
         assert store.closing() is None and store.cost()["builds"] == 0
+
+
+def test_a_table_of_format_4_predicts_as_the_trtprune_that_wrote_it(tmp_path):
+    """tests/fixtures/table-format4-block.db (4805867: a closing frame, scales in [1/2, 2] and the weight
+    in [0, 1]) predicts as 4805867 did."""
+    import shutil
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "table-format4-block.db"
+    with LutStore(shutil.copy(fixture, tmp_path / "old.db")) as store:
+        assert store.closing() is not None and len(table_frames(store)) == 2
+        model = LatencyModel(store)
+    build = model.settings.build
+    assert (build.scale_bounds, build.weight_bounds) == ((0.5, 2.0), (0.0, 1.0))
+    full = model.meta.widths
+    assert model.predict_widths({g: max(1, w // 2) for g, w in full.items()}) == pytest.approx(0.34668040479345796)
+    assert model.predict_widths({g: 3 * w // 4 for g, w in full.items()}) == pytest.approx(0.4981443876215421)
+
+
+@pytest.mark.parametrize("fmt", [4, 5])
+def test_a_stage_scale_is_fitted_within_the_tables_bounds(tmp_path, structural, fmt):
+    """Probes showing the 12x12 stage 3x as dear in the whole network as its blocks alone: a table of
+    today's format fits past 2 (bounds [1/4, 4]; the prior and the joined-layer weight share the
+    rest); one of format 4 stops at its bound, 2."""
+    config = BLOCK if fmt == 5 else replace(BLOCK, scale_bounds=(0.5, 2.0), weight_bounds=(0.0, 1.0))
+    build_lut(config, tmp_path / "t.db")
+    with LutStore(tmp_path / "t.db") as store:
+        model = LatencyModel(store)
+        probes = store.require_meta().config["probe_widths"]
+        base = model.base_ms
+
+        def change(w):
+            return sum(
+                (3.0 if model.stage_of.get(g) == "12x12" else 1.0) * model._raw(g, v)
+                for g, v in w.items()
+                if v != model.meta.widths[g]
+            )
+
+        _write_probes(store, [Probe(name, base + change(w), base) for name, w in probes.items()])
+        fitted = LatencyModel(store)
+    k = fitted.stage_scales["12x12"]
+    assert k == pytest.approx(2.0) if fmt == 4 else 2.1 < k <= 4.0
 
 
 def test_a_table_of_format_3_predicts_as_the_trtprune_that_wrote_it(tmp_path):

@@ -17,11 +17,18 @@ MODES = ("network", "block")
 class LutConfig(Record):
     """What to measure and how."""
 
-    FORMAT = 4  # format 1 had ``precision`` (now ``row_error``), ``block_noise_share``, ``block_min_rounds``
+    FORMAT = 5  # format 1 had ``precision`` (now ``row_error``), ``block_noise_share``, ``block_min_rounds``
     REMOVED = {"precision": 2, "block_noise_share": 2, "block_min_rounds": 2}
     # tables of format 2 and before: every step measured, read as a staircase, no designed probes
-    # tables of format 3 and before: no closing frame
-    ADDED = {"points": (3, None), "between": (3, "staircase"), "designs": (3, 0), "closing": (4, False)}
+    # tables of format 3 and before: no closing frame; of format 4 and before: scales in [1/2, 2], weight in [0, 1]
+    ADDED = {
+        "points": (3, None),
+        "between": (3, "staircase"),
+        "designs": (3, 0),
+        "closing": (4, False),
+        "scale_bounds": (5, (0.5, 2.0)),
+        "weight_bounds": (5, (0.0, 1.0)),
+    }
     NESTED = {"backend_config": BackendConfig, "timing": TimingConfig}
 
     model: str | None
@@ -67,6 +74,13 @@ class LutConfig(Record):
     # the rows, with the engines that opened the table; shares are read as the mean of both frames,
     # and the build reports how far its frame moved (:mod:`trtprune.lut.frames`)
     closing: bool = True
+    # where the fit to the probes may take each stage's scale and the joined-layer weight: wider than
+    # tables of format 4 and before, whose fits stopped at a bound on small inputs (ResNet-18 @64: the
+    # 16x16 stage at 2.0, the weight at 1.0; share error 11.8% / 22.8% there, 9.8% / 21.2% with
+    # these; OpenVINO's ResNet-18 @224 2.25% / 3.63% -> 1.69% / 3.35%, no case worse:
+    # benchmarks/results/lut_fidelity_bounds.md)
+    scale_bounds: tuple[float, float] = (0.25, 4.0)
+    weight_bounds: tuple[float, float] = (0.0, 2.0)
     jump_ratio: float = 0.01  # a jump: a latency change above this share of the base (5x a row's target error)
     candidates_per_batch: int = 6
     # every row's change is timed until its standard error is at most this share of the base

@@ -110,7 +110,8 @@ class LatencyModel:
         self.interactions = interactions
 
     def _fit(self, probes: list[Probe], scaled_stages: bool = True) -> tuple[dict[str, float], float]:
-        """The stage scales in [1/2, 2] and the joined-layer weight in [0, 1], fitted to the probes.
+        """The stage scales and the joined-layer weight, within the table's bounds (LutConfig's
+        ``scale_bounds``, ``weight_bounds``), fitted to the probes.
 
         Each probe's measured change, less its pair terms, is modelled as the sum over stages of
         k_s x that stage's single changes plus the weight x the estimated over-count; one bounded
@@ -144,7 +145,8 @@ class LatencyModel:
         y = np.array([f[1] for f in fits], dtype=np.float64)
         prior = np.array([0.0, *(SCALE_PRIOR * float(np.sum(a[:, i + 1] ** 2)) for i in range(len(stages)))])
         start = np.array([0.0] + [1.0] * len(stages))
-        lo, hi = np.array([0.0] + [0.5] * len(stages)), np.array([1.0] + [2.0] * len(stages))
+        (k_lo, k_hi), (w_lo, w_hi) = self.settings.build.scale_bounds, self.settings.build.weight_bounds
+        lo, hi = np.array([w_lo] + [k_lo] * len(stages)), np.array([w_hi] + [k_hi] * len(stages))
         x = _bounded_least_squares(a, y, prior, start, lo, hi)
         return {st: float(k) for st, k in zip(stages, x[1:], strict=True)}, float(x[0])
 
