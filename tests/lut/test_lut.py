@@ -73,7 +73,8 @@ def test_table_rows_and_prediction(table):
     # network mode keeps each change as a share of the unpruned network measured beside it, times
     # its stage's scale (fitted to the probes)
     scale = model.scale("layer3.1.conv1")
-    assert 0.5 <= scale <= 2.0 and model.stage_of["layer3.1.conv1"] == "3x3"
+    lo, hi = model.settings.build.scale_bounds
+    assert lo <= scale <= hi and model.stage_of["layer3.1.conv1"] == "3x3"
     assert model.predict(plan) == pytest.approx(model.base_ms * (1 + scale * row.delta_ms / row.ref_ms))
     assert model.predict(Plan("resnet20", (1, 1, 12, 12), {})) == model.base_ms
 

@@ -24,13 +24,13 @@ from trtprune.lut.grid import allowed_widths, grid_widths, refine_candidates, wi
 from trtprune.lut.layers import group_resolutions, layer_joins
 from trtprune.lut.settings import TableSettings, read_settings
 from trtprune.lut.store import BASE, LutMeta, LutStore, Pair, Probe, Row
-from trtprune.lut.strategies import STRATEGIES, BlockStrategy, NetworkStrategy
+from trtprune.lut.strategies import STRATEGIES, BlockStrategy, NetworkStrategy, PairParts
 from trtprune.models.loading import load_model
 from trtprune.surgery.apply import prune_copy
 
 if TYPE_CHECKING:
     from trtprune.backends.base import Runner
-    from trtprune.engine.timing import Timing
+    from trtprune.engine.timing import Timing, TimingConfig
     from trtprune.graph.groups import ChannelGroup, ModelGroups
     from trtprune.models.loading import LoadedModel
 
@@ -205,30 +205,15 @@ class TableBuilder:
         return self.store.base_ms()
 
     def close_frame(self) -> bool:
-        """The closing frame: what the opening frame timed, timed again after the rows (the same
-        engines where this invocation opened the table). Stored (True), or, where the network moved
-        more than the build allows, the measurement discarded to be measured again (False). A build
-        resumed from an earlier invocation's opening frame is kept whatever its shift: a resume
-        measures exactly the rows an uninterrupted build would."""
+        """The closing frame: what the opening frame timed, timed again after the rows (with the
+        opening engines where this invocation opened the table). Stored (True), or the measurement
+        discarded to be measured again (False: :meth:`Remeasure.discards`)."""
         closing = self.frames.frame()
         moved = shift(opening(self.store), closing)
-        discarded = len(self.store.discarded())
-        if self.opened and self.remeasure.wanted(moved, discarded):
-            log.warning(
-                "closing frame: %s, more than %g%%: measuring the table again (%d of %d)",
-                moved.describe(), self.remeasure.max_shift_pct, discarded + 1, self.remeasure.attempts,
-            )  # fmt: skip
+        if self.remeasure.discards(moved, len(self.store.discarded()), self.opened):
             self.store.discard(moved)
             return False
         self.store.add_closing(closing)
-        log.info("closing frame: %s", moved.describe())
-        if abs(moved.base_pct) > self.remeasure.max_shift_pct:
-            why = f"after {discarded} new measurement(s)" if discarded else "a resumed build" if not self.opened else ""
-            log.warning(
-                "the network moved %+.1f%% between the table's frames%s: kept; to measure it again, "
-                "rebuild it with --force on a quieter machine or build with --remeasures 1",
-                moved.base_pct, f" ({why})" if why else "",
-            )  # fmt: skip
         return True
 
     def measure_groups(self, base_ms: float) -> None:
@@ -333,22 +318,39 @@ class TableBuilder:
             self.store.add_pair(replace(measured, a=a.name, b=b.name, copied_from=parts.copy_of))
             self.copied += 1
             return
-        wa = half_width(a, self.config.step, self.config.small)
-        wb = half_width(b, self.config.step, self.config.small)
-        widths = {"a": {a.name: wa}, "b": {b.name: wb}, "ab": {a.name: wa, b.name: wb}}
-        runners = {k: self._prepare(prune_copy(parts.module, self.groups, w), parts.inputs) for k, w in widths.items()}
-        t = measure_interleaved(
-            {"ref": parts.reference.timed, **{k: r.timed for k, r in runners.items()}}, self.timing, reference="ref"
+        widths = (
+            half_width(a, self.config.step, self.config.small),
+            half_width(b, self.config.step, self.config.small),
         )
-        ref = t["ref"].median_ms
-        self.store.add_pair(
-            Pair(a.name, b.name, wa, wb, t["ab"].ratio * ref, t["a"].ratio * ref, t["b"].ratio * ref, ref)
-        )
+        self.store.add_pair(time_pair(parts, a, b, widths, self._prepare, self.groups, self.timing))
         self.measured += 1
+
+
+def time_pair(
+    parts: PairParts,
+    a: ChannelGroup,
+    b: ChannelGroup,
+    widths: tuple[int, int],
+    prepare: Callable[..., Runner],
+    groups: ModelGroups,
+    timing: TimingConfig,
+) -> Pair:
+    """The joined pair measured: ``a`` and ``b`` each cut to its width alone and together, in the
+    strategy's module (``parts``), beside its reference; the engines closed after."""
+    wa, wb = widths
+    cuts = {"a": {a.name: wa}, "b": {b.name: wb}, "ab": {a.name: wa, b.name: wb}}
+    runners = {k: prepare(prune_copy(parts.module, groups, w), parts.inputs) for k, w in cuts.items()}
+    try:
+        t = measure_interleaved(
+            {"ref": parts.reference.timed, **{k: r.timed for k, r in runners.items()}}, timing, reference="ref"
+        )
+    finally:
         for r in runners.values():
             r.close()
         if parts.owned:
             parts.reference.close()
+    ref = t["ref"].median_ms
+    return Pair(a.name, b.name, wa, wb, t["ab"].ratio * ref, t["a"].ratio * ref, t["b"].ratio * ref, ref)
 
 
 def probe_widths(

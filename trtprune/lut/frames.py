@@ -20,6 +20,7 @@ uninterrupted build would): its shift is reported.
 
 from __future__ import annotations
 
+import logging
 import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -28,6 +29,8 @@ from trtprune.core.records import Record
 
 if TYPE_CHECKING:
     from trtprune.lut.store import LutStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,24 @@ class Remeasure:
     # second build (benchmarks/results/lut_fidelity-remeasure.md)
     attempts: int = 0
 
-    def wanted(self, moved: FrameShift, discarded: int) -> bool:
-        return abs(moved.base_pct) > self.max_shift_pct and discarded < self.attempts
+    def discards(self, moved: FrameShift, discarded: int, opened: bool) -> bool:
+        """Whether a build whose frame ``moved`` (``discarded`` measurements before; ``opened``: its
+        opening frame timed by this invocation, not a resumed one's) is measured again; logged."""
+        if opened and abs(moved.base_pct) > self.max_shift_pct and discarded < self.attempts:
+            log.warning(
+                "closing frame: %s, more than %g%%: measuring the table again (%d of %d)",
+                moved.describe(), self.max_shift_pct, discarded + 1, self.attempts,
+            )  # fmt: skip
+            return True
+        log.info("closing frame: %s", moved.describe())
+        if abs(moved.base_pct) > self.max_shift_pct:
+            why = f"after {discarded} new measurement(s)" if discarded else "" if opened else "a resumed build"
+            log.warning(
+                "the network moved %+.1f%% between the table's frames%s: kept; to measure it again, "
+                "rebuild it with --force on a quieter machine or build with --remeasures 1",
+                moved.base_pct, f" ({why})" if why else "",
+            )  # fmt: skip
+        return False
 
 
 def shift(opening: Frame, closing: Frame) -> FrameShift:

@@ -149,6 +149,25 @@ class Probe:
         return self.ms / self.net_ms
 
 
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    grp TEXT NOT NULL, width INTEGER NOT NULL, median_ms REAL NOT NULL, p90_ms REAL NOT NULL,
+    spread REAL NOT NULL, noisy INTEGER NOT NULL, ref_ms REAL NOT NULL,
+    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (grp, width));
+CREATE TABLE IF NOT EXISTS pairs (
+    a TEXT NOT NULL, b TEXT NOT NULL, wa INTEGER NOT NULL, wb INTEGER NOT NULL,
+    joint_ms REAL NOT NULL, a_ms REAL NOT NULL, b_ms REAL NOT NULL, ref_ms REAL NOT NULL,
+    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (a, b));
+CREATE TABLE IF NOT EXISTS block_refs (
+    grp TEXT PRIMARY KEY, block_ms REAL NOT NULL, net_ms REAL NOT NULL,
+    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS probes (
+    name TEXT PRIMARY KEY, ms REAL NOT NULL, net_ms REAL NOT NULL,
+    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+"""
+
+
 class LutStore:
     """An open table. Use as a context manager."""
 
@@ -165,25 +184,7 @@ class LutStore:
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(
-                """
-                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS rows (
-                    grp TEXT NOT NULL, width INTEGER NOT NULL, median_ms REAL NOT NULL, p90_ms REAL NOT NULL,
-                    spread REAL NOT NULL, noisy INTEGER NOT NULL, ref_ms REAL NOT NULL,
-                    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (grp, width));
-                CREATE TABLE IF NOT EXISTS pairs (
-                    a TEXT NOT NULL, b TEXT NOT NULL, wa INTEGER NOT NULL, wb INTEGER NOT NULL,
-                    joint_ms REAL NOT NULL, a_ms REAL NOT NULL, b_ms REAL NOT NULL, ref_ms REAL NOT NULL,
-                    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (a, b));
-                CREATE TABLE IF NOT EXISTS block_refs (
-                    grp TEXT PRIMARY KEY, block_ms REAL NOT NULL, net_ms REAL NOT NULL,
-                    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
-                CREATE TABLE IF NOT EXISTS probes (
-                    name TEXT PRIMARY KEY, ms REAL NOT NULL, net_ms REAL NOT NULL,
-                    measured_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
-                """
-            )
+            self.db.executescript(SCHEMA)
             for table in ("rows", "pairs"):  # tables written before dedupe lack the column
                 columns = {c[1] for c in self.db.execute(f"PRAGMA table_info({table})")}
                 if "copied_from" not in columns:
