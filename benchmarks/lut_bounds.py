@@ -18,29 +18,23 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from _cases import case_shape  # benchmarks/_cases.py, beside this script
 from _results import RESULTS, save  # benchmarks/_results.py, beside this script
-from lut_fidelity import CASES
+from lut_fidelity import apart, rounded, share_errors, table_path
 
 from trtprune.lut.config import LutConfig
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
-from trtprune.lut.verify import VerifyRow, median_p90, share_error_pct
+from trtprune.lut.verify import VerifyRow
 from trtprune.report.markdown import markdown_table
 
-# (state folder, state file, table name suffix): every fidelity run whose tables are kept
+# (state folder, state file, backend): every fidelity run whose tables are kept
 STATES = [
-    ("lut_fidelity-state", "fidelity-state.json", ""),
-    ("lut_fidelity-closing-state", "fidelity-state.json", ""),
-    ("lut_fidelity-remeasure-state", "fidelity-state.json", ""),
-    ("lut_fidelity-state", "fidelity-state-openvino.json", "-openvino"),
+    ("lut_fidelity-state", "fidelity-state.json", "ort"),
+    ("lut_fidelity-closing-state", "fidelity-state.json", "ort"),
+    ("lut_fidelity-remeasure-state", "fidelity-state.json", "ort"),
+    ("lut_fidelity-state", "fidelity-state-openvino.json", "openvino"),
 ]
 NEW = LutConfig(model=None)  # today's defaults: the bounds a table of format 5 is fitted within
-
-
-def table(folder: str, case: str, suffix: str, again: bool = False) -> Path:
-    model, shape = case_shape(case.split("/")[0], CASES)
-    return RESULTS / folder / f"{model}-{shape}-block{suffix}{'-again' if again else ''}.db"
 
 
 def read(path: Path, widened: bool) -> LatencyModel:
@@ -61,37 +55,31 @@ def read(path: Path, widened: bool) -> LatencyModel:
             return LatencyModel(store)
 
 
-def score(folder: str, name: str, suffix: str, widened: bool) -> list[dict]:
+def score(folder: str, name: str, backend: str, widened: bool) -> list[dict]:
     state = json.loads((RESULTS / folder / name).read_text())
     rows = []
-    for case, c in state["cases"].items():
+    for key, c in state["cases"].items():
+        case, mode = key.split("/")
         plans = [VerifyRow.from_json(r) for r in c["raw"]["verify"][0]["rows"]]
-        first = read(table(folder, case, suffix), widened)
-        row = {"case": case.split("/")[0] + suffix, "state": folder, "widened": widened}
-        row["median_err_pct"], row["p90_err_pct"] = (
-            round(x, 2) for x in median_p90(share_error_pct(first, p.widths, p.share) for p in plans)
-        )
+        first = read(table_path(case, mode, RESULTS / folder, backend), widened)
+        label = case if backend == "ort" else f"{case}-{backend}"
+        row = {"case": label, "state": folder, "widened": widened}
+        row["median_err_pct"], row["p90_err_pct"] = rounded(share_errors(first, plans))
         row["scales"] = {k: round(v, 3) for k, v in first.stage_scales.items()}
         row["weight"] = round(first.join_weight, 3)
-        again = table(folder, case, suffix, again=True)
+        again = table_path(case, mode, RESULTS / folder, backend, again=True)
         if again.exists():
-            second = read(again, widened)
-            apart = [
-                abs(
-                    second.predict_widths(p.widths) / second.base_ms / (first.predict_widths(p.widths) / first.base_ms)
-                    - 1
-                )
-                * 100
-                for p in plans
-            ]
-            row["repeat_median_pct"], row["repeat_p90_pct"] = (round(x, 2) for x in median_p90(apart))
+            row["repeat_median_pct"], row["repeat_p90_pct"] = rounded(apart(first, read(again, widened), plans))
         rows.append(row)
     return rows
 
 
 def main() -> None:
     rows = [
-        r for folder, name, suffix in STATES for widened in (False, True) for r in score(folder, name, suffix, widened)
+        r
+        for folder, name, backend in STATES
+        for widened in (False, True)
+        for r in score(folder, name, backend, widened)
     ]
     columns = ["case", "state", "widened", "median_err_pct", "p90_err_pct", "repeat_median_pct", "repeat_p90_pct",
                "scales", "weight"]  # fmt: skip

@@ -60,7 +60,7 @@ def share_errors(latency: LatencyModel, rows: list[VerifyRow]) -> list[float]:
     return [share_error_pct(latency, r.widths, r.share) for r in rows]
 
 
-def _rounded(errors_pct: list[float]) -> tuple[float, float]:
+def rounded(errors_pct: list[float]) -> tuple[float, float]:
     median, p90 = median_p90(errors_pct)
     return round(median, 2), round(p90, 2)
 
@@ -155,25 +155,25 @@ def score_repeat(case: str, mode: str, state_case: dict, workdir: Path, backend:
             store.db.commit()
             opening.append(LatencyModel(store))
     row = state_case["row"]
-    row["repeat_median_pct"], row["repeat_p90_pct"] = _rounded(_apart(*tables, first))
-    row["repeat_err_median_pct"], row["repeat_err_p90_pct"] = _rounded(share_errors(tables[1], first))
+    row["repeat_median_pct"], row["repeat_p90_pct"] = rounded(apart(*tables, first))
+    row["repeat_err_median_pct"], row["repeat_err_p90_pct"] = rounded(share_errors(tables[1], first))
     row["repeat_base_shift_pct"] = round(100 * (tables[1].base_ms / tables[0].base_ms - 1), 2)
     row["repeat_frame_moved_pct"] = moved  # each build's network, closing frame against opening
     row["repeat_discarded_moved_pct"] = discarded  # each build's measurements done again: how far each had moved
     same_fit = copy.copy(tables[1])  # the second table's rows and shares, read with the first's fitted terms
     same_fit.stage_scales, same_fit.join_weight = tables[0].stage_scales, tables[0].join_weight
-    row["repeat_rows_only_median_pct"], row["repeat_rows_only_p90_pct"] = _rounded(_apart(tables[0], same_fit, first))
+    row["repeat_rows_only_median_pct"], row["repeat_rows_only_p90_pct"] = rounded(apart(tables[0], same_fit, first))
     row["repeat_fitted"] = [
         {"scales": {k: round(v, 3) for k, v in t.stage_scales.items()}, "weight": round(t.join_weight, 3)}
         for t in tables
     ]
     if all(m is not None for m in moved):
-        row["repeat_opening_only_median_pct"], row["repeat_opening_only_p90_pct"] = _rounded(_apart(*opening, first))
+        row["repeat_opening_only_median_pct"], row["repeat_opening_only_p90_pct"] = rounded(apart(*opening, first))
     row["repeat_engines"] = state_case["raw"]["repeat_build"]["cost"]["engines"]
     row["repeat_build_s"] = round(state_case["raw"]["repeat_build"]["cost"]["wall_s"], 1)
 
 
-def _apart(one: LatencyModel, two: LatencyModel, rows: list[VerifyRow]) -> list[float]:
+def apart(one: LatencyModel, two: LatencyModel, rows: list[VerifyRow]) -> list[float]:
     """How far two tables' predictions of the plans fall apart, as shares of each table's base (percent)."""
     return [relative_error_pct(two.predict_widths(r.widths) / two.base_ms, one.predict_widths(r.widths) / one.base_ms)
             for r in rows]  # fmt: skip
@@ -188,12 +188,12 @@ def rescore(key: str, case: dict, workdir: Path, backend: str = "ort") -> None:
         unscaled = LatencyModel(store, stage_scales=False)
     row = case["row"]
     first, second = ([VerifyRow.from_json(r) for r in v["rows"]] for v in case["raw"]["verify"])
-    row["median_err_pct"], row["p90_err_pct"] = _rounded(share_errors(latency, first))
-    row["scaled_median_pct"], row["scaled_p90_pct"] = _rounded(share_errors(fitted, first))
-    row["unscaled_median_pct"], row["unscaled_p90_pct"] = _rounded(share_errors(unscaled, first))
-    row["again_median_pct"], row["again_p90_pct"] = _rounded(share_errors(latency, second))
+    row["median_err_pct"], row["p90_err_pct"] = rounded(share_errors(latency, first))
+    row["scaled_median_pct"], row["scaled_p90_pct"] = rounded(share_errors(fitted, first))
+    row["unscaled_median_pct"], row["unscaled_p90_pct"] = rounded(share_errors(unscaled, first))
+    row["again_median_pct"], row["again_p90_pct"] = rounded(share_errors(latency, second))
     ms = [relative_error_pct(latency.predict_widths(r.widths), r.measured_ms) for r in first]
-    row["ms_median_pct"], row["ms_p90_pct"] = _rounded(ms)
+    row["ms_median_pct"], row["ms_p90_pct"] = rounded(ms)
     case["raw"]["fitted"] = {"stage_scales": fitted.stage_scales, "join_weight": fitted.join_weight}
     case["raw"]["weight_limit"] = weight_limit(latency, first, second)
     if "repeat_build" in case["raw"]:
@@ -218,9 +218,9 @@ def weight_limit(latency: LatencyModel, first: list[VerifyRow], second: list[Ver
         return share_errors(model, rows)
 
     best = min(WEIGHTS, key=lambda w: median_p90(errors(w, first))[0])
-    best_median, best_p90 = _rounded(errors(best, second))
+    best_median, best_p90 = rounded(errors(best, second))
     staged = in_network_fit(latency, first)
-    staged_median, staged_p90 = _rounded(share_errors(staged, second))
+    staged_median, staged_p90 = rounded(share_errors(staged, second))
     return {
         "fitted_weight": round(latency.join_weight, 3),
         "best_weight": best,

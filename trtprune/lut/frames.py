@@ -13,9 +13,9 @@ so a build's terms sit between its two states, each with the noise of two measur
 A build whose network moved more than :attr:`Remeasure.max_shift_pct` between its frames was
 timed across two regimes of the machine: it says so, and, when asked (``lut build --remeasures N``),
 it is measured again from a new opening frame (its rows and frames discarded, how far it moved kept
-in the table), at most :attr:`Remeasure.attempts` times; the last measurement is kept whatever its shift, and the build says so. A build resumed
-from an earlier invocation's opening frame is kept as it is (a resume measures exactly the rows an
-uninterrupted build would): its shift is reported.
+in the table), at most :attr:`Remeasure.attempts` times; the last measurement is kept whatever its
+shift, and the build says so. A build resumed from an earlier invocation's opening frame is kept as
+it is (a resume measures exactly the rows an uninterrupted build would): its shift is reported.
 """
 
 from __future__ import annotations
@@ -81,14 +81,15 @@ class Remeasure:
     def discards(self, moved: FrameShift, discarded: int, opened: bool) -> bool:
         """Whether a build whose frame ``moved`` (``discarded`` measurements before; ``opened``: its
         opening frame timed by this invocation, not a resumed one's) is measured again; logged."""
-        if opened and abs(moved.base_pct) > self.max_shift_pct and discarded < self.attempts:
+        far = abs(moved.base_pct) > self.max_shift_pct
+        if opened and far and discarded < self.attempts:
             log.warning(
                 "closing frame: %s, more than %g%%: measuring the table again (%d of %d)",
                 moved.describe(), self.max_shift_pct, discarded + 1, self.attempts,
             )  # fmt: skip
             return True
         log.info("closing frame: %s", moved.describe())
-        if abs(moved.base_pct) > self.max_shift_pct:
+        if far:
             why = f"after {discarded} new measurement(s)" if discarded else "" if opened else "a resumed build"
             log.warning(
                 "the network moved %+.1f%% between the table's frames%s: kept; to measure it again, "
