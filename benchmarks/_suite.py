@@ -64,15 +64,18 @@ class Suite:
     # another suite whose state holds the trained bases and tables this one starts from (another
     # recipe on the same bases): copied into --out where missing, and the bases not kept twice
     base_from: str | None = None
+    distill: DistillConfig | None = None  # every run fine-tuned against the base's outputs (the same for all)
 
     @property
     def state(self) -> Path:
         return RESULTS / f"{self.name}-state"
 
     def template(self, model: str, checkpoint: str, lut: str, distill: DistillConfig | None = None) -> PruneConfig:
-        """Every run's shared settings: the model, its base, the table, the recipe (and distillation)."""
+        """Every run's shared settings: the model, its base, the table, the recipe and distillation
+        (``distill``, else the suite's)."""
         return PruneConfig(
-            lut=lut, model=model, checkpoint=checkpoint, stages=self.stages, finetune=self.recipe, distill=distill,
+            lut=lut, model=model, checkpoint=checkpoint, stages=self.stages, finetune=self.recipe,
+            distill=distill or self.distill,
             **self.data,
         )  # fmt: skip
 
@@ -546,6 +549,7 @@ def run_main(suite: Suite, description: str, markdown: Callable[[dict, str, list
         {
             "command": command,
             "recipe": suite.recipe.to_json(),
+            "distill": None if suite.distill is None else suite.distill.to_json(),
             "stages": suite.stages,
             "parts": parts,
             "paired": {m: paired(r["rows"]) for m, r in parts.items()},

@@ -31,7 +31,7 @@ from pathlib import Path
 from _suite import Suite, result_lines, run_main, unfinished_lines
 
 from trtprune.data.canvas import CanvasConfig, write_canvas_set
-from trtprune.train.config import TrainConfig
+from trtprune.train.config import DistillConfig, TrainConfig
 
 log = logging.getLogger("detect_fmnist")
 
@@ -53,8 +53,14 @@ def write_canvas(_out: Path) -> None:
         write_canvas_set(CANVAS_ROOT, CANVAS)
 
 
-def suite(name: str = "detect_fmnist", recipe: TrainConfig = RECIPE, base_from: str | None = None) -> Suite:
-    """The comparison with ``recipe`` (``base_from``: the suite whose trained base and table it starts from)."""
+def suite(
+    name: str = "detect_fmnist",
+    recipe: TrainConfig = RECIPE,
+    base_from: str | None = None,
+    distill: DistillConfig | None = None,
+) -> Suite:
+    """The comparison with ``recipe`` (``base_from``: the suite whose trained base and table it starts
+    from; ``distill``: every fine-tune distilled from the base detector's head outputs)."""
     data_args = ("--data", "coco", "--data-root", CANVAS_ROOT, "--input", f"1x3x{SIDE}x{SIDE}")
     return Suite(
         name=name,
@@ -73,6 +79,7 @@ def suite(name: str = "detect_fmnist", recipe: TrainConfig = RECIPE, base_from: 
         metric_short="mAP",
         prepare=write_canvas,
         base_from=base_from,
+        distill=distill,
     )
 
 
@@ -89,6 +96,16 @@ def _recipe_text(recipe: TrainConfig) -> str:
     return f"fine-tuned {epochs} on {drawn}"
 
 
+def _loss_text(distill: DistillConfig | None) -> str:
+    if distill is None:
+        return "with the detector's own losses"
+    return (
+        f"with (1 - {distill.weight}) x the detector's own losses + {distill.weight} x the distance of its head "
+        f"outputs to the base detector's (`--distill`: class scores' KL at temperature {distill.temperature:g}, "
+        "box regressions' smooth L1, anchor by anchor)"
+    )
+
+
 def _markdown(suite: Suite, parts: dict[str, dict], command: str, unfinished: list[str]) -> str:
     recipe = suite.recipe
     lines = [
@@ -100,7 +117,7 @@ def _markdown(suite: Suite, parts: dict[str, dict], command: str, unfinished: li
         "whole (resize, network, box decoding and NMS at a fixed load) in ONNX Runtime, 1 thread.",
         "",
         f"Recipe, the same for every method and seed (seeds 0-2 paired): {STAGES} stages, each re-scored, cut to "
-        f"its stage target and {_recipe_text(recipe)} with the detector's own losses, then pruned "
+        f"its stage target and {_recipe_text(recipe)} {_loss_text(suite.distill)}, then pruned "
         f"physically and fine-tuned once more the same way; SGD momentum 0.9, lr {recipe.lr} cosine, batch "
         f"{recipe.batch_size}. The metric is COCO mAP@[.5:.95] (pycocotools) "
         "on all val canvases, of the exported model in ONNX Runtime.",

@@ -39,7 +39,7 @@ from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.frames import frame_shift
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore, Probe
-from trtprune.lut.verify import VerifyRow, median_p90, relative_error_pct, share_error_pct, verify
+from trtprune.lut.verify import VerifyResult, VerifyRow, median_p90, relative_error_pct, share_error_pct, verify
 from trtprune.report.markdown import markdown_table
 
 CASES = {  # case -> input shape; other model@size cases take the model's own channel count
@@ -58,6 +58,14 @@ ENGINES = {"ort": "ONNX Runtime", "openvino": "OpenVINO"}  # report titles
 def share_errors(latency: LatencyModel, rows: list[VerifyRow]) -> list[float]:
     """Each verified plan's share error under ``latency``'s prediction rule (verify's own statistic)."""
     return [share_error_pct(latency, r.widths, r.share) for r in rows]
+
+
+def drift(latency: LatencyModel, rows: list[VerifyRow]) -> dict[str, float]:
+    """What the errors share under ``latency``'s rule: verify's ``bias_pct`` (the median signed share
+    error) and ``verify_shift_pct`` (its ``regime_shift_pct``: how far the base timed beside the plans
+    moved from the table's base, the machine's regime between build and verify)."""
+    result = VerifyResult([replace(r, predicted_ms=latency.predict_widths(r.widths)) for r in rows], latency.base_ms)
+    return {"bias_pct": round(result.bias_pct, 2), "verify_shift_pct": round(result.regime_shift_pct, 2)}
 
 
 def rounded(errors_pct: list[float]) -> tuple[float, float]:
@@ -125,7 +133,8 @@ def verify_case(case: str, mode: str, built: dict, args, workdir: Path) -> tuple
         "verify_s": round(verify_s / 2, 1),
     }
     with LutStore(path) as store:
-        latency = LatencyModel(store, stage_scales=True)
+        latency, default = LatencyModel(store, stage_scales=True), LatencyModel(store)
+    row |= drift(default, result.rows)
     fitted = {"stage_scales": latency.stage_scales, "join_weight": latency.join_weight}
     j2 = {**j1, "rows": j1.pop("again")}  # the second measurement, stored as the first run's rows
     return row, {"build": built, "verify": [j1, j2], "fitted": fitted}
@@ -194,6 +203,7 @@ def rescore(key: str, case: dict, workdir: Path, backend: str = "ort") -> None:
     row["again_median_pct"], row["again_p90_pct"] = rounded(share_errors(latency, second))
     ms = [relative_error_pct(latency.predict_widths(r.widths), r.measured_ms) for r in first]
     row["ms_median_pct"], row["ms_p90_pct"] = rounded(ms)
+    row |= drift(latency, first)
     case["raw"]["fitted"] = {"stage_scales": fitted.stage_scales, "join_weight": fitted.join_weight}
     case["raw"]["weight_limit"] = weight_limit(latency, first, second)
     if "repeat_build" in case["raw"]:
@@ -318,7 +328,10 @@ def report(rows: list[dict], args, limits: dict[str, dict] | None = None) -> str
             "group's change times its stage's scale, fitted with the joined-layer weight to the probes; the "
             "default of tables with designed probes); `unscaled_*` (`--rescore`): without them (scales 1, the "
             "weight alone fitted; the default of older tables). `floor_*`: how far the two "
-            "measurements of the same plan fall apart (shares): what this machine allows at best.",
+            "measurements of the same plan fall apart (shares): what this machine allows at best. `bias_pct`: the "
+            "median signed share error (> 0: the table predicts the plans slower than they measured); "
+            "`verify_shift_pct`: how far the base timed beside the plans moved from the table's base (median): "
+            "the machine's regime between the build and the verification.",
             "",
             f"Targets (median <= {TARGETS['median']}%, p90 <= {TARGETS['p90']}% share error) met in "
             f"{len(met)} of {len(rows)} cases"

@@ -412,6 +412,10 @@ def lut_verify(
             f"{figures['again_p90_error_pct']:.2f}%; floor (the two measurements apart) median {floor[0]:.2f}%, "
             f"p90 {floor[1]:.2f}%"
         )
+    typer.echo(
+        f"bias {result.bias_pct:+.2f}% (median signed error; > 0: predicted slower than measured); the base "
+        f"measured {result.regime_shift_pct:+.1f}% from the table's (the machine's regime since the build)"
+    )
     cost = result.cost
     if cost.get("builds"):
         typer.echo(

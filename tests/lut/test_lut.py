@@ -195,6 +195,9 @@ def test_verify_statistics_summarise_the_rows():
         assert (figures[f"{prefix}median_error_pct"], figures[f"{prefix}p90_error_pct"]) == median_p90(values)
     assert median_p90([3.0, 1.0, 2.0, 4.0]) == (2.5, pytest.approx(3.7))
     assert relative_error_pct(1.1, 1.0) == pytest.approx(10.0) and rows[0].share == 0.5
+    # predicted shares 1 + i against measured 0.5 each: signed errors 100 (1 + i - 0.5) / 0.5, median at i = 4.5
+    assert figures["bias_pct"] == pytest.approx(100 * (5.5 - 0.5) / 0.5)
+    assert figures["regime_shift_pct"] == pytest.approx(300.0)  # every base timed at 4 ms against the table's 1 ms
     assert [VerifyRow.from_json(r) for r in figures["rows"]] == rows
     assert VerifyRow.from_json({**rows[1].to_json(), "no_stage_scales_error_pct": 9.0}) == rows[1]
     with pytest.raises(ValueError, match="bogus"):

@@ -81,6 +81,18 @@ class VerifyResult:
         return median_p90(r.error_pct for r in self.rows)[0]
 
     @property
+    def bias_pct(self) -> float:
+        """The median signed share error, in percent: > 0 where the table predicts the plans slower than
+        they measured (an error all plans share, such as a regime the table was not built in)."""
+        return float(np.median([100 * (r.predicted_ms / self.base_ms - r.share) / r.share for r in self.rows]))
+
+    @property
+    def regime_shift_pct(self) -> float:
+        """How far the base timed beside the plans moved from the table's base (median, percent): the
+        machine's regime since the build (shares move with it where the base and the plans respond unlike)."""
+        return float(np.median([100 * (r.base_now_ms / self.base_ms - 1) for r in self.rows]))
+
+    @property
     def p90_error_pct(self) -> float:
         return median_p90(r.error_pct for r in self.rows)[1]
 
@@ -93,6 +105,7 @@ class VerifyResult:
         if self.again:
             out["again_median_error_pct"], out["again_p90_error_pct"] = median_p90(r.error_pct for r in self.again)
             out["floor_median_pct"], out["floor_p90_pct"] = self.floor_pct
+        out["bias_pct"], out["regime_shift_pct"] = self.bias_pct, self.regime_shift_pct
         out["cost"] = self.cost
         out["frame_shift"] = self.frame_shift.to_json() if self.frame_shift else None
         out["discarded"] = [m.to_json() for m in self.discarded]
