@@ -416,6 +416,12 @@ def lut_verify(
         f"bias {result.bias_pct:+.2f}% (median signed error; > 0: predicted slower than measured); the base "
         f"measured {result.regime_shift_pct:+.1f}% from the table's (the machine's regime since the build)"
     )
+    if result.regime_moved():
+        typer.echo(
+            "the machine's regime moved since the build: shares may move with it (a slower machine slows a "
+            "network more than its cuts on small inputs); verify again on a quiet machine, or build the table "
+            "where and when you deploy"
+        )
     cost = result.cost
     if cost.get("builds"):
         typer.echo(

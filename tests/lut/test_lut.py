@@ -87,6 +87,16 @@ def test_predict_cli_json(table, tmp_path, run_cli):
     assert json.loads(out)["predicted_ms"] > 0
 
 
+def test_verify_cli_reports_errors_bias_and_regime(table, run_cli):
+    code, out, err = run_cli("lut", "verify", table, "--samples", "2", "--once")
+    assert code == 0, err
+    assert "median error" in out and "bias" in out and "from the table's" in out
+    code, out, err = run_cli("lut", "verify", table, "--samples", "2", "--once", "--json")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert {"bias_pct", "regime_shift_pct"} <= set(figures) and len(figures["rows"]) == 2
+
+
 def test_table_refuses_another_model(table, tmp_path, run_cli):
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(Plan("resnet32", (1, 1, 12, 12), {}).to_json()))
@@ -198,6 +208,7 @@ def test_verify_statistics_summarise_the_rows():
     # predicted shares 1 + i against measured 0.5 each: signed errors 100 (1 + i - 0.5) / 0.5, median at i = 4.5
     assert figures["bias_pct"] == pytest.approx(100 * (5.5 - 0.5) / 0.5)
     assert figures["regime_shift_pct"] == pytest.approx(300.0)  # every base timed at 4 ms against the table's 1 ms
+    assert VerifyResult(rows, 1.0).regime_moved() and not VerifyResult(rows, 3.9).regime_moved()
     assert [VerifyRow.from_json(r) for r in figures["rows"]] == rows
     assert VerifyRow.from_json({**rows[1].to_json(), "no_stage_scales_error_pct": 9.0}) == rows[1]
     with pytest.raises(ValueError, match="bogus"):

@@ -19,7 +19,7 @@ from trtprune.engine.candidates import prepare
 from trtprune.engine.timing import TimingConfig, measure_interleaved
 from trtprune.graph.groups import find_groups
 from trtprune.lut.build import load_for_lut
-from trtprune.lut.frames import FrameShift, frame_shift
+from trtprune.lut.frames import FrameShift, Remeasure, frame_shift
 from trtprune.lut.grid import allowed_widths, widths_around
 from trtprune.lut.predict import LatencyModel
 from trtprune.lut.store import LutStore
@@ -85,6 +85,12 @@ class VerifyResult:
         """The median signed share error, in percent: > 0 where the table predicts the plans slower than
         they measured (an error all plans share, such as a regime the table was not built in)."""
         return float(np.median([100 * (r.predicted_ms / self.base_ms - r.share) / r.share for r in self.rows]))
+
+    def regime_moved(self, limit_pct: float = Remeasure.max_shift_pct) -> bool:
+        """Whether the base timed beside the plans moved more than ``limit_pct`` from the table's: the
+        plans were timed in another regime of the machine than the table (a build's frames are held
+        to the same limit)."""
+        return abs(self.regime_shift_pct) > limit_pct
 
     @property
     def regime_shift_pct(self) -> float:
