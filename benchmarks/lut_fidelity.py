@@ -35,6 +35,7 @@ from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
 from trtprune.backends import BACKENDS
 from trtprune.core.atomic import write_text
+from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.frames import frame_shift
 from trtprune.lut.predict import LatencyModel
@@ -87,6 +88,8 @@ def build_case(case: str, mode: str, args, workdir: Path, again: bool = False) -
     if args.points is not None:  # 0: the full step grid read as a staircase (tables of format 2)
         options |= {"points": args.points or None}
         options |= {} if args.points else {"designs": 0, "stage_probes": (0.75, 0.5, 0.3)}
+    if args.warmup_ms is not None:  # every batch of new engines warmed this long (blocks and networks)
+        options |= {"timing": replace(LutConfig.timing, warmup_ms=args.warmup_ms), "block_warmup_ms": args.warmup_ms}
     config = LutConfig(
         model=model, input_shape=shape, backend=args.backend, mode=mode, step=args.step, pairs=args.pairs, **options
     )
@@ -103,7 +106,8 @@ def build_case(case: str, mode: str, args, workdir: Path, again: bool = False) -
 def verify_case(case: str, mode: str, built: dict, args, workdir: Path) -> tuple[dict, dict]:
     path = table_path(case, mode, workdir, args.backend)
     t0 = time.perf_counter()
-    result = verify(str(path), samples=args.samples, seed=args.seed, again=True)
+    timing = TimingConfig() if args.warmup_ms is None else TimingConfig(warmup_ms=args.warmup_ms)
+    result = verify(str(path), samples=args.samples, seed=args.seed, timing=timing, again=True)
     verify_s = time.perf_counter() - t0
     j1 = result.to_json()
     shares = [r.share for r in result.rows]
@@ -297,6 +301,7 @@ def report(rows: list[dict], args, limits: dict[str, dict] | None = None) -> str
             + (" --pairs" if args.pairs else "")
             + (f" --coarse-above {args.coarse_above}" if args.coarse_above is not None else "")
             + (f" --points {args.points}" if args.points is not None else "")
+            + (f" --warmup-ms {args.warmup_ms:g}" if args.warmup_ms is not None else "")
             + (f" --repeat {args.repeat}" if args.repeat else "")
             + (f" --workdir {args.workdir}" if args.workdir != WORKDIR else "")
             + (f" --out {args.out}" if args.out else "")
@@ -417,6 +422,10 @@ def main() -> None:
     parser.add_argument(
         "--before", default=str(RESULTS / "lut_fidelity-format2.json"), help="earlier results: engines per case"
     )
+    parser.add_argument(
+        "--warmup-ms", type=float, default=None,
+        help="warm every batch of new engines this long, in the build and in verify (default: the table's)",
+    )  # fmt: skip
     parser.add_argument("--workdir", default=WORKDIR, help="tables and finished cases are kept here")
     parser.add_argument("--restart", action="store_true", help="measure every case again (tables are rebuilt)")
     parser.add_argument(
@@ -429,10 +438,12 @@ def main() -> None:
     engine = "" if args.backend == "ort" else f"-{args.backend}"
     state_path = workdir / f"fidelity-state{engine}.json"
     args.before = json.loads(Path(args.before).read_text()) if Path(args.before).exists() else {}
-    settings = {k: getattr(args, k) for k in ("samples", "seed", "step", "pairs", "coarse_above", "backend", "points")}
+    settings = {
+        k: getattr(args, k) for k in ("samples", "seed", "step", "pairs", "coarse_above", "backend", "points", "warmup_ms")
+    }
     state = json.loads(state_path.read_text()) if state_path.exists() and not args.restart else {}
     # states from before the options
-    old = {"coarse_above": None, "backend": "ort", "points": None, **state.get("settings", settings)}
+    old = {"coarse_above": None, "backend": "ort", "points": None, "warmup_ms": None, **state.get("settings", settings)}
     if old != settings:
         raise SystemExit(f"{state_path} was measured with {state['settings']}, not {settings}: pass --restart")
     state = {"settings": settings, "builds": state.get("builds", {}), "cases": state.get("cases", {})}
