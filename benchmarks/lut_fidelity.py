@@ -61,11 +61,10 @@ def share_errors(latency: LatencyModel, rows: list[VerifyRow]) -> list[float]:
     return [share_error_pct(latency, r.widths, r.share) for r in rows]
 
 
-def drift(latency: LatencyModel, rows: list[VerifyRow]) -> dict[str, float]:
-    """What the errors share under ``latency``'s rule: verify's ``bias_pct`` (the median signed share
-    error) and ``verify_shift_pct`` (its ``regime_shift_pct``: how far the base timed beside the plans
-    moved from the table's base, the machine's regime between build and verify)."""
-    result = VerifyResult([replace(r, predicted_ms=latency.predict_widths(r.widths)) for r in rows], latency.base_ms)
+def drift(result: VerifyResult) -> dict[str, float]:
+    """What the errors share: verify's ``bias_pct`` (the median signed share error) and
+    ``verify_shift_pct`` (its ``regime_shift_pct``: how far the base timed beside the plans moved from
+    the table's base, the machine's regime between build and verify)."""
     return {"bias_pct": round(result.bias_pct, 2), "verify_shift_pct": round(result.regime_shift_pct, 2)}
 
 
@@ -136,9 +135,9 @@ def verify_case(case: str, mode: str, built: dict, args, workdir: Path) -> tuple
         "floor_p90_pct": round(floor_p90, 2),
         "verify_s": round(verify_s / 2, 1),
     }
+    row |= drift(result)
     with LutStore(path) as store:
-        latency, default = LatencyModel(store, stage_scales=True), LatencyModel(store)
-    row |= drift(default, result.rows)
+        latency = LatencyModel(store, stage_scales=True)
     fitted = {"stage_scales": latency.stage_scales, "join_weight": latency.join_weight}
     j2 = {**j1, "rows": j1.pop("again")}  # the second measurement, stored as the first run's rows
     return row, {"build": built, "verify": [j1, j2], "fitted": fitted}
@@ -207,7 +206,8 @@ def rescore(key: str, case: dict, workdir: Path, backend: str = "ort") -> None:
     row["again_median_pct"], row["again_p90_pct"] = rounded(share_errors(latency, second))
     ms = [relative_error_pct(latency.predict_widths(r.widths), r.measured_ms) for r in first]
     row["ms_median_pct"], row["ms_p90_pct"] = rounded(ms)
-    row |= drift(latency, first)
+    repredicted = [replace(r, predicted_ms=latency.predict_widths(r.widths)) for r in first]
+    row |= drift(VerifyResult(repredicted, latency.base_ms))  # this rule's predictions of the stored plans
     case["raw"]["fitted"] = {"stage_scales": fitted.stage_scales, "join_weight": fitted.join_weight}
     case["raw"]["weight_limit"] = weight_limit(latency, first, second)
     if "repeat_build" in case["raw"]:
@@ -439,7 +439,8 @@ def main() -> None:
     state_path = workdir / f"fidelity-state{engine}.json"
     args.before = json.loads(Path(args.before).read_text()) if Path(args.before).exists() else {}
     settings = {
-        k: getattr(args, k) for k in ("samples", "seed", "step", "pairs", "coarse_above", "backend", "points", "warmup_ms")
+        k: getattr(args, k)
+        for k in ("samples", "seed", "step", "pairs", "coarse_above", "backend", "points", "warmup_ms")
     }
     state = json.loads(state_path.read_text()) if state_path.exists() and not args.restart else {}
     # states from before the options

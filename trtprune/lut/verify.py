@@ -81,10 +81,14 @@ class VerifyResult:
         return median_p90(r.error_pct for r in self.rows)[0]
 
     @property
+    def p90_error_pct(self) -> float:
+        return median_p90(r.error_pct for r in self.rows)[1]
+
+    @property
     def bias_pct(self) -> float:
         """The median signed share error, in percent: > 0 where the table predicts the plans slower than
         they measured (an error all plans share, such as a regime the table was not built in)."""
-        return float(np.median([100 * (r.predicted_ms / self.base_ms - r.share) / r.share for r in self.rows]))
+        return float(np.median([signed_error_pct(r.predicted_ms / self.base_ms, r.share) for r in self.rows]))
 
     def regime_moved(self, limit_pct: float = Remeasure.max_shift_pct) -> bool:
         """Whether the base timed beside the plans moved more than ``limit_pct`` from the table's: the
@@ -96,11 +100,7 @@ class VerifyResult:
     def regime_shift_pct(self) -> float:
         """How far the base timed beside the plans moved from the table's base (median, percent): the
         machine's regime since the build (shares move with it where the base and the plans respond unlike)."""
-        return float(np.median([100 * (r.base_now_ms / self.base_ms - 1) for r in self.rows]))
-
-    @property
-    def p90_error_pct(self) -> float:
-        return median_p90(r.error_pct for r in self.rows)[1]
+        return float(np.median([signed_error_pct(r.base_now_ms, self.base_ms) for r in self.rows]))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"base_ms": self.base_ms, "samples": len(self.rows)}
@@ -127,9 +127,14 @@ ERROR_COLUMNS = {
 }
 
 
+def signed_error_pct(estimate: float, actual: float) -> float:
+    """(estimate - actual) / actual, in percent."""
+    return 100 * (estimate - actual) / actual
+
+
 def relative_error_pct(estimate: float, actual: float) -> float:
     """|estimate - actual| / actual, in percent."""
-    return 100 * abs(estimate - actual) / actual
+    return abs(signed_error_pct(estimate, actual))
 
 
 def share_error_pct(latency: LatencyModel, widths: dict[str, int], share: float) -> float:
