@@ -33,7 +33,7 @@ from pathlib import Path
 from _cases import case_shape  # benchmarks/_cases.py, beside this script
 from _results import RESULTS, save  # benchmarks/_results.py, beside this script
 
-from trtprune.backends import BACKENDS
+from trtprune.backends import BACKENDS, BackendConfig
 from trtprune.core.atomic import write_text
 from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
@@ -89,6 +89,8 @@ def build_case(case: str, mode: str, args, workdir: Path, again: bool = False) -
         options |= {} if args.points else {"designs": 0, "stage_probes": (0.75, 0.5, 0.3)}
     if args.warmup_ms is not None:  # every batch of new engines warmed this long (blocks and networks)
         options |= {"timing": replace(LutConfig.timing, warmup_ms=args.warmup_ms), "block_warmup_ms": args.warmup_ms}
+    if args.sessions is not None:  # every engine timed as the mean of this many sessions (build, verify)
+        options |= {"backend_config": BackendConfig(sessions=args.sessions)}
     config = LutConfig(
         model=model, input_shape=shape, backend=args.backend, mode=mode, step=args.step, pairs=args.pairs, **options
     )
@@ -302,6 +304,7 @@ def report(rows: list[dict], args, limits: dict[str, dict] | None = None) -> str
             + (f" --coarse-above {args.coarse_above}" if args.coarse_above is not None else "")
             + (f" --points {args.points}" if args.points is not None else "")
             + (f" --warmup-ms {args.warmup_ms:g}" if args.warmup_ms is not None else "")
+            + (f" --sessions {args.sessions}" if args.sessions is not None else "")
             + (f" --repeat {args.repeat}" if args.repeat else "")
             + (f" --workdir {args.workdir}" if args.workdir != WORKDIR else "")
             + (f" --out {args.out}" if args.out else "")
@@ -426,6 +429,10 @@ def main() -> None:
         "--warmup-ms", type=float, default=None,
         help="warm every batch of new engines this long, in the build and in verify (default: the table's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--sessions", type=int, default=None,
+        help="time every engine as the mean of this many sessions of it, in the build and in verify (default 1)",
+    )  # fmt: skip
     parser.add_argument("--workdir", default=WORKDIR, help="tables and finished cases are kept here")
     parser.add_argument("--restart", action="store_true", help="measure every case again (tables are rebuilt)")
     parser.add_argument(
@@ -440,11 +447,12 @@ def main() -> None:
     args.before = json.loads(Path(args.before).read_text()) if Path(args.before).exists() else {}
     settings = {
         k: getattr(args, k)
-        for k in ("samples", "seed", "step", "pairs", "coarse_above", "backend", "points", "warmup_ms")
+        for k in ("samples", "seed", "step", "pairs", "coarse_above", "backend", "points", "warmup_ms", "sessions")
     }
     state = json.loads(state_path.read_text()) if state_path.exists() and not args.restart else {}
     # states from before the options
-    old = {"coarse_above": None, "backend": "ort", "points": None, "warmup_ms": None, **state.get("settings", settings)}
+    old = {"coarse_above": None, "backend": "ort", "points": None, "warmup_ms": None, "sessions": None}
+    old |= state.get("settings", settings)
     if old != settings:
         raise SystemExit(f"{state_path} was measured with {state['settings']}, not {settings}: pass --restart")
     state = {"settings": settings, "builds": state.get("builds", {}), "cases": state.get("cases", {})}

@@ -290,6 +290,14 @@ def lut_build(
         ),
     ] = 6,
     rounds: Annotated[int, typer.Option("--rounds", help="at most this many timed rounds per candidate")] = 100,
+    sessions: Annotated[
+        int,
+        typer.Option(
+            "--sessions",
+            help="time every engine as the mean of this many sessions of it (a session keeps its own speed); "
+            "prune's measurements on the table do the same",
+        ),
+    ] = 1,
     row_error: Annotated[
         float,
         typer.Option(
@@ -304,7 +312,7 @@ def lut_build(
         input_shape=input,
         checkpoint=str(checkpoint) if checkpoint else None,
         backend=backend,
-        backend_config=tp.BackendConfig(threads=threads, device=device, precision=precision),
+        backend_config=tp.BackendConfig(threads=threads, device=device, precision=precision, sessions=sessions),
         batch=batch,
         mode=mode,
         step=step,

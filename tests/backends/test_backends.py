@@ -121,6 +121,31 @@ def test_ort_matches_torch_and_times(onnx_path, x, reference):
             runner.infer(np.zeros((2, 1, 28, 28), np.float32))
 
 
+@pytest.mark.parametrize("name", ["ort", "openvino"])
+def test_sessions_are_independent_instances_timed_as_one(name, onnx_path, x, reference):
+    """``sessions`` prepares the model that many times; the runner computes what one session computes,
+    and ``timed(k)`` runs ``k`` inferences on each and returns their mean (so it is never the sum)."""
+    from trtprune.backends import Sessions, open_runner
+
+    with open_runner(get_backend(name), onnx_path, SHAPE, BackendConfig(sessions=3)) as runner:
+        assert isinstance(runner, Sessions) and len(runner.runners) == 3
+        assert len({id(r) for r in runner.runners}) == 3 and tuple(runner.input_shape) == SHAPE
+        assert rel_err(runner.infer(x), reference) <= 1e-4
+        one = measure(runner.runners[0].timed, QUICK).median_ms
+        mean = measure(runner.timed, QUICK).median_ms
+        assert 0.4 * one < mean < 2.5 * one  # a mean of three, not their sum (3x)
+    with open_runner(get_backend(name), onnx_path, SHAPE, BackendConfig()) as single:
+        assert not isinstance(single, Sessions)
+
+
+def test_backend_config_reads_older_files_as_one_session():
+    assert BackendConfig.from_json({"format": 1, "threads": 2}).sessions == 1
+    config = BackendConfig(sessions=3)
+    assert BackendConfig.from_json(config.to_json()) == config
+    with pytest.raises(TrtpruneError, match="sessions must be >= 1"):
+        BackendConfig(sessions=0)
+
+
 def test_ort_environment():
     import onnxruntime
 

@@ -8,6 +8,6 @@ inside their own backend modules.
 
 from __future__ import annotations
 
-from trtprune.backends.base import BACKENDS, BackendConfig, Runner, get_backend
+from trtprune.backends.base import BACKENDS, BackendConfig, Runner, Sessions, get_backend, open_runner
 
-__all__ = ["BACKENDS", "BackendConfig", "Runner", "get_backend"]
+__all__ = ["BACKENDS", "BackendConfig", "Runner", "Sessions", "get_backend", "open_runner"]

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from trtprune.backends import BackendConfig, get_backend
+from trtprune.backends import BackendConfig, get_backend, open_runner
 from trtprune.core.errors import TrtpruneError
 from trtprune.engine.timing import TimingConfig, measure, measure_interleaved
 from trtprune.models.loading import load_model
@@ -29,13 +29,13 @@ def bench_path(
             raise TrtpruneError(f"the torch backend measures trtprune checkpoints (.pt), not {path.suffix} files")
 
         loaded = load_model(None, checkpoint=path)
-        runner = backend.prepare(loaded.model, loaded.input_shape, config)
+        runner = open_runner(backend, loaded.model, loaded.input_shape, config)
     else:
         if path.suffix not in (".onnx", ".plan", ".engine", ".xml"):
             raise TrtpruneError(
                 f"{path} is not an ONNX model (.onnx), a TensorRT engine (.plan) or an OpenVINO IR (.xml)"
             )
-        runner = backend.prepare(path, (), config)
+        runner = open_runner(backend, path, (), config)
     with runner:
         t = measure(runner.timed, timing)
     return {
@@ -57,5 +57,5 @@ def measure_onnx_side_by_side(
     if backend.consumes != "onnx":
         return None
     with ExitStack() as stack:
-        timed = {name: stack.enter_context(backend.prepare(p, (), cfg)).timed for name, p in paths.items()}
+        timed = {name: stack.enter_context(open_runner(backend, p, (), cfg)).timed for name, p in paths.items()}
         return measure_interleaved(timed, reference=reference), backend.environment(cfg)

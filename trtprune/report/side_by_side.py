@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trtprune.backends import BackendConfig, get_backend
+from trtprune.backends import BackendConfig, get_backend, open_runner
 from trtprune.core.errors import TrtpruneError
 from trtprune.data import get_dataset, get_spec
 from trtprune.engine.export import load_proto, read_metadata
@@ -34,7 +34,7 @@ def compare_onnx(
         )
     test_set = get_dataset(data, "test", data_root, limit=limit, input_size=sizes.pop() if sizes else None)
     backend, config = get_backend("ort"), BackendConfig(threads=threads)
-    runners = {str(p): backend.prepare(p, (), config) for p in paths}
+    runners = {str(p): open_runner(backend, p, (), config) for p in paths}
     timings = measure_interleaved({k: r.timed for k, r in runners.items()})
     rows = []
     for p in paths:
