@@ -156,8 +156,8 @@ class TableBuilder:
         self.timing = self.strategy.timing
 
     def _prepare(self, model, example_inputs=None) -> Runner:
-
-        self.engines += 1
+        """A candidate prepared as ``sessions`` engines (on TensorRT, a build each: what the table costs)."""
+        self.engines += self.config.backend_config.sessions
         return prepare(
             model,
             tuple(self.loaded.input_shape),
