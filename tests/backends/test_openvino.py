@@ -119,17 +119,21 @@ def test_verify_in_openvino(ov_table, run_cli):
 
 
 @pytest.mark.slow
-def test_prune_meets_its_budget_in_openvino(ov_table, tmp_path, run_cli):
+def test_prune_meets_its_budget_in_openvino(ov_table, tmp_path, run_cli, reachable_ratio):
     import openvino as ov
 
     from trtprune.backends import BackendConfig, get_backend
     from trtprune.prune import PruneConfig, run_prune
 
-    _, table = ov_table
+    ckpt, table = ov_table
     out = tmp_path / "run"
     result = run_prune(
         PruneConfig(
-            lut=str(table), budget_ratio=0.7, stages=1, finetune=replace(FINETUNE, limit_train=512), out=str(out)
+            lut=str(table),
+            budget_ratio=reachable_ratio(table, ckpt),
+            stages=1,
+            finetune=replace(FINETUNE, limit_train=512),
+            out=str(out),
         )
     )
     report = json.loads((out / "report.json").read_text())

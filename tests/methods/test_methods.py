@@ -515,13 +515,14 @@ def test_modelopt_fastnas_plan_is_the_subnet_fastnas_chose(setup, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", method_names())
-def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name):
+def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name, reachable_ratio):
     from trtprune.prune import PruneConfig, run_prune
 
-    _, _, table, *_ = setup
+    _, ckpt, table, *_ = setup
+    ratio = reachable_ratio(table, ckpt)  # this small table's floor moves between runs and machines
     config = PruneConfig(
         lut=str(table),
-        budget_ratio=0.7,
+        budget_ratio=ratio,
         method=name,
         stages=1,
         finetune=replace(FINETUNE, limit_train=256, limit_test=256),
@@ -529,7 +530,7 @@ def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name)
     )
     report = json.loads((Path(run_prune(config).run_dir) / "report.json").read_text())
     assert report["method"]["method"] == name
-    assert report["stages"][-1]["measured_share"] <= 0.7  # the matched choice measured within the budget
+    assert report["stages"][-1]["measured_share"] <= ratio  # the matched choice measured within the budget
     assert report["meets_budget"], report["measured_share"]  # and so does the final measurement of model.onnx
     assert report["params"] < report["base_params"]
 
