@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 import pytest
@@ -48,6 +49,7 @@ def reachable_ratio():
     from trtprune.prune.config import PruneConfig
     from trtprune.prune.inputs import load_inputs
 
+    @functools.cache  # the tables are read-only here: one load per table, not one per parametrized test
     def ratio(table, checkpoint=None, at: float = 0.4) -> float:
         ckpt = None if checkpoint is None else str(checkpoint)
         inputs = load_inputs(PruneConfig(lut=str(table), checkpoint=ckpt, budget_ratio=0.999))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -154,14 +155,9 @@ def open_runner(
     each session is an engine of its own)."""
     if config.sessions == 1:
         return backend.prepare(source, input_shape, config)
-    runners: list[Runner] = []
-    try:
-        for _ in range(config.sessions):
-            runners.append(backend.prepare(source, input_shape, config))
-    except BaseException:
-        for r in runners:
-            r.close()
-        raise
+    with ExitStack() as opened:  # one that fails closes those prepared before it
+        runners = [opened.enter_context(backend.prepare(source, input_shape, config)) for _ in range(config.sessions)]
+        opened.pop_all()
     return Sessions(runners)
 
 
