@@ -130,7 +130,7 @@ def test_prune_meets_its_budget_in_openvino(ov_table, tmp_path, run_cli, reachab
     result = run_prune(
         PruneConfig(
             lut=str(table),
-            budget_ratio=reachable_ratio(table, ckpt),
+            budget_ratio=reachable_ratio(table, ckpt, least=0.7),
             stages=1,
             finetune=replace(FINETUNE, limit_train=512),
             out=str(out),

@@ -519,7 +519,9 @@ def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name,
     from trtprune.prune import PruneConfig, run_prune
 
     _, ckpt, table, *_ = setup
-    ratio = reachable_ratio(table, ckpt)  # this small table's floor moves between runs and machines
+    # 0.7, or above it where this small table's floor is (it moves between runs and machines): a ratio
+    # near the predicted floor can be below what the pruned models measure
+    ratio = reachable_ratio(table, ckpt, least=0.7)
     config = PruneConfig(
         lut=str(table),
         budget_ratio=ratio,
