@@ -30,6 +30,7 @@ from trtprune.backends.ort import cpu_name
 from trtprune.compare.config import CompareConfig, Stopped, run_dir_name
 from trtprune.compare.run import run_compare
 from trtprune.core.atomic import copy_file, copy_sqlite, copy_tree, write_json
+from trtprune.decide.matching import MatchPolicy
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.lut.store import LutMismatch, LutStore
 from trtprune.models.checkpoint import load_checkpoint
@@ -65,6 +66,9 @@ class Suite:
     # recipe on the same bases): copied into --out where missing, and the bases not kept twice
     base_from: str | None = None
     distill: DistillConfig | None = None  # every run fine-tuned against the base's outputs (the same for all)
+    # how every run lands on its measured targets; the comparisons begun before MatchPolicy format 2
+    # measured each candidate and their runs in one harness call, and resume the same way
+    match: MatchPolicy = MatchPolicy(calls=1)
 
     @property
     def state(self) -> Path:
@@ -75,7 +79,7 @@ class Suite:
         (``distill``, else the suite's)."""
         return PruneConfig(
             lut=lut, model=model, checkpoint=checkpoint, stages=self.stages, finetune=self.recipe,
-            distill=distill or self.distill,
+            distill=distill or self.distill, match=self.match,
             **self.data,
         )  # fmt: skip
 

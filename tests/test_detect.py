@@ -189,9 +189,11 @@ def test_whole_detector_exports_and_matches_onnx_runtime(canvas, tmp_path, prune
     assert _unmatched(want, got) == []
 
 
-def _unmatched(want, got, atol=1e-2, rtol=1e-4):
+def _unmatched(want, got, atol=1e-2, rtol=1e-4, score_rtol=1e-3):
     """The detections of ``got`` with no equal (label, score, box) in ``want``; near-equal scores may
-    come in either order, so each is matched to any free detection that equals it."""
+    come in either order, so each is matched to any free detection that equals it. Scores to
+    ``score_rtol``: on an AMD EPYC one of 189 scores of the random-weight detector differed by 1.3e-4
+    (0.48236 in PyTorch, 0.48242 in ONNX Runtime), its box by 0.002 px."""
     free = set(range(len(want["scores"])))
     missing = []
     for i in range(len(got["scores"])):
@@ -199,7 +201,7 @@ def _unmatched(want, got, atol=1e-2, rtol=1e-4):
             j
             for j in free
             if want["labels"][j] == got["labels"][i]
-            and abs(want["scores"][j] - got["scores"][i]) <= 1e-5 + rtol * abs(want["scores"][j])
+            and abs(want["scores"][j] - got["scores"][i]) <= 1e-5 + score_rtol * abs(want["scores"][j])
             and np.allclose(want["boxes"][j], got["boxes"][i], rtol=rtol, atol=atol)
         ]
         if same:

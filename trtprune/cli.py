@@ -524,6 +524,13 @@ def prune(
     match_rounds: Annotated[
         int, typer.Option("--match-rounds", help="decide-build-time rounds per stage to land under its target")
     ] = MATCH.rounds,
+    match_calls: Annotated[
+        int,
+        typer.Option(
+            "--match-calls",
+            help="harness calls beside the base per measurement of a candidate and of the final model (their mean share)",
+        ),
+    ] = MATCH.calls,
     device: Annotated[
         str, typer.Option("--device", help="fine-tuning: auto (CUDA where present), cpu, cuda or cuda:N")
     ] = "auto",
@@ -573,7 +580,7 @@ def prune(
             limit_test=limit_eval,
         ),
         distill=DistillConfig(distill_temperature, distill_weight) if distill else None,
-        match=replace(MATCH, rounds=match_rounds),
+        match=replace(MATCH, rounds=match_rounds, calls=match_calls),
     )
     with _progress_bar("pruning") as progress:
         r = tp.run_prune(config, progress=progress, restart=restart)

@@ -11,6 +11,7 @@ import pytest
 
 from trtprune.backends import BackendConfig
 from trtprune.compare.config import CompareConfig
+from trtprune.core.errors import UsageError
 from trtprune.core.records import RecordError
 from trtprune.data.preprocessing import Preprocessing
 from trtprune.decide.matching import MatchPolicy
@@ -46,6 +47,7 @@ RECORDS = [
     PruneConfig(lut="t.db", budget_ms=0.4, finetune=TrainConfig(epochs=0, lr=0.02), distill=DistillConfig(2.0, 0.3), match=MatchPolicy(4, 0.05, 0.01)),
     DistillConfig(temperature=3.0, weight=0.25),
     MatchPolicy(rounds=3),
+    MatchPolicy(rounds=3, calls=5),
     TrainConfig(epochs=3, lr=0.05, limit_train=100),
     StageRecord(1, 0.3, 0.29, 0.7, 0.28, 0.9, 1000, {"conv1": 8}),
     StageDecision({"model": "resnet20", "groups": {"conv1": [0, 2]}}, {"conv1": 2}, 0.3, 0.52, [[0.3, 0.29, 0.31]], 1.5, 0.0),
@@ -56,6 +58,7 @@ RECORDS = [
     JournalEntry("decided", 1, 0, {"widths": {"conv1": 8}}),
     Timing(0.5, 0.6, 0.02, 40, se_ms=0.001, ratio=0.51),
     Measurement(Timing(1.0, 1.1, 0.01, 40), Timing(0.5, 0.6, 0.02, 40, ratio=0.5), {"engine": "onnxruntime", "threads": 1}, (0.5, 0.52, 0.49)),
+    Measurement(Timing(1.0, 1.1, 0.01, 40), Timing(0.5, 0.6, 0.02, 40, ratio=0.5), {"engine": "onnxruntime"}, call_shares=(0.5, 0.52, 0.49)),
     FinalFinetune(1, 0.91),
     Preprocessing((0.5,), (0.25,), (1, 28, 28)),
     MethodDescription("lap", importance="dynamic-based (3 steps)", episodes=4, first_rewards=(0.1, 0.2), best_reward=0.2),
@@ -110,7 +113,8 @@ def test_keys_an_older_format_dropped_are_read_with_a_warning(caplog):
     assert "early_spread" in caplog.text and "noise_floor_ms" in caplog.text
     with pytest.raises(RecordError, match="unknown key 'early_spread'"):
         TimingConfig.from_json({**old, "format": 2})  # a format that never had it
-    assert PruneConfig.from_json({"lut": "t.db", "force_table": True}) == PruneConfig(lut="t.db")
+    old_config = PruneConfig.from_json({"lut": "t.db", "force_table": True})
+    assert old_config == PruneConfig(lut="t.db", match=MatchPolicy(calls=1))  # format 1 matched in one call
 
 
 def test_a_format_1_table_reads_as_today(caplog, tmp_path):
@@ -137,7 +141,8 @@ def test_a_format_2_prune_config_reads_nested():
     old = json.loads((Path(__file__).parents[1] / "fixtures" / "prune-config-format2.json").read_text())
     config = PruneConfig.from_json(old)
     assert config.finetune == TrainConfig(epochs=1, lr=0.01, batch_size=128, limit_train=15000, limit_test=2000)
-    assert config.distill is None and config.match == MatchPolicy(rounds=6, tolerance=0.03, margin=0.02)
+    # measured in one harness call then (MatchPolicy format 1), not today's default of 3
+    assert config.distill is None and config.match == MatchPolicy(rounds=6, tolerance=0.03, margin=0.02, calls=1)
     assert (config.stages, config.budget_ratio, config.seed) == (2, 0.3, 0)
     flat = {**old, "distill": True, "distill_weight": 0.25, "finetune_epochs": 0, "repair_rounds": 3}
     config = PruneConfig.from_json(flat)
@@ -156,7 +161,8 @@ def test_a_format_1_compare_config_reads_its_shared_dict_as_the_template():
         "prune": {"stages": 2, "limit_train": 9},
     }
     config = CompareConfig.from_json(old)
-    assert config.prune == PruneConfig(lut="t.db", stages=2, finetune=replace(FINETUNE, limit_train=9))
+    expected = PruneConfig(lut="t.db", stages=2, finetune=replace(FINETUNE, limit_train=9), match=MatchPolicy(calls=1))
+    assert config.prune == expected
     assert (config.lut, config.methods, config.seeds) == ("t.db", ("sp-lamp",), 2)
     run = config.run_config("halp:batches=4", 0.5, 1, "o/runs/x")
     assert (run.method, run.method_options, run.budget_ratio, run.seed, run.out) == (
@@ -167,3 +173,15 @@ def test_a_format_1_compare_config_reads_its_shared_dict_as_the_template():
         "o/runs/x",
     )
     assert run.finetune == config.prune.finetune
+
+
+def test_a_format_1_match_policy_and_measurement_read_as_one_call():
+    """Runs matched and measured before MatchPolicy format 2 timed every choice in one harness call."""
+    policy = MatchPolicy.from_json({"format": 1, "rounds": 4, "tolerance": 0.03, "margin": 0.02})
+    assert policy == MatchPolicy(rounds=4, calls=1) and MatchPolicy().calls == 3
+    timing = Timing(0.5, 0.6, 0.02, 40, ratio=0.45).to_json()
+    old = {"format": 1, "base": timing, "pruned": timing, "environment": {}, "shares": [0.45, 0.5, 0.47]}
+    measured = Measurement.from_json(old)
+    assert measured.call_shares == () and measured.share == 0.45  # the kept (median) measurement's share
+    with pytest.raises(UsageError, match="calls >= 1"):
+        MatchPolicy(calls=0)

@@ -12,6 +12,7 @@ import pytest
 
 from trtprune.core.errors import InfeasibleBudget
 from trtprune.decide.matching import MatchPolicy
+from trtprune.engine.measurement import Measurement
 from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.methods.base import method_names
@@ -553,3 +554,34 @@ def test_a_final_measurement_over_the_budget_is_measured_three_times_and_the_med
     assert within.shares == () and within.share < 1.5  # under the budget: measured once
     over = measure_final(meta, tmp_path / "base.onnx", tmp_path / "model.onnx", budget_share=0.0)
     assert len(over.shares) == 3 and over.share == sorted(over.shares)[1]
+    # several calls (MatchPolicy format 2): every call's share kept, their mean the share, whatever the budget
+    calls = measure_final(meta, tmp_path / "base.onnx", tmp_path / "model.onnx", budget_share=1.5, calls=4)
+    assert calls.shares == () and len(calls.call_shares) == 4
+    assert calls.share == pytest.approx(sum(calls.call_shares) / 4)
+    assert calls.pruned.ratio == sorted(calls.call_shares)[2]  # the timings are the median call's
+    assert Measurement.from_json(json.loads(json.dumps(calls.to_json()))) == calls
+
+
+def test_a_candidate_share_is_the_mean_over_the_match_policys_calls(setup, monkeypatch):
+    from trtprune.engine import timing
+    from trtprune.lut.store import LutStore
+    from trtprune.prune import timer as timer_module
+    from trtprune.surgery.apply import prune_copy
+
+    _, _, table, model, groups, _ = setup
+    with LutStore(table) as store:
+        meta = store.require_meta()
+    ratios = []
+
+    def spy(*args, **kwargs):  # the real harness; its paired ratios recorded
+        out = timing.measure_interleaved(*args, **kwargs)
+        ratios.append(out["cand"].ratio)
+        return out
+
+    monkeypatch.setattr(timer_module, "measure_interleaved", spy)
+    timer = timer_module.CandidateTimer(meta, model, (1, 1, 28, 28), calls=3)
+    try:
+        share = timer.share(prune_copy(model, groups, {g.name: max(1, g.channels // 2) for g in groups.groups}))
+    finally:
+        timer.close()
+    assert len(ratios) == 3 and share == pytest.approx(sum(ratios) / 3)

@@ -12,6 +12,7 @@ interleaved harness call, so every number shares one machine state. Writes
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def run_compare(
         return out
     if not runs:
         raise UsageError(f"compare: no finished run under {out / 'runs'} to measure")
-    rows, environment = measure_runs(runs, config.lut)
+    rows, environment = measure_runs(runs, config.lut, config.prune.match.calls)
     result = {
         "format": 3,  # 3: remeasure_over
         "config": config.to_json(),
@@ -89,32 +90,25 @@ def run_compare(
     return out
 
 
-def measure_runs(runs: list[tuple[str, float, int, Path]], lut: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every emitted model and the base in one interleaved call, with the timing settings of the
-    comparison's table ``lut`` (runs restored from elsewhere may name it by another path); runs over
-    their budget by more than :data:`REMEASURE_OVER` are measured once more beside the base (the
-    second figure counts)."""
+def measure_runs(
+    runs: list[tuple[str, float, int, Path]], lut: str, calls: int = 1
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every emitted model and the base in one interleaved call (``calls`` such calls: each share
+    their mean), with the timing settings of the comparison's table ``lut`` (runs restored from
+    elsewhere may name it by another path); runs over their budget by more than :data:`REMEASURE_OVER`
+    are measured once more beside the base, the same way (the second figure counts)."""
 
     results = {run_dir: load_result(run_dir) for *_, run_dir in runs}
     with LutStore(lut) as store:
         meta = store.require_meta()
     base_onnx = runs[0][3] / "base.onnx"
     engine = measuring_backend(meta)
-    measured = measure_onnx_side_by_side(
-        *engine, {"base": base_onnx, **{str(d): d / "model.onnx" for *_, d in runs}}, reference="base"
-    )
-    if measured is None:
-        raise UsageError(f"compare measures the emitted ONNX models; backend {meta.backend!r} takes modules")
-    t, environment = measured
-    shares = {str(d): t[str(d)].ratio for *_, d in runs}  # paired with the base round by round
+    shares, t, environment = _joint(engine, base_onnx, {str(d): d / "model.onnx" for *_, d in runs}, calls)
     over = [d for _, budget, _, d in runs if shares[str(d)] > budget * (1 + REMEASURE_OVER)]
     second = {}
     if over:
         log.info("re-measuring %d run(s) over their budget by more than %.0f%%", len(over), 100 * REMEASURE_OVER)
-        again, _ = measure_onnx_side_by_side(
-            *engine, {"base": base_onnx, **{str(d): d / "model.onnx" for d in over}}, reference="base"
-        )
-        second = {str(d): again[str(d)].ratio for d in over}
+        second, *_ = _joint(engine, base_onnx, {str(d): d / "model.onnx" for d in over}, calls)
     base = t["base"].median_ms
     rows = []
     for spec, budget, seed, run_dir in runs:
@@ -122,6 +116,19 @@ def measure_runs(runs: list[tuple[str, float, int, Path]], lut: str) -> tuple[li
         share = second.get(key, shares[key])
         rows.append(_row(results[run_dir], spec, budget, seed, share, shares[key], key in second, t[key], base))
     return rows, environment
+
+
+def _joint(engine, base_onnx: Path, models: dict[str, Path], calls: int) -> tuple[dict[str, float], dict, dict]:
+    """``models`` beside the base in ``calls`` interleaved calls: each one's mean paired share, the
+    first call's timings and the environment."""
+    per_call = []
+    for _ in range(calls):
+        measured = measure_onnx_side_by_side(*engine, {"base": base_onnx, **models}, reference="base")
+        if measured is None:
+            raise UsageError(f"compare measures the emitted ONNX models; backend {engine[0]!r} takes modules")
+        per_call.append(measured)
+    shares = {k: statistics.fmean(t[k].ratio for t, _ in per_call) for k in models}
+    return shares, *per_call[0]
 
 
 def _row(r, spec: str, budget: float, seed: int, share: float, first: float, again: bool, t, base_ms: float) -> dict:

@@ -79,7 +79,7 @@ def _pipeline(run: PruneInputs, journal: Journal, run_dir: Path, start: float, p
     if main:
         run.method.setup(run.method_context(base_model, workdir=str(journal.work)))
     setup_s = time.perf_counter() - t0
-    timer = CandidateTimer(run.latency.meta, base_model, run.input_shape) if main else None
+    timer = CandidateTimer(run.latency.meta, base_model, run.input_shape, run.config.match.calls) if main else None
     stages, plan, mask = _stages(run, journal, model, base_model, timer, progress)
     mask.remove()
     if timer is not None:

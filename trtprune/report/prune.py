@@ -21,6 +21,12 @@ def write_prune_report(result: PruneResult, out: Path) -> None:
 
 
 def _remeasured(m: dict) -> str:
+    if m and m.get("call_shares"):
+        shares = ", ".join(f"{x:.3f}" for x in m["call_shares"])
+        n = len(m["call_shares"])
+        return (
+            f"Measured in {n} harness calls (shares {shares}); the share is their mean, the timings the median call's."
+        )
     if not m or not m.get("shares"):
         return ""
     shares = ", ".join(f"{x:.3f}" for x in m["shares"])
