@@ -84,6 +84,11 @@ class Suite:
         )  # fmt: skip
 
 
+def _slug(processor: str) -> str:
+    """A processor's name as a directory name ("Intel(R) Xeon(R) Processor" -> "intel-r-xeon-r-processor")."""
+    return "-".join("".join(c if c.isalnum() else " " for c in processor.lower()).split()) or "unknown"
+
+
 def code_commit() -> str:
     """The commit of the trtprune package this process runs (``+dirty`` when its tree has changes)."""
     root = Path(trtprune.__file__).resolve().parent.parent
@@ -179,10 +184,13 @@ class State:
         return self.record("commits.json", update)[part]
 
     def set_aside_foreign(self, model: str, names: set[str]) -> dict[str, dict]:
-        """Move the finished runs among ``names`` that ``machines.json`` says were decided on another
-        processor than this one out of the grid, into ``compare-<model>/other-processor/`` (in --out
-        and in the state), and forget their commit and processor, so they are made again here.
-        They are kept, with what they measured, in ``set_aside.json``; returns this call's entries."""
+        """Per processor, its own runs: move the finished runs among ``names`` that ``machines.json``
+        says were decided on another processor than this one out of the grid, into that processor's
+        shelf ``compare-<model>/other-processor/<processor>/`` (in --out and in the state), and forget
+        their commit and processor, so they are made again here, unless this processor's shelf holds
+        one from an earlier part here: that one comes back (:meth:`_unshelve`). Sessions that
+        alternate between two processors so lose no run. The shelved runs are listed, with what they
+        measured, in ``set_aside.json`` (keyed ``<processor>/<run>``); returns this call's entries."""
         part, here = f"compare-{model}", cpu_name()
         made_on = self.read("machines.json").get(part, {})
         commits = self.read("commits.json").get(part, {})
@@ -193,26 +201,26 @@ class State:
             if not report.exists():
                 continue
             r = json.loads(report.read_text())
-            moved[name] = {
+            moved[f"{_slug(made_on[name])}/{name}"] = {
+                "run": name,
                 "processor": made_on[name],
                 "commit": commits.get(name),
                 "measured_share": r.get("measured_share"),
                 "top1": r.get("top1"),
                 "set_aside_on": here,
             }
-            for root in (self.out, self.root):
-                if root is not None and (root / part / "runs" / name).exists():
-                    dst = root / part / "other-processor" / name
-                    shutil.rmtree(dst, ignore_errors=True)
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    (root / part / "runs" / name).rename(dst)
+            self._move(part, Path("runs") / name, Path("other-processor") / _slug(made_on[name]) / name)
+        if moved:
+            self._forget(part, moved, here)
+        self._unshelve(part, names, here)
+        return moved
 
-        if not moved:
-            return moved
+    def _forget(self, part: str, moved: dict[str, dict], here: str) -> None:
+        """The shelved runs ``moved`` leave ``machines.json`` and ``commits.json`` for ``set_aside.json``."""
 
         def forget(data: dict) -> None:
-            for name in moved:
-                data.get(part, {}).pop(name, None)
+            for entry in moved.values():
+                data.get(part, {}).pop(entry["run"], None)
 
         def keep(data: dict) -> None:
             data.setdefault(part, {}).update(moved)
@@ -222,12 +230,54 @@ class State:
         self.record("set_aside.json", keep)
         log.info(
             "%s: %d run(s) made on another processor set aside, to be made again on %s: %s",
-            model,
+            part,
             len(moved),
             here,
             ", ".join(moved),
         )
-        return moved
+
+    def _unshelve(self, part: str, names: set[str], here: str) -> list[str]:
+        """Move back into the grid the runs of ``names`` on this processor's shelf whose place in the
+        grid is empty, with their processor and commit; returns their names."""
+        shelf = Path("other-processor") / _slug(here)
+        back = sorted(
+            n
+            for n in names
+            if (self.out / part / shelf / n / "report.json").exists()
+            and not (self.out / part / "runs" / n / "report.json").exists()
+        )
+        if not back:
+            return back
+        entries = self.read("set_aside.json").get(part, {})
+        keys = {name: f"{_slug(here)}/{name}" for name in back}
+        for name in back:
+            self._move(part, shelf / name, Path("runs") / name)
+
+        def machines(data: dict) -> None:
+            data.setdefault(part, {}).update(dict.fromkeys(back, here))
+
+        def commits(data: dict) -> None:
+            made = {n: entries.get(k, {}).get("commit") for n, k in keys.items()}
+            data.setdefault(part, {}).update({n: c for n, c in made.items() if c})
+
+        def set_aside(data: dict) -> None:
+            for key in keys.values():
+                data.get(part, {}).pop(key, None)
+
+        self.record("machines.json", machines)
+        self.record("commits.json", commits)
+        self.record("set_aside.json", set_aside)
+        log.info("%s: %d run(s) made here earlier brought back from %s: %s", part, len(back), shelf, ", ".join(back))
+        return back
+
+    def _move(self, part: str, src: Path, dst: Path) -> None:
+        """Move ``part/src`` to ``part/dst`` in --out and in the state (replacing what was there)."""
+        for root in (self.out, self.root):
+            if root is not None and (root / part / src).exists():
+                target = root / part / dst
+                shutil.rmtree(target, ignore_errors=True)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                (root / part / src).rename(target)
 
     def keep_tables(self, model: str) -> None:
         if self.root is None:
@@ -418,7 +468,7 @@ def set_aside_lines(set_aside: dict[str, dict]) -> list[str]:
         return []
     lines = [
         f"{len(set_aside)} runs had been decided and matched on another processor than the one that measures "
-        "all runs together; they were set aside (kept in the state under `other-processor/`) and made again "
+        "all runs together; they were set aside (kept in the state under `other-processor/<processor>/`) and made again "
         "here, so that every run below was matched on the processor that measured it. What they had measured "
         "when they were made:",
         "",
@@ -428,7 +478,7 @@ def set_aside_lines(set_aside: dict[str, dict]) -> list[str]:
     for name, r in sorted(set_aside.items()):
         share = f"{r['measured_share']:.3f}" if r.get("measured_share") is not None else ""
         top1 = f"{r['top1']:.4f}" if r.get("top1") is not None else ""
-        lines.append(f"| {name} | {r['processor']} | {r.get('commit') or ''} | {share} | {top1} |")
+        lines.append(f"| {r.get('run', name)} | {r['processor']} | {r.get('commit') or ''} | {share} | {top1} |")
     return [*lines, ""]
 
 

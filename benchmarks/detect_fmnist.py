@@ -31,6 +31,7 @@ from pathlib import Path
 from _suite import Suite, result_lines, run_main, unfinished_lines
 
 from trtprune.data.canvas import CanvasConfig, write_canvas_set
+from trtprune.decide.matching import MatchPolicy
 from trtprune.train.config import DistillConfig, TrainConfig
 
 log = logging.getLogger("detect_fmnist")
@@ -58,9 +59,11 @@ def suite(
     recipe: TrainConfig = RECIPE,
     base_from: str | None = None,
     distill: DistillConfig | None = None,
+    match: MatchPolicy = MatchPolicy(calls=1),
 ) -> Suite:
     """The comparison with ``recipe`` (``base_from``: the suite whose trained base and table it starts
-    from; ``distill``: every fine-tune distilled from the base detector's head outputs)."""
+    from; ``distill``: every fine-tune distilled from the base detector's head outputs; ``match``: how
+    every run lands on its targets, one harness call per measurement unless it says more)."""
     data_args = ("--data", "coco", "--data-root", CANVAS_ROOT, "--input", f"1x3x{SIDE}x{SIDE}")
     return Suite(
         name=name,
@@ -80,6 +83,7 @@ def suite(
         prepare=write_canvas,
         base_from=base_from,
         distill=distill,
+        match=match,
     )
 
 
@@ -94,6 +98,10 @@ def _recipe_text(recipe: TrainConfig) -> str:
         f"{recipe.limit_train:,} canvases drawn at random" if recipe.limit_train else f"all {CANVAS.train:,} canvases"
     )
     return f"fine-tuned {epochs} on {drawn}"
+
+
+def _calls_text(calls: int) -> str:
+    return "one harness call" if calls == 1 else f"the mean share of {calls} harness calls"
 
 
 def _loss_text(distill: DistillConfig | None) -> str:
@@ -121,6 +129,10 @@ def _markdown(suite: Suite, parts: dict[str, dict], command: str, unfinished: li
         f"physically and fine-tuned once more the same way; SGD momentum 0.9, lr {recipe.lr} cosine, batch "
         f"{recipe.batch_size}. The metric is COCO mAP@[.5:.95] (pycocotools) "
         "on all val canvases, of the exported model in ONNX Runtime.",
+        "",
+        f"Matching: every measurement of a candidate beside the base, and each run's final and joint "
+        f"measurement, is {_calls_text(suite.match.calls)}; the loop aims {100 * suite.match.margin:g}% under "
+        "each stage's target.",
         "",
     ]
     for model, r in parts.items():
