@@ -30,8 +30,8 @@ from _results import RESULTS, save
 from detect_fmnist import CANVAS_ROOT, RECIPE, write_canvas
 
 from trtprune.backends.ort import cpu_name
+from trtprune.compare.run import joint_shares
 from trtprune.decide.matching import MatchPolicy
-from trtprune.engine.bench import measure_onnx_side_by_side
 from trtprune.lut.settings import measuring_backend
 from trtprune.lut.store import LutStore
 from trtprune.prune import PruneConfig, load_result, run_prune
@@ -62,20 +62,6 @@ def run_config(out: Path, seed: int, calls: int) -> PruneConfig:
     )
 
 
-def joint(runs: dict[str, Path], calls: int) -> dict[str, list[float]]:
-    """Every run's model beside the base in ``calls`` interleaved calls: each run's share per call."""
-    with LutStore(STATE / MODEL / "lut.db") as store:
-        engine = measuring_backend(store.require_meta())
-    models = {name: d / "model.onnx" for name, d in runs.items()}
-    base = next(iter(runs.values())) / "base.onnx"
-    shares: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(calls):
-        t, _env = measure_onnx_side_by_side(*engine, {"base": base, **models}, reference="base")
-        for name in runs:
-            shares[name].append(t[name].ratio)
-    return shares
-
-
 def main() -> None:
     import argparse
 
@@ -97,7 +83,10 @@ def main() -> None:
             if not (Path(config.out) / "report.json").exists():
                 run_prune(config)
             runs[Path(config.out).name] = Path(config.out)
-    shares = joint(runs, args.joint)
+    with LutStore(STATE / MODEL / "lut.db") as store:
+        engine = measuring_backend(store.require_meta())
+    base = next(iter(runs.values())) / "base.onnx"
+    shares, *_ = joint_shares(engine, base, {name: d / "model.onnx" for name, d in runs.items()}, args.joint)
     rows = []
     for name, d in runs.items():
         r = load_result(d)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trtprune.backends import BackendConfig
 from trtprune.compare.config import REMEASURE_OVER, CompareConfig, Stopped, check_config, run_dir_name
 from trtprune.core.atomic import write_json, write_text
 from trtprune.core.errors import UsageError
@@ -103,12 +104,14 @@ def measure_runs(
         meta = store.require_meta()
     base_onnx = runs[0][3] / "base.onnx"
     engine = measuring_backend(meta)
-    shares, t, environment = _joint(engine, base_onnx, {str(d): d / "model.onnx" for *_, d in runs}, calls)
+    per_call, t, environment = joint_shares(engine, base_onnx, {str(d): d / "model.onnx" for *_, d in runs}, calls)
+    shares = {k: statistics.fmean(v) for k, v in per_call.items()}
     over = [d for _, budget, _, d in runs if shares[str(d)] > budget * (1 + REMEASURE_OVER)]
     second = {}
     if over:
         log.info("re-measuring %d run(s) over their budget by more than %.0f%%", len(over), 100 * REMEASURE_OVER)
-        second, *_ = _joint(engine, base_onnx, {str(d): d / "model.onnx" for d in over}, calls)
+        again, *_ = joint_shares(engine, base_onnx, {str(d): d / "model.onnx" for d in over}, calls)
+        second = {k: statistics.fmean(v) for k, v in again.items()}
     base = t["base"].median_ms
     rows = []
     for spec, budget, seed, run_dir in runs:
@@ -118,16 +121,18 @@ def measure_runs(
     return rows, environment
 
 
-def _joint(engine, base_onnx: Path, models: dict[str, Path], calls: int) -> tuple[dict[str, float], dict, dict]:
-    """``models`` beside the base in ``calls`` interleaved calls: each one's mean paired share, the
-    first call's timings and the environment."""
+def joint_shares(
+    engine: tuple[str, BackendConfig], base_onnx: Path, models: dict[str, Path], calls: int
+) -> tuple[dict[str, list[float]], dict, dict]:
+    """``models`` beside the base in ``calls`` interleaved calls (fresh sessions each): each one's
+    paired share per call, the first call's timings and the environment."""
     per_call = []
     for _ in range(calls):
         measured = measure_onnx_side_by_side(*engine, {"base": base_onnx, **models}, reference="base")
         if measured is None:
             raise UsageError(f"compare measures the emitted ONNX models; backend {engine[0]!r} takes modules")
         per_call.append(measured)
-    shares = {k: statistics.fmean(t[k].ratio for t, _ in per_call) for k in models}
+    shares = {k: [t[k].ratio for t, _ in per_call] for k in models}
     return shares, *per_call[0]
 
 

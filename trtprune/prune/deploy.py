@@ -166,12 +166,17 @@ def measure_final(
     first = _side_by_side(meta, base_onnx, pruned_onnx)
     if first is None or (calls == 1 and first.share <= budget_share):
         return first
-    runs = [first, *(_side_by_side(meta, base_onnx, pruned_onnx) for _ in range((calls if calls > 1 else 3) - 1))]
-    median = sorted(runs, key=lambda m: m.share)[len(runs) // 2]
     if calls == 1:
         log.info("final share %.4f over the budget share %.4f: measured twice more", first.share, budget_share)
-        return replace(median, shares=tuple(m.share for m in runs))
-    return replace(median, call_shares=tuple(m.share for m in runs))
+        runs = [first, *(_side_by_side(meta, base_onnx, pruned_onnx) for _ in range(2))]
+        return replace(_median(runs), shares=tuple(m.share for m in runs))
+    runs = [first, *(_side_by_side(meta, base_onnx, pruned_onnx) for _ in range(calls - 1))]
+    return replace(_median(runs), call_shares=tuple(m.share for m in runs))
+
+
+def _median(runs: list[Measurement]) -> Measurement:
+    """The measurement with the median share (the upper one of an even count)."""
+    return sorted(runs, key=lambda m: m.share)[len(runs) // 2]
 
 
 def _side_by_side(meta: LutMeta, base_onnx: Path, pruned_onnx: Path) -> Measurement | None:
