@@ -325,8 +325,8 @@ def test_detector_training_refuses_bad_data(run_cli, tmp_path, bad):
 
 
 def _prune(run_cli, table, canvas, out, *extra):
-    args = ["prune", "--lut", table, "--data", "coco", "--data-root", canvas, "--stages", "1", "--out", out, *extra]
-    return run_cli(*args)
+    data = ["--data", "coco", "--data-root", canvas]
+    return run_cli("prune", "--lut", table, *data, "--stages", "1", "--out", out, *extra)  # the default 3 calls
 
 
 @pytest.mark.slow

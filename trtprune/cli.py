@@ -38,6 +38,10 @@ WeightsOpt = Annotated[
     ),
 ]
 DataRootOpt = Annotated[Path | None, typer.Option("--data-root", help="dataset folder (overrides the default)")]
+FinalEpochsOpt = Annotated[
+    int | None, typer.Option("--final-epochs", help="the fine-tune after physical pruning (default: --finetune-epochs)")
+]
+FinalLrOpt = Annotated[float | None, typer.Option("--final-lr", help="its initial lr, cosine to zero (default: --lr)")]
 
 
 def _console():
@@ -506,6 +510,8 @@ def prune(
     stages: Annotated[int, typer.Option("--stages")] = 1,
     finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = FINETUNE.epochs,
     lr: Annotated[float, typer.Option("--lr")] = FINETUNE.lr,
+    final_epochs: FinalEpochsOpt = None,
+    final_lr: FinalLrOpt = None,
     round_to: Annotated[
         int | None, typer.Option("--round-to", help="keep widths on multiples of N (default: table step)")
     ] = None,
@@ -552,6 +558,15 @@ def prune(
     if lut is None:
         lut = tp.default_table(model)
     method, options = tp.parse_method_spec(":".join([method, *(option or [])]))
+    recipe = replace(
+        FINETUNE,
+        epochs=finetune_epochs,
+        lr=lr,
+        device=device,
+        workers=workers,
+        limit_train=limit,
+        limit_test=limit_eval,
+    )
     config = tp.PruneConfig(
         lut=str(lut),
         budget_ms=budget_ms,
@@ -570,15 +585,8 @@ def prune(
         calib=str(calib) if calib else None,
         out=str(out) if out else None,
         seed=seed,
-        finetune=replace(
-            FINETUNE,
-            epochs=finetune_epochs,
-            lr=lr,
-            device=device,
-            workers=workers,
-            limit_train=limit,
-            limit_test=limit_eval,
-        ),
+        finetune=recipe,
+        final_finetune=_final_recipe(recipe, final_epochs, final_lr),
         distill=DistillConfig(distill_temperature, distill_weight) if distill else None,
         match=replace(MATCH, rounds=match_rounds, calls=match_calls),
     )
@@ -615,6 +623,8 @@ def compare(
     stages: Annotated[int, typer.Option("--stages")] = 1,
     finetune_epochs: Annotated[int, typer.Option("--finetune-epochs")] = FINETUNE.epochs,
     lr: Annotated[float, typer.Option("--lr")] = FINETUNE.lr,
+    final_epochs: FinalEpochsOpt = None,
+    final_lr: FinalLrOpt = None,
     limit: Annotated[
         int | None, typer.Option("--limit", help="each fine-tune uses N training samples drawn at random (seeded)")
     ] = None,
@@ -644,6 +654,7 @@ def compare(
         budget_list = tuple(float(b) for b in budgets.split(",") if b.strip())
     except ValueError:
         raise UsageError(f"--budgets {budgets!r}: give comma-separated ratios such as 0.3,0.5,0.7") from None
+    recipe = replace(FINETUNE, epochs=finetune_epochs, lr=lr, limit_train=limit, limit_test=limit_eval)
     shared = tp.PruneConfig(
         lut=str(lut),
         model=model,
@@ -651,7 +662,8 @@ def compare(
         data=data,
         data_root=str(data_root) if data_root else None,
         stages=stages,
-        finetune=replace(FINETUNE, epochs=finetune_epochs, lr=lr, limit_train=limit, limit_test=limit_eval),
+        finetune=recipe,
+        final_finetune=_final_recipe(recipe, final_epochs, final_lr),
     )
     config = tp.CompareConfig(
         prune=shared,
@@ -666,6 +678,14 @@ def compare(
         typer.echo((run_dir / "compare.json").read_text())
         return
     typer.echo((run_dir / "compare.md").read_text())
+
+
+def _final_recipe(recipe: TrainConfig, epochs: int | None, lr: float | None) -> TrainConfig | None:
+    """The final fine-tune's recipe: the stages' with ``--final-epochs``/``--final-lr`` where given
+    (None where neither is: the stages' recipe itself)."""
+    if epochs is None and lr is None:
+        return None
+    return replace(recipe, epochs=recipe.epochs if epochs is None else epochs, lr=recipe.lr if lr is None else lr)
 
 
 class _progress_bar:

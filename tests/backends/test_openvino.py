@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trtprune.decide.matching import MatchPolicy
 from trtprune.engine.timing import TimingConfig
 from trtprune.train.config import FINETUNE
 
@@ -133,6 +134,7 @@ def test_prune_meets_its_budget_in_openvino(ov_table, tmp_path, run_cli, reachab
             budget_ratio=reachable_ratio(table, ckpt, least=0.7),
             stages=1,
             finetune=replace(FINETUNE, limit_train=512),
+            match=MatchPolicy(calls=1),
             out=str(out),
         )
     )

@@ -45,6 +45,7 @@ RECORDS = [
     PruneConfig(lut="t.db", budget_ratio=0.5, method="sp-lamp", method_options={"importance": "l1"}, stages=2),
     CompareConfig(PruneConfig(lut="t.db", stages=2), methods=("sp-lamp", "halp:batches=4"), budgets=(0.3, 0.7), seeds=3),
     PruneConfig(lut="t.db", budget_ms=0.4, finetune=TrainConfig(epochs=0, lr=0.02), distill=DistillConfig(2.0, 0.3), match=MatchPolicy(4, 0.05, 0.01)),
+    PruneConfig(lut="t.db", budget_ratio=0.5, final_finetune=TrainConfig(epochs=4, lr=0.002)),
     DistillConfig(temperature=3.0, weight=0.25),
     MatchPolicy(rounds=3),
     MatchPolicy(rounds=3, calls=5),
@@ -185,3 +186,16 @@ def test_a_format_1_match_policy_and_measurement_read_as_one_call():
     assert measured.call_shares == () and measured.share == 0.45  # the kept (median) measurement's share
     with pytest.raises(UsageError, match="calls >= 1"):
         MatchPolicy(calls=0)
+
+
+def test_the_final_fine_tune_has_its_own_recipe_and_seed():
+    """Stages fine-tune with ``finetune`` seeded seed+0..k-1; the final fine-tune with ``final_finetune``
+    (the stages' recipe where None, as every config before it) seeded seed+k. A config without the key
+    (every file written before it) reads as the stages' recipe."""
+    stages = TrainConfig(epochs=2, lr=0.01, limit_train=64)
+    config = PruneConfig(lut="t.db", budget_ratio=0.5, stages=3, seed=10, finetune=stages)
+    assert [config.recipe(s) for s in (1, 2, 3, 0)] == [replace(stages, seed=n) for n in (10, 11, 12, 13)]
+    own = replace(config, final_finetune=TrainConfig(epochs=5, lr=0.001))
+    assert [own.recipe(s) for s in (1, 0)] == [replace(stages, seed=10), TrainConfig(epochs=5, lr=0.001, seed=13)]
+    old = {k: v for k, v in config.to_json().items() if k != "final_finetune"}
+    assert PruneConfig.from_json(old) == config

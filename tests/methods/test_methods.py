@@ -341,7 +341,7 @@ def test_compare_runs_measures_and_resumes(setup, tmp_path):
 
     root, ckpt, table, *_ = setup
     shared = PruneConfig(
-        lut=str(table), stages=1, finetune=replace(FINETUNE, limit_train=256), match=MatchPolicy(rounds=3)
+        lut=str(table), stages=1, finetune=replace(FINETUNE, limit_train=256), match=MatchPolicy(rounds=3, calls=1)
     )
     config = CompareConfig(
         prune=shared, methods=("sp-lamp", "uniform"), budgets=(0.7,), seeds=2, out=str(tmp_path / "cmp")
@@ -529,6 +529,7 @@ def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name,
         method=name,
         stages=1,
         finetune=replace(FINETUNE, limit_train=256, limit_test=256),
+        match=MatchPolicy(calls=1),
         out=str(tmp_path / "r"),
     )
     report = json.loads((Path(run_prune(config).run_dir) / "report.json").read_text())

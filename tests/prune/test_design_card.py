@@ -47,7 +47,7 @@ def test_resnet50_block_table_then_prune_on_an_image_folder(tmp_path, run_cli):
     out = tmp_path / "run"
     code, stdout, err = run_cli(
         "prune", "resnet50", "--lut", table, "--budget-ratio", "0.9", "--data", "imagefolder", "--data-root", data,
-        "--finetune-epochs", "1", "--match-rounds", "3", "--out", out, "--json",
+        "--finetune-epochs", "1", "--match-rounds", "3", "--match-calls", "1", "--out", out, "--json",
     )  # fmt: skip
     assert code == 0, err
     report = json.loads(stdout)

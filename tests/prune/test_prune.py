@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from trtprune.decide.matching import MatchPolicy
 from trtprune.engine.timing import TimingConfig
 from trtprune.train.config import FINETUNE
 
@@ -73,6 +74,7 @@ def test_pipeline_end_to_end(setup, remeasure):
             stages=2,
             finetune=replace(FINETUNE, limit_train=512),
             remeasure=remeasure,
+            match=MatchPolicy(calls=1),
             out=str(root / f"run-{remeasure}"),
         )
     )

@@ -2,7 +2,8 @@
 
 The runs here decide with one matching round (``--match-rounds 1``): the choice is then the
 method's answer to the stage target, independent of timing noise, so a resumed run and an
-uninterrupted one must end with the same plan.
+uninterrupted one must end with the same plan. Every measurement is one harness call
+(``--match-calls 1``): how many calls a measurement averages is tested in test_methods.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from trtprune.decide.matching import MatchPolicy
 from trtprune.engine.timing import TimingConfig
 from trtprune.lut.build import LutConfig, build_lut
 from trtprune.prune.config import PruneConfig
@@ -38,7 +40,7 @@ def _args(setup, out: Path, *extra: str, stages: int = 2, epochs: int = 2) -> li
     root, ckpt, table, ratio = setup
     return [
         "prune", "--lut", str(table), "--checkpoint", str(ckpt), "--budget-ratio", ratio, "--stages", str(stages),
-        "--finetune-epochs", str(epochs), "--limit", "768", "--limit-eval", "256", "--match-rounds", "1",
+        "--finetune-epochs", str(epochs), "--limit", "768", "--limit-eval", "256", "--match-rounds", "1", "--match-calls", "1",
         "--out", str(out), *extra,
     ]  # fmt: skip
 
@@ -172,13 +174,28 @@ def test_distill_needs_the_unpruned_models_checkpoint(setup, run_cli, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_final_fine_tune_runs_its_own_recipe(setup, tmp_path):
+    """``--final-epochs``/``--final-lr``: the stage fine-tunes 1 epoch, the fine-tune after physical
+    pruning 2 epochs from its own lr; the journal and the report say so."""
+    out = tmp_path / "r"
+    proc = _cli(*_args(setup, out, "--final-epochs", "2", "--final-lr", "0.003", stages=1, epochs=1))
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["final_finetune"]["epochs"] == 2 and report["config"]["finetune"]["epochs"] == 1
+    assert report["config"]["final_finetune"]["lr"] == 0.003 and report["config"]["finetune"]["lr"] != 0.003
+    epochs = [e for e in _entries(out / "journal.json") if e[0] == "epoch"]
+    assert epochs == [("epoch", 1, 1), ("epoch", 0, 1), ("epoch", 0, 2)]
+
+
+@pytest.mark.slow
 def test_no_fine_tuning_prunes_matches_and_exports(setup, tmp_path):
     from trtprune.prune import run_prune
 
     _, ckpt, table, ratio = setup
     config = PruneConfig(
         lut=str(table), checkpoint=str(ckpt), budget_ratio=float(ratio), stages=2,
-        finetune=replace(FINETUNE, epochs=0, limit_test=256), out=str(tmp_path / "r"),
+        finetune=replace(FINETUNE, epochs=0, limit_test=256), match=MatchPolicy(calls=1), out=str(tmp_path / "r"),
     )  # fmt: skip
     result = run_prune(config)
     assert result.final_finetune.epochs == 0 and len(result.stages) == 2
@@ -220,7 +237,7 @@ def detector(tmp_path_factory, ssdlite_table, canvas):
     def args(out: Path, stages: int = 2) -> list[str]:
         return [
             "prune", "--lut", str(table), "--checkpoint", str(ckpt), "--budget-ratio", "0.9", "--stages", str(stages),
-            "--finetune-epochs", "1", "--match-rounds", "1", "--data", "coco", "--data-root", str(canvas),
+            "--finetune-epochs", "1", "--match-rounds", "1", "--match-calls", "1", "--data", "coco", "--data-root", str(canvas),
             "--out", str(out),
         ]  # fmt: skip
 

@@ -34,13 +34,14 @@ LEGACY_KEYS = {  # format <= 2 kept the recipe flat: key -> (nested field, its k
 @dataclass(frozen=True)
 class PruneConfig(Record):
     """One prune run: the table, the budget, the method, where to write, and each step's part:
-    ``finetune`` (the recipe of every stage's and the final fine-tune; ``epochs`` 0: prune, match and
-    export only, each stage evaluated on ``limit_test``; its seed is the run's ``seed`` plus the
-    stage), ``distill`` (None: plain cross-entropy) and ``match`` (landing on the measured target)."""
+    ``finetune`` (the recipe of every stage's fine-tune; ``epochs`` 0: prune, match and export only,
+    each stage evaluated on ``limit_test``; its seed is the run's ``seed`` plus the stage),
+    ``final_finetune`` (the recipe of the fine-tune after physical pruning; None: ``finetune``'s),
+    ``distill`` (None: plain cross-entropy) and ``match`` (landing on the measured target)."""
 
     FORMAT = 3  # format 1 had force_table (never read); format 2 kept the recipe flat (LEGACY_KEYS)
     REMOVED = {"force_table": 2}
-    NESTED = {"finetune": TrainConfig, "distill": DistillConfig, "match": MatchPolicy}
+    NESTED = {"finetune": TrainConfig, "final_finetune": TrainConfig, "distill": DistillConfig, "match": MatchPolicy}
 
     lut: str
     budget_ms: float | None = None
@@ -60,6 +61,7 @@ class PruneConfig(Record):
     calib: str | None = None
     seed: int = 0
     finetune: TrainConfig = FINETUNE
+    final_finetune: TrainConfig | None = None  # None (every file before it): the stages' recipe
     distill: DistillConfig | None = None
     match: MatchPolicy = MatchPolicy()
 
@@ -95,9 +97,12 @@ class PruneConfig(Record):
             raise UsageError(f"budget must be positive, not {budget}")
         return budget
 
-    def recipe(self, seed_offset: int) -> TrainConfig:
-        """The fine-tuning recipe of one stage (or the final fine-tune), seeded apart from the others."""
-        return replace(self.finetune, seed=self.seed + seed_offset)
+    def recipe(self, stage: int) -> TrainConfig:
+        """The fine-tuning recipe of ``stage`` (1..stages; 0: the final fine-tune), each seeded apart
+        from the others: the run's seed plus the stage's index (the final one's is ``stages``)."""
+        if stage == 0:
+            return replace(self.final_finetune or self.finetune, seed=self.seed + self.stages)
+        return replace(self.finetune, seed=self.seed + stage - 1)
 
 
 def _nest_legacy(obj: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def finetune(
     The model is left on the CPU."""
 
     config = run.config
-    recipe = config.recipe(stage - 1 if stage else config.stages)
+    recipe = config.recipe(stage)
     phase = f"stage{stage}" if stage else "final"
     if recipe.epochs == 0:
         top1 = evaluate(model, _first(run.test_set, recipe.limit_test), device=recipe.device, task=run.task.name)
