@@ -69,6 +69,7 @@ class Suite:
     # how every run lands on its measured targets; the comparisons begun before MatchPolicy format 2
     # measured each candidate and their runs in one harness call, and resume the same way
     match: MatchPolicy = MatchPolicy(calls=1)
+    final: TrainConfig | None = None  # the fine-tune after physical pruning (None: ``recipe``, as before it)
 
     @property
     def state(self) -> Path:
@@ -79,7 +80,7 @@ class Suite:
         (``distill``, else the suite's)."""
         return PruneConfig(
             lut=lut, model=model, checkpoint=checkpoint, stages=self.stages, finetune=self.recipe,
-            distill=distill or self.distill, match=self.match,
+            final_finetune=self.final, distill=distill or self.distill, match=self.match,
             **self.data,
         )  # fmt: skip
 
@@ -603,6 +604,7 @@ def run_main(suite: Suite, description: str, markdown: Callable[[dict, str, list
         {
             "command": command,
             "recipe": suite.recipe.to_json(),
+            "final_recipe": None if suite.final is None else suite.final.to_json(),
             "distill": None if suite.distill is None else suite.distill.to_json(),
             "stages": suite.stages,
             "parts": parts,

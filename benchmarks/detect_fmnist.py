@@ -60,10 +60,12 @@ def suite(
     base_from: str | None = None,
     distill: DistillConfig | None = None,
     match: MatchPolicy = MatchPolicy(calls=1),
+    final: TrainConfig | None = None,
 ) -> Suite:
     """The comparison with ``recipe`` (``base_from``: the suite whose trained base and table it starts
     from; ``distill``: every fine-tune distilled from the base detector's head outputs; ``match``: how
-    every run lands on its targets, one harness call per measurement unless it says more)."""
+    every run lands on its targets, one harness call per measurement unless it says more; ``final``: the
+    recipe of the fine-tune after physical pruning, None: ``recipe``)."""
     data_args = ("--data", "coco", "--data-root", CANVAS_ROOT, "--input", f"1x3x{SIDE}x{SIDE}")
     return Suite(
         name=name,
@@ -84,6 +86,7 @@ def suite(
         base_from=base_from,
         distill=distill,
         match=match,
+        final=final,
     )
 
 
@@ -98,6 +101,14 @@ def _recipe_text(recipe: TrainConfig) -> str:
         f"{recipe.limit_train:,} canvases drawn at random" if recipe.limit_train else f"all {CANVAS.train:,} canvases"
     )
     return f"fine-tuned {epochs} on {drawn}"
+
+
+def _final_text(recipe: TrainConfig, final: TrainConfig | None) -> str:
+    """How the fine-tune after physical pruning differs from the stages' (``final`` None: it does not)."""
+    if final is None or final == recipe:
+        return "the same way"
+    ours = recipe.to_json()
+    return "the same way but with " + ", ".join(f"{k} {v}" for k, v in final.to_json().items() if v != ours.get(k))
 
 
 def _calls_text(calls: int) -> str:
@@ -126,8 +137,8 @@ def _markdown(suite: Suite, parts: dict[str, dict], command: str, unfinished: li
         "",
         f"Recipe, the same for every method and seed (seeds 0-2 paired): {STAGES} stages, each re-scored, cut to "
         f"its stage target and {_recipe_text(recipe)} {_loss_text(suite.distill)}, then pruned "
-        f"physically and fine-tuned once more the same way; SGD momentum 0.9, lr {recipe.lr} cosine, batch "
-        f"{recipe.batch_size}. The metric is COCO mAP@[.5:.95] (pycocotools) "
+        f"physically and fine-tuned once more {_final_text(recipe, suite.final)}; SGD momentum 0.9, lr "
+        f"{recipe.lr} cosine, batch {recipe.batch_size}. The metric is COCO mAP@[.5:.95] (pycocotools) "
         "on all val canvases, of the exported model in ONNX Runtime.",
         "",
         f"Matching: every measurement of a candidate beside the base, and each run's final and joint "

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trtprune.decide.matching import MatchPolicy
 from trtprune.engine.timing import TimingConfig
 from trtprune.train.config import FINETUNE
 
@@ -134,7 +133,8 @@ def test_prune_meets_its_budget_in_openvino(ov_table, tmp_path, run_cli, reachab
             budget_ratio=reachable_ratio(table, ckpt, least=0.7),
             stages=1,
             finetune=replace(FINETUNE, limit_train=512),
-            match=MatchPolicy(calls=1),
+            # the default match policy (3 calls), as users run it: a test asserting the budget on one call's
+            # measurement fails on a noisy machine (stop 36's CI: matched at 0.70, model.onnx measured at 0.767)
             out=str(out),
         )
     )

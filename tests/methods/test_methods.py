@@ -529,7 +529,8 @@ def test_every_method_prunes_end_to_end_within_its_budget(setup, tmp_path, name,
         method=name,
         stages=1,
         finetune=replace(FINETUNE, limit_train=256, limit_test=256),
-        match=MatchPolicy(calls=1),
+        # the default match policy (3 calls), as users run it: a test asserting the budget on one call's
+        # measurement fails on a noisy machine (stop 36's CI: matched at 0.70, model.onnx measured at 0.767)
         out=str(tmp_path / "r"),
     )
     report = json.loads((Path(run_prune(config).run_dir) / "report.json").read_text())

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from trtprune.decide.matching import MatchPolicy
 from trtprune.engine.timing import TimingConfig
 from trtprune.train.config import FINETUNE
 
@@ -74,7 +73,8 @@ def test_pipeline_end_to_end(setup, remeasure):
             stages=2,
             finetune=replace(FINETUNE, limit_train=512),
             remeasure=remeasure,
-            match=MatchPolicy(calls=1),
+            # the default match policy (3 calls), as users run it: a test asserting the budget on one call's
+            # measurement fails on a noisy machine (stop 36's CI: matched at 0.70, model.onnx measured at 0.767)
             out=str(root / f"run-{remeasure}"),
         )
     )
