@@ -17,3 +17,8 @@ def save(stem: Path, text: str, payload: Any) -> None:
     stem.parent.mkdir(parents=True, exist_ok=True)
     write_text(stem.with_suffix(".md"), text)
     write_text(stem.with_suffix(".json"), json.dumps(payload, indent=2, default=float) + "\n")
+
+
+def processor_slug(processor: str) -> str:
+    """A processor's name as a file or directory name ("Intel(R) Xeon(R) Processor" -> "intel-r-xeon-r-processor")."""
+    return "-".join("".join(c if c.isalnum() else " " for c in processor.lower()).split()) or "unknown"

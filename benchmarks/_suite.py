@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from _quiet import benchmark_parser, start  # benchmarks/_quiet.py, beside this script
-from _results import RESULTS, save
+from _results import RESULTS, processor_slug, save
 
 import trtprune
 from trtprune.backends import BackendConfig
@@ -83,11 +83,6 @@ class Suite:
             final_finetune=self.final, distill=distill or self.distill, match=self.match,
             **self.data,
         )  # fmt: skip
-
-
-def _slug(processor: str) -> str:
-    """A processor's name as a directory name ("Intel(R) Xeon(R) Processor" -> "intel-r-xeon-r-processor")."""
-    return "-".join("".join(c if c.isalnum() else " " for c in processor.lower()).split()) or "unknown"
 
 
 def code_commit() -> str:
@@ -202,7 +197,7 @@ class State:
             if not report.exists():
                 continue
             r = json.loads(report.read_text())
-            moved[f"{_slug(made_on[name])}/{name}"] = {
+            moved[f"{processor_slug(made_on[name])}/{name}"] = {
                 "run": name,
                 "processor": made_on[name],
                 "commit": commits.get(name),
@@ -210,7 +205,7 @@ class State:
                 "top1": r.get("top1"),
                 "set_aside_on": here,
             }
-            self._move(part, Path("runs") / name, Path("other-processor") / _slug(made_on[name]) / name)
+            self._move(part, Path("runs") / name, Path("other-processor") / processor_slug(made_on[name]) / name)
         if moved:
             self._forget(part, moved, here)
         self._unshelve(part, names, here)
@@ -240,7 +235,7 @@ class State:
     def _unshelve(self, part: str, names: set[str], here: str) -> list[str]:
         """Move back into the grid the runs of ``names`` on this processor's shelf whose place in the
         grid is empty, with their processor and commit; returns their names."""
-        shelf = Path("other-processor") / _slug(here)
+        shelf = Path("other-processor") / processor_slug(here)
         back = sorted(
             n
             for n in names
@@ -250,7 +245,7 @@ class State:
         if not back:
             return back
         entries = self.read("set_aside.json").get(part, {})
-        keys = {name: f"{_slug(here)}/{name}" for name in back}
+        keys = {name: f"{processor_slug(here)}/{name}" for name in back}
         for name in back:
             self._move(part, shelf / name, Path("runs") / name)
 

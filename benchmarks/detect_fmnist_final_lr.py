@@ -7,6 +7,11 @@ In the landed runs that fine-tune restarted the cosine schedule at 0.01 and lost
 first epoch, which its last five epochs won back only in part: the default method ended 1.3 points
 under the base (0.652 against 0.665). The question: is that restart the rest of the gap?
 
+Answer so far (part 1, AMD EPYC, 2026-12-07): no. The default's 3 seeds scored 0.6411, 0.6500 and
+0.6572 (mean 0.649) against the landed runs' 0.6523, 0.6614 and 0.6436 (mean 0.652): paired -1.1,
+-1.1 and +1.4 points. The lower lr keeps the first epoch's mAP but ends no higher. Uniform and HALP
+were not run (a resume runs them next; not worth the 90 minutes unless the recipe changes again).
+
 It starts from the trained base and the table committed in detect_fmnist-state/ (copied into --out,
 not trained again), as the landed comparison did, and keeps its own runs in detect_fmnist_final_lr-state/;
 resumable in parts like every comparison (``_suite.py``): commit benchmarks/results/ after each part and
