@@ -23,15 +23,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from _suite import run_main
-from detect_fmnist import markdown, suite
+from detect_fmnist import markdown
+from detect_fmnist_landed import landed
 from detect_fmnist_long import LONG_RECIPE
 
-from trtprune.decide.matching import MatchPolicy
-
-FINAL_RECIPE = replace(LONG_RECIPE, epochs=12)
-SUITE = suite(
-    "detect_fmnist_final_long", LONG_RECIPE, base_from="detect_fmnist", match=MatchPolicy(calls=3), final=FINAL_RECIPE
-)
+SUITE = landed("detect_fmnist_final_long", final=replace(LONG_RECIPE, epochs=12))
 
 if __name__ == "__main__":
     run_main(SUITE, __doc__.splitlines()[0], markdown(SUITE))

@@ -17,13 +17,21 @@ Results: benchmarks/results/detect_fmnist_landed.{md,json} and detect_fmnist_lan
 
 from __future__ import annotations
 
-from _suite import run_main
+from _suite import Suite, run_main
 from detect_fmnist import markdown, suite
 from detect_fmnist_long import LONG_RECIPE
 
 from trtprune.decide.matching import MatchPolicy
+from trtprune.train.config import TrainConfig
 
-SUITE = suite("detect_fmnist_landed", LONG_RECIPE, base_from="detect_fmnist", match=MatchPolicy(calls=3))
+
+def landed(name: str, final: TrainConfig | None = None) -> Suite:
+    """This comparison under another ``name`` (its own state and results), with ``final`` the recipe of the
+    fine-tune after physical pruning (None: the stages' 6 epochs at lr 0.01)."""
+    return suite(name, LONG_RECIPE, base_from="detect_fmnist", match=MatchPolicy(calls=3), final=final)
+
+
+SUITE = landed("detect_fmnist_landed")
 
 if __name__ == "__main__":
     run_main(SUITE, __doc__.splitlines()[0], markdown(SUITE))
