@@ -12,7 +12,7 @@ not trained again), as the landed comparison did, and keeps its own runs in dete
 resumable in parts like every comparison (``_suite.py``): commit benchmarks/results/ after each part and
 rerun the same command. The default method runs its 3 seeds first, then uniform, then HALP: each seed
 pairs with the landed comparison's run of the same method and seed, which differs only in the final
-fine-tune's length. About 20 minutes a run alone on 2 cores.
+fine-tune's length. About 16 minutes a run alone on 2 cores (seed 0: 967 s, AMD EPYC).
 Results: benchmarks/results/detect_fmnist_final_long.{md,json} and detect_fmnist_final_long-ssdlite320_mobilenet_v3_large.png.
 
     python benchmarks/detect_fmnist_final_long.py --max-minutes 38 --one-processor --freeze-cgroup /sys/fs/cgroup/freezer/devwork
