@@ -10,9 +10,13 @@ help (``detect_fmnist_final_lr.py``). The question: is the rest of the gap the f
 It starts from the trained base and the table committed in detect_fmnist-state/ (copied into --out,
 not trained again), as the landed comparison did, and keeps its own runs in detect_fmnist_final_long-state/;
 resumable in parts like every comparison (``_suite.py``): commit benchmarks/results/ after each part and
-rerun the same command. The default method runs its 3 seeds first, then uniform, then HALP: each seed
-pairs with the landed comparison's run of the same method and seed, which differs only in the final
-fine-tune's length. About 16 minutes a run alone on 2 cores (seed 0: 967 s, AMD EPYC).
+rerun the same command. The default method runs its 3 seeds first, then HALP, then uniform (uniform's
+seed 0 ran before the order changed to put the default's closest rival first): each seed pairs with
+the landed comparison's run of the same method and seed, which has the same recipe up to the final
+fine-tune's length (its stages are matched again, so its widths may differ by measurement noise). HALP's
+per-layer conv table is the landed comparison's (detect_fmnist_landed-state/, measured on the same
+processor kind, copied into --out before HALP's first run here), so HALP does not time again the
+entries it timed there. About 16-18 minutes a run alone on 2 cores (AMD EPYC: 933-1062 s).
 Results: benchmarks/results/detect_fmnist_final_long.{md,json} and detect_fmnist_final_long-ssdlite320_mobilenet_v3_large.png.
 
     python benchmarks/detect_fmnist_final_long.py --max-minutes 38 --one-processor --freeze-cgroup /sys/fs/cgroup/freezer/devwork
@@ -27,7 +31,7 @@ from detect_fmnist import markdown
 from detect_fmnist_landed import landed
 from detect_fmnist_long import LONG_RECIPE
 
-SUITE = landed("detect_fmnist_final_long", final=replace(LONG_RECIPE, epochs=12))
+SUITE = replace(landed("detect_fmnist_final_long", final=replace(LONG_RECIPE, epochs=12)), first=("sp-lamp", "halp"))
 
 if __name__ == "__main__":
     run_main(SUITE, __doc__.splitlines()[0], markdown(SUITE))
