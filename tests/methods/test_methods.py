@@ -335,7 +335,8 @@ def test_matching_returns_the_fastest_when_nothing_fits():
 
 # compare -------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_compare_runs_measures_and_resumes(setup, tmp_path):
+def test_compare_runs_measures_and_resumes(setup, tmp_path, monkeypatch):
+    from trtprune.compare import run as compare_run
     from trtprune.compare.config import CompareConfig, Stopped
     from trtprune.compare.run import run_compare
 
@@ -354,7 +355,17 @@ def test_compare_runs_measures_and_resumes(setup, tmp_path):
     for r in result["rows"]:
         assert r["budget_ratio"] == 0.7 and r["base_ms"] > 0 and 0 < r["top1"] <= 1
         assert r["measured_ms"] == pytest.approx(r["measured_share"] * r["base_ms"])
+        assert r["call_shares"] == [r["measured_share"]] and not r["remeasured"]  # one call, within budget
     assert {s["method"] for s in result["summary"]} == {"sp-lamp", "uniform"}
+    # a run over its budget is timed again, and its share is the mean of every call, not the last look
+    monkeypatch.setattr(compare_run, "REMEASURE_OVER", -1.0)  # every run counts as over
+    runs = [(r["method"], r["budget_ratio"], r["seed"], Path(r["run"])) for r in result["rows"]]
+    rows, _ = compare_run.measure_runs(runs, str(table), calls=2)
+    for r in rows:
+        assert r["remeasured"] and len(r["call_shares"]) == 4
+        assert r["measured_share"] == pytest.approx(sum(r["call_shares"]) / 4)
+        assert r["first_share"] == pytest.approx(sum(r["call_shares"][:2]) / 2)
+    monkeypatch.undo()
     assert (out / "pareto.png").stat().st_size > 0 and "| 0.70 | sp-lamp |" in (out / "compare.md").read_text()
     stamps = {p: p.stat().st_mtime for p in (out / "runs").glob("*/report.json")}
     run_compare(config)  # resumes: no run is redone

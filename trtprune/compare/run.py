@@ -77,7 +77,7 @@ def run_compare(
         raise UsageError(f"compare: no finished run under {out / 'runs'} to measure")
     rows, environment = measure_runs(runs, config.lut, config.prune.match.calls)
     result = {
-        "format": 3,  # 3: remeasure_over
+        "format": 4,  # 3: remeasure_over; 4: a remeasured run's share is the mean of all its calls, call_shares
         "config": config.to_json(),
         "environment": environment,
         "remeasure_over": REMEASURE_OVER,
@@ -97,7 +97,8 @@ def measure_runs(
     """Every emitted model and the base in one interleaved call (``calls`` such calls: each share
     their mean), with the timing settings of the comparison's table ``lut`` (runs restored from
     elsewhere may name it by another path); runs over their budget by more than :data:`REMEASURE_OVER`
-    are measured once more beside the base, the same way (the second figure counts)."""
+    are measured once more beside the base, the same way, and their share is the mean of all their
+    calls (a second look refines the figure; it does not replace it)."""
 
     results = {run_dir: load_result(run_dir) for *_, run_dir in runs}
     with LutStore(lut) as store:
@@ -105,19 +106,18 @@ def measure_runs(
     base_onnx = runs[0][3] / "base.onnx"
     engine = measuring_backend(meta)
     per_call, t, environment = joint_shares(engine, base_onnx, {str(d): d / "model.onnx" for *_, d in runs}, calls)
-    shares = {k: statistics.fmean(v) for k, v in per_call.items()}
-    over = [d for _, budget, _, d in runs if shares[str(d)] > budget * (1 + REMEASURE_OVER)]
-    second = {}
+    over = [d for _, budget, _, d in runs if statistics.fmean(per_call[str(d)]) > budget * (1 + REMEASURE_OVER)]
+    again: dict[str, list[float]] = {}
     if over:
         log.info("re-measuring %d run(s) over their budget by more than %.0f%%", len(over), 100 * REMEASURE_OVER)
         again, *_ = joint_shares(engine, base_onnx, {str(d): d / "model.onnx" for d in over}, calls)
-        second = {k: statistics.fmean(v) for k, v in again.items()}
     base = t["base"].median_ms
     rows = []
     for spec, budget, seed, run_dir in runs:
         key = str(run_dir)
-        share = second.get(key, shares[key])
-        rows.append(_row(results[run_dir], spec, budget, seed, share, shares[key], key in second, t[key], base))
+        shares = per_call[key] + again.get(key, [])
+        row = _row(results[run_dir], spec, budget, seed, statistics.fmean(shares), key in again, t[key], base)
+        rows.append(row | {"first_share": statistics.fmean(per_call[key]), "call_shares": shares})
     return rows, environment
 
 
@@ -136,8 +136,8 @@ def joint_shares(
     return shares, *per_call[0]
 
 
-def _row(r, spec: str, budget: float, seed: int, share: float, first: float, again: bool, t, base_ms: float) -> dict:
-    """One run's row: its measured share (the second figure where it was timed again), its result."""
+def _row(r, spec: str, budget: float, seed: int, share: float, again: bool, t, base_ms: float) -> dict:
+    """One run's row: its measured share (the mean of all its calls where it was timed again), its result."""
     return {
         "method": spec,
         "importance": r.method.importance,
@@ -146,7 +146,6 @@ def _row(r, spec: str, budget: float, seed: int, share: float, first: float, aga
         "measured_ms": share * base_ms,
         "base_ms": base_ms,
         "measured_share": share,
-        "first_share": first,
         "remeasured": again,
         "speedup": 1 / share,
         "meets_budget": share <= budget,

@@ -48,7 +48,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{base['base_flops'] / 1e6:.2f} MMACs. Engine: {env.get('engine')} {env.get('version')} on "
         f"{env.get('processor') or env.get('device')}, {env.get('threads')} thread(s). Every model below was timed "
         f"in one interleaved harness call beside the base; runs more than {100 * result['remeasure_over']:.0f}% over their "
-        "budget were timed once more beside the base and the second figure is the one shown.",
+        "budget were timed once more beside the base, the same way, and the share shown is the mean of all "
+        "their calls (the first measurement's in `first share`).",
         "",
         "| budget | method | importance | measured ms | share (max) | speed-up | top-1 (mean ± std, n) | params | MMACs "
         "| within budget | over by >3% |",
