@@ -25,16 +25,15 @@ Results: benchmarks/results/detect_fmnist_taylor.{md,json} and detect_fmnist_tay
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from _suite import RESULTS, run_main
+from _suite import RESULTS, State, run_main
 from detect_fmnist import MODEL, markdown
 from detect_fmnist_landed import landed
 
 from trtprune.compare.config import run_dir_name
+from trtprune.core.atomic import copy_file
 
 TAYLOR = "sp-lamp:importance=taylor-bn"
 COPIED = ("halp", "sp-lamp")  # the landed comparison's arms, taken as they are
@@ -51,18 +50,19 @@ def copy_landed(src: Path, dst: Path) -> None:
     commit and processor each was made on), where it does not hold them yet."""
     part = f"compare-{MODEL}"
     names = [run_dir_name(m, b, s) for m in COPIED for b in SUITE.parts[MODEL]["budgets"] for s in range(3)]
-    for name in names:
-        if not (dst / part / "runs" / name / "report.json").exists():
-            (dst / part / "runs" / name).mkdir(parents=True, exist_ok=True)
-            for f in ("model.onnx", "report.json"):  # report.json last: a run directory with one is whole
-                shutil.copy2(src / part / "runs" / name / f, dst / part / "runs" / name / f)
-    if not (dst / part / "base.onnx").exists():
-        shutil.copy2(src / part / "base.onnx", dst / part / "base.onnx")
+    files = [f"runs/{n}/{f}" for n in names for f in ("model.onnx", "report.json")]  # report.json last: whole
+    for rel in [*files, "base.onnx"]:
+        if not (dst / part / rel).exists():
+            copy_file(src / part / rel, dst / part / rel)
+    landed_state, state = State(src, src), State(dst, dst)
     for book in ("commits.json", "machines.json"):
-        have = json.loads((dst / book).read_text()) if (dst / book).exists() else {}
-        landed_book = json.loads((src / book).read_text())[part]
-        have.setdefault(part, {}).update({n: landed_book[n] for n in names if n not in have.get(part, {})})
-        (dst / book).write_text(json.dumps(have, indent=2) + "\n")
+        made = landed_state.read(book)[part]
+
+        def add(data: dict, made: dict = made) -> None:
+            kept = data.setdefault(part, {})
+            kept.update({n: made[n] for n in names if n not in kept})
+
+        state.record(book, add)
 
 
 def state_paths() -> tuple[Path, Path]:

@@ -115,9 +115,7 @@ def measure_runs(
     rows = []
     for spec, budget, seed, run_dir in runs:
         key = str(run_dir)
-        shares = per_call[key] + again.get(key, [])
-        row = _row(results[run_dir], spec, budget, seed, statistics.fmean(shares), key in again, t[key], base)
-        rows.append(row | {"first_share": statistics.fmean(per_call[key]), "call_shares": shares})
+        rows.append(_row(results[run_dir], spec, budget, seed, per_call[key], again.get(key, []), t[key], base))
     return rows, environment
 
 
@@ -136,8 +134,10 @@ def joint_shares(
     return shares, *per_call[0]
 
 
-def _row(r, spec: str, budget: float, seed: int, share: float, again: bool, t, base_ms: float) -> dict:
-    """One run's row: its measured share (the mean of all its calls where it was timed again), its result."""
+def _row(r, spec: str, budget: float, seed: int, first: list[float], again: list[float], t, base_ms: float) -> dict:
+    """One run's row: its result and its measured share, the mean of all its calls (``first``: the joint
+    measurement's, ``again``: the second look's where it was timed again)."""
+    share = statistics.fmean(first + again)
     return {
         "method": spec,
         "importance": r.method.importance,
@@ -146,7 +146,9 @@ def _row(r, spec: str, budget: float, seed: int, share: float, again: bool, t, b
         "measured_ms": share * base_ms,
         "base_ms": base_ms,
         "measured_share": share,
-        "remeasured": again,
+        "first_share": statistics.fmean(first),
+        "call_shares": first + again,
+        "remeasured": bool(again),
         "speedup": 1 / share,
         "meets_budget": share <= budget,
         "over_budget": share > budget * (1 + REMEASURE_OVER),
